@@ -1,0 +1,99 @@
+/**
+ * The desired-state model: what the load stage builds from `edge.yaml`, `hosts/*.yaml` and `roles/*\/role.yaml`,
+ * and what renderers, validators and the planner read. Plain data, no behaviour.
+ */
+
+/** The resource kinds; one renderer folder each under `renderers/`. */
+export type ResourceKind = 'caddy' | 'env-file' | 'file' | 'systemd-unit' | 'ufw';
+
+/** Where something was declared: a repo-relative file, the line, and the JSON pointer inside it. */
+export interface SourceRef {
+  file: string;
+  line?: number;
+  path?: string;
+}
+
+/** Guard rails that the repo may lift explicitly in `edge.yaml` (`guards:`). */
+export interface Guards {
+  /** Allow a rule set that would cut SSH/management over the Tailscale interface. */
+  allowManagementCut: boolean;
+  /** Allow SSH (22/tcp) from anywhere on a non-Tailscale interface. */
+  allowSshFromAnywhere: boolean;
+  /** The interface that carries management traffic. */
+  managementInterface: string;
+}
+
+/** `edge.yaml`: the repo-wide settings. */
+export interface EdgeConfig {
+  version: 1;
+  guards: Guards;
+  /** Executables that are deployed outside the repo (app releases): their absence on a CI machine is no error. */
+  externalExecPrefixes: string[];
+  health: { deadlineSeconds: number; intervalSeconds: number };
+  /** Waves: host groups that converge one after the other. */
+  waves: string[][];
+  source: SourceRef;
+}
+
+/** A route an app host offers to the router: traffic for `domain` goes to this host's `port`. */
+export interface RouteSpec {
+  domain: string;
+  port: number;
+  /** Path the router probes on the upstream. */
+  healthPath?: string;
+  source: SourceRef;
+}
+
+/** `hosts/<name>.yaml`. */
+export interface HostSpec {
+  name: string;
+  /** The host's Tailscale address: what the router and peers dial. */
+  address: string;
+  roles: string[];
+  standby: boolean;
+  vars: Record<string, unknown>;
+  routes: RouteSpec[];
+  source: SourceRef;
+}
+
+/** One resource of a role, as declared; `spec` is checked by the kind's JSON schema. */
+export interface ResourceDecl {
+  kind: ResourceKind;
+  name: string;
+  role: string;
+  spec: Record<string, unknown>;
+  source: SourceRef;
+}
+
+/** A health check as declared by a role or host. */
+export interface HealthCheckSpec {
+  name: string;
+  type: 'unit' | 'http' | 'tcp' | 'command';
+  spec: Record<string, unknown>;
+  source: SourceRef;
+}
+
+/** Hook executables a role declares, by phase. */
+export type HookPhase = 'pre-apply' | 'post-apply' | 'on-failure' | 'on-rollback';
+
+/** `roles/<name>/role.yaml`. */
+export interface RoleSpec {
+  name: string;
+  /** Default variables; host `vars` override them. */
+  vars: Record<string, unknown>;
+  resources: ResourceDecl[];
+  health: HealthCheckSpec[];
+  hooks: Partial<Record<HookPhase, string>>;
+  source: SourceRef;
+}
+
+/** Everything one revision of the desired-state repo says, parsed and schema-checked. */
+export interface DesiredState {
+  /** Directory holding the exported tree of the revision. */
+  repoDir: string;
+  edge: EdgeConfig;
+  hosts: Map<string, HostSpec>;
+  roles: Map<string, RoleSpec>;
+  /** Template files by repo-relative path (`roles/<role>/templates/...`). */
+  templates: Map<string, string>;
+}

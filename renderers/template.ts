@@ -1,0 +1,177 @@
+/**
+ * The one template engine every renderer uses: handlebars in strict mode (an unknown variable is an error, never an
+ * empty string), no HTML escaping, a few pure helpers, and `{{secret "NAME"}}` for the kinds that may hold secrets.
+ */
+import Handlebars from 'handlebars';
+import type { ResourceDecl } from '../reconciler/model.js';
+import type { Problem } from '../reconciler/errors.js';
+import { RenderProblems, type TemplateData } from './types.js';
+
+/** Where secret values come from. In `check` without a secrets dir, placeholders stand in for them. */
+export interface SecretSource {
+  /** The value, or undefined when the secret does not exist. */
+  get(name: string): string | undefined;
+  /** Where the secrets live, for error messages (`/etc/edge-reconciler/secrets`). */
+  readonly description: string;
+}
+
+/** A secret source that never fails: renders `<secret:NAME>`; for checking a repo without the host's secrets. */
+export const placeholderSecrets: SecretSource = {
+  get: (name) => `<secret:${name}>`,
+  description: 'placeholders (no secrets dir given)',
+};
+
+/** The secret names a template may ask for. */
+export const SECRET_NAME = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
+
+/** The result of rendering one resource's template. */
+export interface RenderedText {
+  text: string;
+  /** Repo-relative template file, or the role.yaml for inline content. */
+  file: string;
+  /** Secret names used, sorted. */
+  secrets: string[];
+}
+
+type Compiled = (data: TemplateData) => string;
+
+/** Renders a resource's `template:` (a file under `roles/<role>/templates/`) or inline `content:`. */
+export class TemplateEngine {
+  private readonly compiled = new Map<string, Compiled>();
+  private readonly hb = Handlebars.create();
+  private used = new Set<string>();
+  private missing = new Set<string>();
+  private allowSecrets = false;
+
+  constructor(
+    private readonly templates: ReadonlyMap<string, string>,
+    private readonly secrets: SecretSource,
+  ) {
+    this.registerHelpers();
+  }
+
+  /** Renders the resource's template with `data`; throws RenderProblems naming the file and line. */
+  render(resource: ResourceDecl, data: TemplateData, options: { allowSecrets: boolean }): RenderedText {
+    const { file, source } = this.locate(resource);
+    this.used = new Set();
+    this.missing = new Set();
+    this.allowSecrets = options.allowSecrets;
+    let text: string;
+    try {
+      text = this.compile(file, source)(data);
+    } catch (error) {
+      if (error instanceof RenderProblems) throw error;
+      throw new RenderProblems([templateProblem(file, error)]);
+    }
+    if (this.missing.size > 0) {
+      throw new RenderProblems(
+        [...this.missing].sort().map((name) => ({
+          code: 'SECRET_MISSING',
+          file,
+          message: `secret "${name}" is not in ${this.secrets.description}`,
+        })),
+      );
+    }
+    return { text, file, secrets: [...this.used].sort() };
+  }
+
+  private locate(resource: ResourceDecl): { file: string; source: string } {
+    const { template, content } = resource.spec as { template?: string; content?: string };
+    if (typeof content === 'string') return { file: resource.source.file, source: content };
+    if (typeof template !== 'string') {
+      throw new RenderProblems([
+        {
+          code: 'TEMPLATE_MISSING',
+          ...resource.source,
+          message: `${resource.kind} "${resource.name}" has neither template nor content`,
+        },
+      ]);
+    }
+    const file = `roles/${resource.role}/templates/${template}`;
+    const source = this.templates.get(file);
+    if (source === undefined) {
+      throw new RenderProblems([
+        { code: 'TEMPLATE_MISSING', ...resource.source, message: `template ${file} does not exist` },
+      ]);
+    }
+    return { file, source };
+  }
+
+  private compile(file: string, source: string): Compiled {
+    const key = `${file}\0${source}`;
+    let fn = this.compiled.get(key);
+    if (!fn) {
+      const template = this.hb.compile(source, { strict: true, noEscape: true, knownHelpersOnly: false });
+      fn = (data) => template(data);
+      this.compiled.set(key, fn);
+    }
+    return fn;
+  }
+
+  private registerHelpers(): void {
+    const hb = this.hb;
+    hb.registerHelper('secret', (name: unknown) => {
+      if (typeof name !== 'string' || !SECRET_NAME.test(name)) {
+        throw new HelperError('SECRET_NAME', `secret takes one name like "DB_PASSWORD"`);
+      }
+      if (!this.allowSecrets) {
+        throw new HelperError('SECRET_NOT_ALLOWED', `secret "${name}" may only be used in env-file templates`);
+      }
+      this.used.add(name);
+      const value = this.secrets.get(name);
+      if (value === undefined) {
+        this.missing.add(name);
+        return '';
+      }
+      return value;
+    });
+    hb.registerHelper('eq', (a: unknown, b: unknown) => a === b);
+    hb.registerHelper('ne', (a: unknown, b: unknown) => a !== b);
+    hb.registerHelper('json', (value: unknown) => JSON.stringify(value));
+    hb.registerHelper('join', (list: unknown, separator: unknown) =>
+      Array.isArray(list) ? list.join(typeof separator === 'string' ? separator : ', ') : '',
+    );
+    hb.registerHelper('lookupOr', (object: unknown, key: unknown, fallback: unknown) => {
+      if (object && typeof object === 'object' && typeof key === 'string' && key in object) {
+        return (object as Record<string, unknown>)[key];
+      }
+      return fallback;
+    });
+  }
+}
+
+/** An error a helper raises on purpose, with its own code. */
+class HelperError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Turns a handlebars exception into a problem with the template's line. */
+function templateProblem(file: string, error: unknown): Problem {
+  if (error instanceof HelperError) return { code: error.code, file, message: error.message };
+  const message = error instanceof Error ? error.message : String(error);
+  const strict = /^"([^"]+)" not defined in .* - (\d+):(\d+)$/s.exec(message);
+  if (strict) {
+    return {
+      code: 'TEMPLATE_UNKNOWN_VARIABLE',
+      file,
+      line: Number(strict[2]),
+      message: `unknown variable "${strict[1]}" (strict templates: declare it in vars or fix the name)`,
+    };
+  }
+  const parse = /^Parse error on line (\d+):\n[\s\S]*?\n([^\n]*)$/.exec(message);
+  if (parse) {
+    return { code: 'TEMPLATE_SYNTAX', file, line: Number(parse[1]), message: `template syntax: ${parse[2]}` };
+  }
+  const lineHint = / - (\d+):(\d+)$/.exec(message);
+  return {
+    code: 'TEMPLATE_ERROR',
+    file,
+    ...(lineHint ? { line: Number(lineHint[1]) } : {}),
+    message: message.split('\n')[0] ?? message,
+  };
+}

@@ -1,0 +1,151 @@
+/**
+ * The contract every resource kind implements. A renderer turns one declared resource into the exact files a host
+ * must hold (pure: no filesystem writes, no processes), and validates a host's staged files of its kind with the
+ * real tools (never on the live host).
+ */
+import type { Guards, HostSpec, ResourceDecl, ResourceKind, SourceRef } from '../reconciler/model.js';
+import type { Problem } from '../reconciler/errors.js';
+import type { TemplateEngine } from './template.js';
+
+/** What a systemd-unit file asks of activation. */
+export interface UnitIntent {
+  /** The unit this file configures: `lod.service` for the unit file and for its drop-ins. */
+  unit: string;
+  /** True for a drop-in (`lod.service.d/10-limits.conf`). */
+  dropIn: boolean;
+  enable: boolean;
+  start: boolean;
+  /** Absolute paths from `EnvironmentFile=` lines: a change to one restarts the unit. */
+  environmentFiles: string[];
+  /** Further managed paths whose change restarts the unit. */
+  restartOn: string[];
+}
+
+/** A firewall rule, as data. */
+export interface UfwRule {
+  action: 'allow' | 'deny' | 'reject' | 'limit';
+  direction: 'in' | 'out';
+  /** Interface name, e.g. `tailscale0`; absent means any interface. */
+  interface?: string;
+  /** Port or range (`8000:8010`); absent means every port. */
+  port?: string;
+  proto?: 'tcp' | 'udp';
+  /** Source address or CIDR; absent means anywhere. */
+  from?: string;
+  to?: string;
+  comment?: string;
+  source: SourceRef;
+}
+
+/** Default policies of UFW. */
+export interface UfwDefaults {
+  incoming: 'allow' | 'deny' | 'reject';
+  outgoing: 'allow' | 'deny' | 'reject';
+  routed: 'allow' | 'deny' | 'reject';
+}
+
+/** The firewall part of one ufw resource. */
+export interface UfwRuleSet {
+  defaults?: UfwDefaults;
+  rules: UfwRule[];
+}
+
+/** What a generic file asks of activation when it changes. */
+export interface OnChange {
+  restart: string[];
+  reload: string[];
+  /** One command (argv) to run after the file is in place. */
+  run?: string[];
+}
+
+/** One file a host must hold, with everything apply and activation need to know about it. */
+export interface RenderedFile {
+  /** Absolute, normalized target path on the host (`/etc/caddy/Caddyfile`). */
+  path: string;
+  content: string;
+  mode: number;
+  owner: string;
+  group: string;
+  kind: ResourceKind;
+  /** `role/kind/name`: unique per host. */
+  resource: string;
+  /** The resource declaration in its role.yaml. */
+  source: SourceRef;
+  /** The repo-relative template it was rendered from, when any. */
+  template?: string;
+  /** Holds secret values: never printed; diffs show keys only. */
+  sensitive: boolean;
+  /** Names of the secrets used (rotation restarts what uses them). */
+  secrets: string[];
+  unit?: UnitIntent;
+  ufw?: UfwRuleSet;
+  /** `file` kind: argv of a validate command; `%s` is replaced by the staged file's path. */
+  validateCommand?: string[];
+  onChange?: OnChange;
+}
+
+/** The view of a host that templates and renderers see. */
+export interface HostView {
+  name: string;
+  address: string;
+  standby: boolean;
+  roles: string[];
+  vars: Record<string, unknown>;
+}
+
+/** A domain the router serves, gathered from every host's declared routes. */
+export interface RouteView {
+  domain: string;
+  healthPath?: string;
+  /** Active hosts first, standbys after (Caddy's `lb_policy first` then fails over to them). */
+  upstreams: { host: string; address: string; port: number; standby: boolean }[];
+}
+
+/** The data a template sees; identical for every resource of one host (deterministic output). */
+export interface TemplateData {
+  host: HostView;
+  /** Role defaults overridden by host vars. */
+  vars: Record<string, unknown>;
+  inventory: { hosts: HostView[]; routes: RouteView[] };
+}
+
+/** Everything a renderer may use; no I/O. */
+export interface RenderInput {
+  resource: ResourceDecl;
+  host: HostSpec;
+  data: TemplateData;
+  engine: TemplateEngine;
+}
+
+/** Everything a validator may use: the staged tree and the repo's guard rails. */
+export interface ValidateInput {
+  /** Every file of this kind rendered for the host. */
+  files: RenderedFile[];
+  /** Every file rendered for the host (validators that resolve imports need the others). */
+  allFiles: RenderedFile[];
+  /** A temp directory that mirrors the host: `<stagingDir>/etc/caddy/Caddyfile`. */
+  stagingDir: string;
+  guards: Guards;
+  externalExecPrefixes: string[];
+  /** Aborts long-running validators when the run is cancelled. */
+  signal?: AbortSignal;
+}
+
+/** A resource kind. */
+export interface Renderer {
+  kind: ResourceKind;
+  /** JSON Schema of a resource's fields in role.yaml (besides `kind` and `name`). */
+  schema: Record<string, unknown>;
+  /** Renders one resource into files. Throws RenderProblems for bad input. */
+  render(input: RenderInput): RenderedFile[];
+  /** Checks a host's staged files of this kind; returns every problem found. */
+  validate(input: ValidateInput): Promise<Problem[]>;
+}
+
+/** Thrown by a renderer: the problems of one resource. */
+export class RenderProblems extends Error {
+  constructor(readonly problems: Problem[]) {
+    super(problems.map((p) => p.message).join('; '));
+    this.name = 'RenderProblems';
+  }
+}
