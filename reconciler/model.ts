@@ -53,6 +53,8 @@ export interface HostSpec {
   standby: boolean;
   vars: Record<string, unknown>;
   routes: RouteSpec[];
+  /** Checks for this host besides its roles' ones. */
+  health: HealthCheckSpec[];
   source: SourceRef;
 }
 

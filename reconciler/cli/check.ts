@@ -1,0 +1,77 @@
+/**
+ * `edge-reconciler check --repo DIR`: renders and validates every host of a desired-state repo with the real
+ * tools, for the repo's own CI. Exit 0 only when every host passes.
+ */
+import type { Command } from 'commander';
+import { EdgeError, formatProblem, type Problem } from '../errors.js';
+import { DEFAULT_PATH_POLICY } from '../path-policy.js';
+import { loadDesiredState } from '../stages/load.js';
+import { renderHost } from '../stages/render.js';
+import { collectValidationProblems } from '../stages/validate.js';
+import { out, printError, setupSecrets } from './io.js';
+
+interface CheckOptions {
+  repo: string;
+  host?: string[];
+  secretsDir?: string;
+  json?: boolean;
+}
+
+/** The verdict for one host. */
+interface HostVerdict {
+  host: string;
+  files: number;
+  problems: Problem[];
+}
+
+/** Registers the `check` command. */
+export function registerCheck(program: Command): void {
+  program
+    .command('check')
+    .description('render and validate every host of a desired-state repo with the real tools (for the repo\'s CI)')
+    .requiredOption('--repo <dir>', 'the desired-state repo (a checkout or an exported tree)')
+    .option('--host <name...>', 'check only these hosts')
+    .option('--secrets-dir <dir>', 'render with real secrets from this dir (default: placeholders)')
+    .option('--json', 'print the verdicts as JSON')
+    .action(async (options: CheckOptions) => {
+      process.exitCode = await runCheck(options);
+    });
+}
+
+async function runCheck(options: CheckOptions): Promise<number> {
+  let redact = (text: string) => text;
+  try {
+    const secrets = await setupSecrets(options.secretsDir);
+    redact = secrets.redact;
+    const state = await loadDesiredState(options.repo);
+    const names = options.host ?? [...state.hosts.keys()];
+    const verdicts = await Promise.all(
+      names.map(async (name): Promise<HostVerdict> => {
+        try {
+          const { files } = renderHost(state, name, secrets.source, DEFAULT_PATH_POLICY);
+          return { host: name, files: files.length, problems: await collectValidationProblems(state, files) };
+        } catch (error) {
+          if (error instanceof EdgeError && error.problems.length > 0) return { host: name, files: 0, problems: error.problems };
+          throw error;
+        }
+      }),
+    );
+    const failed = verdicts.filter((verdict) => verdict.problems.length > 0);
+    if (options.json) {
+      out(JSON.stringify({ ok: failed.length === 0, hosts: verdicts }, null, 2), redact);
+    } else {
+      for (const verdict of verdicts) {
+        if (verdict.problems.length === 0) {
+          out(`ok    ${verdict.host}: ${verdict.files} files rendered and validated`, redact);
+        } else {
+          out(`FAIL  ${verdict.host}: ${verdict.problems.length} problem(s)`, redact);
+          for (const problem of verdict.problems) out(`  ${formatProblem(problem)}`, redact);
+        }
+      }
+      out(failed.length === 0 ? `all ${verdicts.length} hosts pass` : `${failed.length} of ${verdicts.length} hosts fail`, redact);
+    }
+    return failed.length === 0 ? 0 : 1;
+  } catch (error) {
+    return printError(error, redact);
+  }
+}

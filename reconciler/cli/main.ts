@@ -1,0 +1,20 @@
+#!/usr/bin/env node
+/**
+ * The `edge-reconciler` command line.
+ */
+import { Command } from 'commander';
+import { registerCheck } from './check.js';
+import { registerPlan } from './plan.js';
+import { registerSchemas } from './schemas.js';
+
+const program = new Command()
+  .name('edge-reconciler')
+  .description('Git-driven reconciler for small edge data centers: Caddy, systemd units, env files, UFW and config files')
+  .version('0.1.0')
+  .showHelpAfterError();
+
+registerCheck(program);
+registerPlan(program);
+registerSchemas(program);
+
+await program.parseAsync(process.argv);

@@ -1,0 +1,42 @@
+/**
+ * The inventory: what a generation manages on a host, file by file, with enough to plan deletions and their
+ * activation (stop and disable a removed unit) without the repo at hand.
+ */
+import { createHash } from 'node:crypto';
+import type { ResourceKind } from './model.js';
+import type { RenderedFile, UnitIntent } from '../renderers/types.js';
+
+/** One managed file of a generation. */
+export interface InventoryEntry {
+  path: string;
+  kind: ResourceKind;
+  resource: string;
+  sha256: string;
+  mode: number;
+  owner: string;
+  group: string;
+  sensitive: boolean;
+  unit?: UnitIntent;
+}
+
+/** The sha256 of a file's content, hex. */
+export function sha256(content: string | Buffer): string {
+  return createHash('sha256').update(content).digest('hex');
+}
+
+/** The inventory of a set of rendered files, sorted by path. */
+export function inventoryOf(files: readonly RenderedFile[]): InventoryEntry[] {
+  return files
+    .map((file) => ({
+      path: file.path,
+      kind: file.kind,
+      resource: file.resource,
+      sha256: sha256(file.content),
+      mode: file.mode,
+      owner: file.owner,
+      group: file.group,
+      sensitive: file.sensitive,
+      ...(file.unit ? { unit: file.unit } : {}),
+    }))
+    .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}

@@ -1,0 +1,192 @@
+/**
+ * The plan stage: compares a host's rendered files with what is live under the root and with the inventory of the
+ * last generation, and derives the activation that the change implies: which units start, restart or stop,
+ * whether systemd reloads, Caddy reloads or the firewall changes. Env values never appear in a plan.
+ */
+import { createTwoFilesPatch } from 'diff';
+import type { Host, LiveFile } from '../host.js';
+import type { InventoryEntry } from '../inventory.js';
+import type { ResourceKind } from '../model.js';
+import type { RenderedFile, UnitIntent } from '../../renderers/types.js';
+import { maskEnvDiff } from '../../renderers/env-file/mask.js';
+
+/** What happens to one managed path. */
+export type FileAction = 'create' | 'update' | 'delete' | 'unchanged';
+
+/** Why an existing file is updated. */
+export type UpdateReason = 'content' | 'mode' | 'owner' | 'type';
+
+/** One path of the plan. */
+export interface FileChange {
+  path: string;
+  action: FileAction;
+  kind: ResourceKind;
+  resource: string;
+  sensitive: boolean;
+  reasons: UpdateReason[];
+  /** A unified diff, or for sensitive files one masked line per changed key; empty when unchanged. */
+  diff: string;
+}
+
+/** The activation a plan implies, in the order activation runs it. */
+export interface Activation {
+  daemonReload: boolean;
+  stop: string[];
+  disable: string[];
+  enable: string[];
+  start: string[];
+  restart: string[];
+  reload: string[];
+  caddyReload: boolean;
+  firewall: boolean;
+  /** Commands from `onChange.run` of changed files. */
+  run: string[][];
+  /** Why each unit in start/restart/stop is there: the managed paths that changed. */
+  because: Record<string, string[]>;
+}
+
+/** The plan of one host. */
+export interface Plan {
+  host: string;
+  changes: FileChange[];
+  activation: Activation;
+  /** True when any file changes (then activation has work too, or the change is content-only). */
+  changed: boolean;
+}
+
+/** Compares `files` with the live host and the previous generation's inventory. */
+export async function planHost(
+  hostName: string,
+  files: readonly RenderedFile[],
+  host: Host,
+  previous: readonly InventoryEntry[] = [],
+): Promise<Plan> {
+  const desired = new Set(files.map((file) => file.path));
+  const changes: FileChange[] = [];
+  for (const file of files) changes.push(compareFile(file, await host.read(file.path), host));
+  for (const entry of previous) {
+    if (desired.has(entry.path)) continue;
+    const live = await host.read(entry.path);
+    if (!live) continue;
+    const old = live.type === 'file' ? live.content.toString('utf8') : '';
+    changes.push({
+      path: entry.path,
+      action: 'delete',
+      kind: entry.kind,
+      resource: entry.resource,
+      sensitive: entry.sensitive,
+      reasons: [],
+      diff: entry.sensitive ? maskEnvDiff(old, '').join('\n') : unifiedDiff(entry.path, old, ''),
+    });
+  }
+  changes.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  const activation = planActivation(changes, files, previous);
+  return { host: hostName, changes, activation, changed: changes.some((change) => change.action !== 'unchanged') };
+}
+
+function compareFile(file: RenderedFile, live: LiveFile | undefined, host: Host): FileChange {
+  const base = { path: file.path, kind: file.kind, resource: file.resource, sensitive: file.sensitive };
+  if (!live) {
+    return { ...base, action: 'create', reasons: [], diff: describeDiff(file, undefined) };
+  }
+  const reasons: UpdateReason[] = [];
+  if (live.type !== 'file') reasons.push('type');
+  const old = live.type === 'file' ? live.content.toString('utf8') : undefined;
+  if (live.type === 'file' && !live.content.equals(Buffer.from(file.content))) reasons.push('content');
+  if (live.mode !== file.mode) reasons.push('mode');
+  const uid = host.ids.uid(file.owner);
+  const gid = host.ids.gid(file.group);
+  if ((uid !== undefined && uid !== live.uid) || (gid !== undefined && gid !== live.gid)) reasons.push('owner');
+  if (reasons.length === 0) return { ...base, action: 'unchanged', reasons, diff: '' };
+  return { ...base, action: 'update', reasons, diff: reasons.includes('content') || reasons.includes('type') ? describeDiff(file, old) : '' };
+}
+
+function describeDiff(file: RenderedFile, old: string | undefined): string {
+  return file.sensitive ? maskEnvDiff(old, file.content).join('\n') : unifiedDiff(file.path, old ?? '', file.content);
+}
+
+function unifiedDiff(path: string, old: string, next: string): string {
+  const patch = createTwoFilesPatch(`a${path}`, `b${path}`, old, next, '', '', { context: 3 });
+  return patch.replace(/^=+\n/, '').replace(/^((?:---|\+\+\+) \S+)\t$/gm, '$1').trimEnd();
+}
+
+interface UnitFiles {
+  main?: UnitIntent;
+  /** Managed paths of the unit (its file and drop-ins) and the files it reads. */
+  watches: Set<string>;
+  changed: string[];
+}
+
+/**
+ * Derives the activation from the file changes: a unit restarts when its unit file, a drop-in, an
+ * `EnvironmentFile=` or a declared `restartOn` path changed; new units start; removed units stop.
+ */
+export function planActivation(
+  changes: readonly FileChange[],
+  files: readonly RenderedFile[],
+  previous: readonly InventoryEntry[],
+): Activation {
+  const changed = new Map(changes.filter((c) => c.action !== 'unchanged').map((c) => [c.path, c]));
+  const activation: Activation = {
+    daemonReload: false,
+    stop: [],
+    disable: [],
+    enable: [],
+    start: [],
+    restart: [],
+    reload: [],
+    caddyReload: false,
+    firewall: false,
+    run: [],
+    because: {},
+  };
+  const units = new Map<string, UnitFiles>();
+  for (const file of files) {
+    if (!file.unit) continue;
+    const entry = units.get(file.unit.unit) ?? { watches: new Set<string>(), changed: [] };
+    units.set(file.unit.unit, entry);
+    if (!file.unit.dropIn) entry.main = file.unit;
+    for (const path of [file.path, ...file.unit.environmentFiles, ...file.unit.restartOn]) entry.watches.add(path);
+  }
+  for (const [name, unit] of units) {
+    unit.changed = [...unit.watches].filter((path) => changed.has(path)).sort();
+    if (unit.changed.length === 0) continue;
+    const created = unit.main !== undefined && changed.get(unitFilePath(files, name) ?? '')?.action === 'create';
+    const runs = unit.main ? unit.main.start : true;
+    if (created) {
+      if (unit.main?.enable) activation.enable.push(name);
+      if (runs) activation.start.push(name);
+    } else if (runs) {
+      activation.restart.push(name);
+    }
+    if (created || runs) activation.because[name] = unit.changed;
+  }
+  for (const change of changed.values()) {
+    if (change.kind === 'systemd-unit') activation.daemonReload = true;
+    if (change.kind === 'caddy') activation.caddyReload = true;
+    if (change.kind === 'ufw') activation.firewall = true;
+  }
+  for (const entry of previous) {
+    if (!entry.unit || entry.unit.dropIn || changed.get(entry.path)?.action !== 'delete') continue;
+    activation.stop.push(entry.unit.unit);
+    if (entry.unit.enable) activation.disable.push(entry.unit.unit);
+    activation.because[entry.unit.unit] = [entry.path];
+  }
+  for (const file of files) {
+    if (!file.onChange || !changed.has(file.path)) continue;
+    activation.restart.push(...file.onChange.restart.filter((unit) => !activation.start.includes(unit)));
+    activation.reload.push(...file.onChange.reload);
+    if (file.onChange.run) activation.run.push(file.onChange.run);
+    for (const unit of [...file.onChange.restart, ...file.onChange.reload]) {
+      activation.because[unit] = [...new Set([...(activation.because[unit] ?? []), file.path])].sort();
+    }
+  }
+  for (const key of ['stop', 'disable', 'enable', 'start', 'restart', 'reload'] as const) {
+    activation[key] = [...new Set(activation[key])].sort();
+  }
+  return activation;
+}
+
+function unitFilePath(files: readonly RenderedFile[], unit: string): string | undefined {
+  return files.find((file) => file.unit?.unit === unit && !file.unit.dropIn)?.path;
+}

@@ -1,0 +1,93 @@
+/**
+ * YAML documents that remember where each value came from, so every problem can name its file and line, and the
+ * schema check that reports all problems of a file at once with file, JSON pointer and line.
+ */
+import { isNode, LineCounter, parseDocument, type Document } from 'yaml';
+import type { ErrorObject, ValidateFunction } from 'ajv';
+import type { Problem } from './errors.js';
+
+/** A parsed YAML file: its plain value and a way back from a JSON pointer to a line. */
+export interface YamlSource {
+  file: string;
+  value: unknown;
+  /** The 1-based line of the node at `pointer` (or of its nearest existing parent). */
+  lineOf(pointer: string): number | undefined;
+}
+
+/** Parses YAML text; syntax errors (including duplicate keys) become YAML_SYNTAX problems with their line. */
+export function parseYaml(file: string, text: string): { source?: YamlSource; problems: Problem[] } {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    return {
+      problems: doc.errors.map((error) => ({
+        code: 'YAML_SYNTAX',
+        file,
+        line: error.linePos?.[0]?.line,
+        message: `yaml syntax: ${error.message.split('\n')[0]}`,
+      })),
+    };
+  }
+  const lineOf = (pointer: string): number | undefined => lineAt(doc, lineCounter, pointerKeys(pointer));
+  return { source: { file, value: doc.toJS({ maxAliasCount: 100 }), lineOf }, problems: [] };
+}
+
+/** Runs a compiled ajv schema; every error becomes a SCHEMA problem with file, pointer and line. */
+export function schemaProblems(source: YamlSource, validate: ValidateFunction): Problem[] {
+  if (validate(source.value)) return [];
+  return relevantErrors(validate.errors ?? []).map((error) => {
+    const pointer = error.instancePath || '/';
+    return {
+      code: 'SCHEMA',
+      file: source.file,
+      line: source.lineOf(error.instancePath),
+      path: pointer,
+      message: describeSchemaError(error),
+    };
+  });
+}
+
+/** `if`/`then` wrappers repeat the real error below them; drop them and exact duplicates. */
+function relevantErrors(errors: ErrorObject[]): ErrorObject[] {
+  const seen = new Set<string>();
+  return errors.filter((error) => {
+    if (error.keyword === 'if') return false;
+    const key = `${error.instancePath}|${error.keyword}|${JSON.stringify(error.params)}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
+function describeSchemaError(error: ErrorObject): string {
+  const params = error.params as Record<string, unknown>;
+  switch (error.keyword) {
+    case 'additionalProperties':
+      return `unknown field "${String(params.additionalProperty)}"`;
+    case 'required':
+      return `missing required field "${String(params.missingProperty)}"`;
+    case 'enum':
+      return `must be one of ${(params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`;
+    case 'const':
+      return `must be ${JSON.stringify(params.allowedValue)}`;
+    default:
+      return error.message ?? error.keyword;
+  }
+}
+
+function pointerKeys(pointer: string): (string | number)[] {
+  if (pointer === '' || pointer === '/') return [];
+  return pointer
+    .slice(1)
+    .split('/')
+    .map((segment) => segment.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .map((segment) => (/^\d+$/.test(segment) ? Number(segment) : segment));
+}
+
+function lineAt(doc: Document, counter: LineCounter, keys: (string | number)[]): number | undefined {
+  for (let depth = keys.length; depth >= 0; depth--) {
+    const node = depth === 0 ? doc.contents : doc.getIn(keys.slice(0, depth), true);
+    if (isNode(node) && node.range) return counter.linePos(node.range[0]).line;
+  }
+  return undefined;
+}

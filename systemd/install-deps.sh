@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the system tools edge-reconciler validates and applies with (Debian 12 / Ubuntu 24.04):
+# caddy (validate), systemd-analyze (in systemd), ufw, logrotate (validates logrotate files) and git.
+# With --e2e also systemd-container (systemd-nspawn) and debootstrap, which the e2e tests boot a systemd with.
+set -euo pipefail
+packages=(caddy systemd ufw logrotate git)
+[ "${1:-}" = "--e2e" ] && packages+=(systemd-container debootstrap)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "system packages: all present (${packages[*]})"
+  exit 0
+fi
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "system packages: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -q
+$sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
