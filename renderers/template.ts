@@ -167,6 +167,15 @@ function templateProblem(file: string, error: unknown): Problem {
   if (parse) {
     return { code: 'TEMPLATE_SYNTAX', file, line: Number(parse[1]), message: `template syntax: ${parse[2]}` };
   }
+  const mismatch = /^(\S+) doesn't match (\S+) - (\d+):(\d+)$/.exec(message);
+  if (mismatch) {
+    return {
+      code: 'TEMPLATE_SYNTAX',
+      file,
+      line: Number(mismatch[3]),
+      message: `template syntax: {{#${mismatch[1]}}} is closed by {{/${mismatch[2]}}}`,
+    };
+  }
   const lineHint = / - (\d+):(\d+)$/.exec(message);
   return {
     code: 'TEMPLATE_ERROR',

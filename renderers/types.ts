@@ -134,7 +134,7 @@ export interface ValidateInput {
 /** A resource kind. */
 export interface Renderer {
   kind: ResourceKind;
-  /** JSON Schema of a resource's fields in role.yaml (besides `kind` and `name`). */
+  /** JSON Schema of one resource entry in role.yaml, `kind` and `name` included. */
   schema: Record<string, unknown>;
   /** Renders one resource into files. Throws RenderProblems for bad input. */
   render(input: RenderInput): RenderedFile[];

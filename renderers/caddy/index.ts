@@ -1,14 +1,13 @@
-/** The caddy resource kind (to be implemented). */
+/** The caddy resource kind: the main Caddyfile or site files under /etc/caddy, checked by `caddy validate`. */
 import type { Renderer } from '../types.js';
+import { renderCaddy } from './render.js';
+import { caddySchema } from './schema.js';
+import { validateCaddy } from './validate.js';
 
-/** Placeholder until the caddy renderer lands. */
+/** Renders and validates caddy resources. */
 export const caddyRenderer: Renderer = {
   kind: 'caddy',
-  schema: { type: 'object' },
-  render() {
-    throw new Error('the caddy renderer is not implemented yet');
-  },
-  async validate() {
-    return [];
-  },
+  schema: caddySchema,
+  render: renderCaddy,
+  validate: (input) => validateCaddy(input),
 };

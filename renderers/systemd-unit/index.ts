@@ -1,14 +1,13 @@
-/** The systemd-unit resource kind (to be implemented). */
+/** The systemd-unit resource kind: unit files and drop-ins under /etc/systemd/system, checked by systemd-analyze. */
 import type { Renderer } from '../types.js';
+import { renderSystemdUnit } from './render.js';
+import { systemdUnitSchema } from './schema.js';
+import { validateSystemdUnits } from './validate.js';
 
-/** Placeholder until the systemd-unit renderer lands. */
+/** Renders and validates systemd-unit resources. */
 export const systemdUnitRenderer: Renderer = {
   kind: 'systemd-unit',
-  schema: { type: 'object' },
-  render() {
-    throw new Error('the systemd-unit renderer is not implemented yet');
-  },
-  async validate() {
-    return [];
-  },
+  schema: systemdUnitSchema,
+  render: renderSystemdUnit,
+  validate: (input) => validateSystemdUnits(input),
 };
