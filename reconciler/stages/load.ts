@@ -88,7 +88,7 @@ export async function loadDesiredState(repoDir: string): Promise<DesiredState> {
       templates.set(file, text);
     }
   }
-  if (hosts.size === 0 && edgeText !== undefined) {
+  if (![...files.keys()].some((file) => /^hosts\/[^/]+\.ya?ml$/.test(file))) {
     problems.push({ code: 'NO_HOSTS', file: 'hosts/', message: 'the repo declares no host (hosts/<name>.yaml)' });
   }
   problems.push(...crossCheck(hosts, hostSources, roles, files));
