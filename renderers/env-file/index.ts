@@ -1,14 +1,16 @@
-/** The env-file resource kind (to be implemented). */
+/** The env-file resource kind: EnvironmentFile= files with host-local secrets, mode 0600, values never shown. */
 import type { Renderer } from '../types.js';
+import { renderEnvFile } from './render.js';
+import { envFileSchema } from './schema.js';
+import { validateEnvFiles } from './validate.js';
 
-/** Placeholder until the env-file renderer lands. */
+export { maskEnvDiff } from './mask.js';
+export { findLiteralSecrets } from './secret-scan.js';
+
+/** Renders and validates env-file resources. */
 export const envFileRenderer: Renderer = {
   kind: 'env-file',
-  schema: { type: 'object' },
-  render() {
-    throw new Error('the env-file renderer is not implemented yet');
-  },
-  async validate() {
-    return [];
-  },
+  schema: envFileSchema,
+  render: renderEnvFile,
+  validate: (input) => validateEnvFiles(input),
 };

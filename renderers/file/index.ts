@@ -1,14 +1,13 @@
-/** The file resource kind (to be implemented). */
+/** The file resource kind: any other config file, with owner, mode, a validate command and an onChange action. */
 import type { Renderer } from '../types.js';
+import { renderFile } from './render.js';
+import { fileSchema } from './schema.js';
+import { validateFiles } from './validate.js';
 
-/** Placeholder until the file renderer lands. */
+/** Renders and validates file resources. */
 export const fileRenderer: Renderer = {
   kind: 'file',
-  schema: { type: 'object' },
-  render() {
-    throw new Error('the file renderer is not implemented yet');
-  },
-  async validate() {
-    return [];
-  },
+  schema: fileSchema,
+  render: renderFile,
+  validate: (input) => validateFiles(input),
 };

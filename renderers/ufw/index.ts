@@ -1,14 +1,13 @@
-/** The ufw resource kind (to be implemented). */
+/** The ufw resource kind: firewall defaults and rules as data, guarded against locking out management. */
 import type { Renderer } from '../types.js';
+import { renderUfw } from './render.js';
+import { ufwSchema } from './schema.js';
+import { validateUfw } from './validate.js';
 
-/** Placeholder until the ufw renderer lands. */
+/** Renders and validates ufw resources. */
 export const ufwRenderer: Renderer = {
   kind: 'ufw',
-  schema: { type: 'object' },
-  render() {
-    throw new Error('the ufw renderer is not implemented yet');
-  },
-  async validate() {
-    return [];
-  },
+  schema: ufwSchema,
+  render: renderUfw,
+  validate: (input) => validateUfw(input),
 };

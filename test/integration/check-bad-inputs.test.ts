@@ -83,7 +83,7 @@ const BAD_INPUTS: BadInput[] = [
   { what: 'SSH open to the world', code: 'UFW_SSH_WORLD', names: 'roles/firewall/role.yaml', mutate: addUfwRule({ action: 'allow', port: 22, proto: 'tcp', comment: 'oops' }) },
   { what: 'a rule set that cuts management over tailscale0', code: 'UFW_MANAGEMENT_CUT', names: 'roles/firewall/role.yaml', mutate: (r) => edit(r, 'roles/firewall/role.yaml', (t) => t.replace('      - action: limit\n        interface: tailscale0', '      - action: deny\n        interface: tailscale0\n      - action: limit\n        interface: tailscale0')) },
   { what: 'default allow incoming', code: 'UFW_DEFAULT_ALLOW', names: 'roles/firewall/role.yaml', mutate: (r) => edit(r, 'roles/firewall/role.yaml', (t) => t.replace('incoming: deny', 'incoming: allow')) },
-  { what: 'a config file its own validator rejects', code: 'FILE_VALIDATE', names: 'roles/base/templates/logrotate-apps.hbs', mutate: (r) => edit(r, 'roles/base/templates/logrotate-apps.hbs', (t) => t.replace('    daily\n', '    daily\n    rotat 3\n')) },
+  { what: 'a config file its own validator rejects', code: 'FILE_VALIDATE', names: 'roles/base/templates/logrotate-apps.hbs', mutate: (r) => edit(r, 'roles/base/templates/logrotate-apps.hbs', (t) => t.replace('rotate {{vars.logs.keepDays}}', 'rotate often')) },
   { what: 'an env file with a bad line', code: 'ENV_SYNTAX', names: 'roles/lod/templates/lod.env.hbs', mutate: (r) => edit(r, 'roles/lod/templates/lod.env.hbs', (t) => `${t}this is not an assignment\n`) },
 ];
 
