@@ -3,8 +3,9 @@
  * configurable root (`/` on a VM, a sandbox dir in tests and the quick start), and never through a symlink.
  */
 import { readFileSync } from 'node:fs';
-import { lstat, readdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { chown, lstat, mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 
 /** What is at a managed path on the host right now. */
 export interface LiveFile {
@@ -45,6 +46,120 @@ export class Host {
     const type = stat.isFile() ? 'file' : stat.isDirectory() ? 'directory' : stat.isSymbolicLink() ? 'symlink' : 'other';
     const content = type === 'file' ? await readFile(real) : Buffer.alloc(0);
     return { type, content, mode: stat.mode & 0o7777, uid: stat.uid, gid: stat.gid };
+  }
+
+  /**
+   * Writes `content` to `path` atomically: a temp file beside the target, owner and mode set, fsynced, renamed
+   * into place, the directory fsynced. Parent directories are created (0755, root) and must not be symlinks.
+   */
+  async writeAtomic(path: string, content: Buffer | string, mode: number, uid: number, gid: number): Promise<void> {
+    await this.ensureDir(dirname(path));
+    const real = this.resolve(path);
+    const temp = join(dirname(real), `${TEMP_PREFIX}${basename(real)}.${randomBytes(4).toString('hex')}`);
+    const handle = await open(temp, 'wx', 0o600);
+    try {
+      await handle.writeFile(content);
+      if (this.canChown) await handle.chown(uid, gid);
+      await handle.chmod(mode);
+      await handle.sync();
+    } catch (error) {
+      await handle.close();
+      await unlink(temp).catch(() => undefined);
+      throw error;
+    }
+    await handle.close();
+    const existing = await lstat(real).catch(() => undefined);
+    if (existing?.isDirectory()) {
+      await unlink(temp);
+      throw new Error(`${path} is a directory; refusing to replace it with a file`);
+    }
+    await rename(temp, real);
+    await syncDir(dirname(real));
+  }
+
+  /** Sets mode and owner of an existing file without rewriting it. */
+  async setAttributes(path: string, mode: number, uid: number, gid: number): Promise<void> {
+    const real = this.resolve(path);
+    if (this.canChown) await chown(real, uid, gid);
+    const handle = await open(real, 'r');
+    try {
+      await handle.chmod(mode);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /** Removes a managed file (never a directory); no error when it is already gone. */
+  async remove(path: string): Promise<void> {
+    const real = this.resolve(path);
+    const stat = await lstat(real).catch(() => undefined);
+    if (!stat) return;
+    if (stat.isDirectory()) throw new Error(`${path} is a directory; refusing to remove it`);
+    await unlink(real);
+    await syncDir(dirname(real));
+  }
+
+  /** Removes temp files a crashed write left beside `path`. */
+  async removeTempFiles(path: string): Promise<void> {
+    const dir = dirname(this.resolve(path));
+    const prefix = `${TEMP_PREFIX}${basename(path)}.`;
+    const entries = await readdir(dir).catch(() => [] as string[]);
+    for (const entry of entries) if (entry.startsWith(prefix)) await rm(join(dir, entry), { force: true });
+  }
+
+  /** Throws SymlinkRefusedError when a directory on the way to `path` is a symlink (nothing is created). */
+  async checkNoSymlinks(path: string): Promise<void> {
+    let current = '';
+    for (const segment of dirname(path).split('/').filter(Boolean)) {
+      current += `/${segment}`;
+      const stat = await lstat(this.resolve(current)).catch(() => undefined);
+      if (!stat) return;
+      if (stat.isSymbolicLink()) throw new SymlinkRefusedError(current);
+    }
+  }
+
+  /** Creates `dir` and its parents under the root; refuses a symlink anywhere on the way. */
+  async ensureDir(dir: string): Promise<void> {
+    await mkdir(this.root, { recursive: true });
+    let current = '';
+    for (const segment of dir.split('/').filter(Boolean)) {
+      current += `/${segment}`;
+      const real = this.resolve(current);
+      const stat = await lstat(real).catch(() => undefined);
+      if (!stat) {
+        await mkdir(real, { mode: 0o755 });
+        continue;
+      }
+      if (stat.isSymbolicLink()) throw new SymlinkRefusedError(current);
+      if (!stat.isDirectory()) throw new Error(`${current} is not a directory`);
+    }
+  }
+
+  /** True when files can be given another owner (root on a VM; tests as a normal user keep their own). */
+  private get canChown(): boolean {
+    return process.getuid?.() === 0;
+  }
+}
+
+/** Temp files are hidden, named after their target, and recognisable for clean-up after a crash. */
+export const TEMP_PREFIX = '.edge-tmp.';
+
+/** A write would go through a symlink: a trick to escape the allowed roots. */
+export class SymlinkRefusedError extends Error {
+  constructor(readonly path: string) {
+    super(`${path} is a symlink; refusing to write through it`);
+    this.name = 'SymlinkRefusedError';
+  }
+}
+
+/** fsyncs a directory so a rename in it survives power loss. */
+export async function syncDir(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
   }
 }
 
@@ -110,4 +225,68 @@ export async function readSecretsDir(dir: string): Promise<Map<string, string>> 
     secrets.set(entry.name, (await readFile(path, 'utf8')).replace(/\r?\n$/, ''));
   }
   return secrets;
+}
+
+/** The outcome of one command on the host. */
+export interface CommandResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+  /** True when the command ran past its timeout and was killed. */
+  timedOut: boolean;
+}
+
+/** Options of one command. */
+export interface CommandOptions {
+  timeoutMs?: number;
+  cwd?: string;
+  env?: Record<string, string>;
+  signal?: AbortSignal;
+}
+
+/**
+ * Runs commands on the host: systemctl, caddy, ufw, hooks, health probes. The real runner executes them;
+ * the recording runner (`--dry-activate`, tests, the benchmark) records them and reports success.
+ */
+export interface CommandRunner {
+  run(argv: readonly string[], options?: CommandOptions): Promise<CommandResult>;
+  /** True when commands are only recorded, not run. */
+  readonly dryRun: boolean;
+}
+
+/** Executes commands for real, without a shell; never throws on a non-zero exit. */
+export class ExecRunner implements CommandRunner {
+  readonly dryRun = false;
+
+  async run(argv: readonly string[], options: CommandOptions = {}): Promise<CommandResult> {
+    const [file, ...args] = argv;
+    if (!file) throw new Error('empty command');
+    const { execa } = await import('execa');
+    const result = await execa(file, args, {
+      reject: false,
+      timeout: options.timeoutMs ?? 60_000,
+      cwd: options.cwd,
+      env: options.env,
+      cancelSignal: options.signal,
+      stdin: 'ignore',
+      all: false,
+    });
+    return {
+      exitCode: result.exitCode ?? (result.failed ? 127 : 0),
+      stdout: String(result.stdout ?? ''),
+      stderr: String(result.stderr ?? (result.failed && result.exitCode === undefined ? result.shortMessage : '')),
+      timedOut: result.timedOut,
+    };
+  }
+}
+
+/** Records every command instead of running it (`--dry-activate`). */
+export class RecordingRunner implements CommandRunner {
+  readonly dryRun = true;
+  readonly commands: string[][] = [];
+
+  async run(argv: readonly string[]): Promise<CommandResult> {
+    this.commands.push([...argv]);
+    return { exitCode: 0, stdout: '', stderr: '', timedOut: false };
+  }
 }

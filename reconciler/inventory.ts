@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { ResourceKind } from './model.js';
-import type { RenderedFile, UnitIntent } from '../renderers/types.js';
+import type { OnChange, RenderedFile, UnitIntent } from '../renderers/types.js';
 
 /** One managed file of a generation. */
 export interface InventoryEntry {
@@ -17,6 +17,12 @@ export interface InventoryEntry {
   group: string;
   sensitive: boolean;
   unit?: UnitIntent;
+  onChange?: OnChange;
+}
+
+/** A managed file with its content: what a generation stores, so a rollback needs no git. */
+export interface ManagedFile extends Omit<InventoryEntry, 'sha256'> {
+  content: string;
 }
 
 /** The sha256 of a file's content, hex. */
@@ -37,6 +43,7 @@ export function inventoryOf(files: readonly RenderedFile[]): InventoryEntry[] {
       group: file.group,
       sensitive: file.sensitive,
       ...(file.unit ? { unit: file.unit } : {}),
+      ...(file.onChange ? { onChange: file.onChange } : {}),
     }))
     .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }

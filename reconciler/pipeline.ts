@@ -3,57 +3,27 @@
  * stops the run; its error's class (not its message) decides what happens next.
  */
 import { performance } from 'node:perf_hooks';
-import { EdgeError, type Stage } from './errors.js';
-import type { Host } from './host.js';
-import type { InventoryEntry } from './inventory.js';
-import type { DesiredState } from './model.js';
-import type { PathPolicy } from './path-policy.js';
+import { EdgeError } from './errors.js';
+import { need, type RunContext, type RunState, type StageStep } from './run-context.js';
+import { activateChanges } from './stages/activate.js';
+import { applyChanges } from './stages/apply.js';
+import { fetchRevision } from './stages/fetch.js';
+import { checkHealth } from './stages/health.js';
 import { loadDesiredState } from './stages/load.js';
-import { planHost, type Plan } from './stages/plan.js';
+import { planHost } from './stages/plan.js';
+import { recordGood } from './stages/record.js';
 import { renderHost } from './stages/render.js';
 import { validateHost } from './stages/validate.js';
-import type { SecretSource } from '../renderers/template.js';
-import type { RenderedFile } from '../renderers/types.js';
 
-/** What a run is asked to do; fixed for its duration. */
-export interface RunContext {
-  /** The exported tree of the revision. */
-  repoDir: string;
-  hostName: string;
-  host: Host;
-  secrets: SecretSource;
-  policy: PathPolicy;
-  /** The inventory of the last applied generation (empty on a fresh host). */
-  previous: InventoryEntry[];
-  signal?: AbortSignal;
-}
-
-/** What the stages have produced so far. */
-export interface RunState {
-  desired?: DesiredState;
-  files?: RenderedFile[];
-  plan?: Plan;
-  /** Milliseconds per stage that ran. */
-  durations: Partial<Record<Stage, number>>;
-}
-
-/** One named stage. */
-export interface StageStep {
-  stage: Stage;
-  run(ctx: RunContext, state: RunState): Promise<void>;
-}
-
-function need<T>(value: T | undefined, what: string): T {
-  if (value === undefined) throw new Error(`pipeline bug: ${what} is missing`);
-  return value;
-}
+/** fetch: resolve the revision and export its tree. */
+export const FETCH: StageStep = { stage: 'fetch', run: fetchRevision };
 
 /** load → render → validate → plan: everything up to the point where the host would be touched. */
 export const PLAN_PIPELINE: readonly StageStep[] = [
   {
     stage: 'load',
-    async run(ctx, state) {
-      state.desired = await loadDesiredState(ctx.repoDir);
+    async run(_ctx, state) {
+      state.desired = await loadDesiredState(need(state.tree, 'exported tree'));
     },
   },
   {
@@ -71,13 +41,21 @@ export const PLAN_PIPELINE: readonly StageStep[] = [
   {
     stage: 'plan',
     async run(ctx, state) {
-      state.plan = await planHost(ctx.hostName, need(state.files, 'rendered files'), ctx.host, ctx.previous);
+      state.plan = await planHost(ctx.hostName, need(state.files, 'rendered files'), ctx.host, state.previous);
     },
   },
 ];
 
+/** apply → activate → health → record: the host changes; a failure in any of them rolls back. */
+export const APPLY_PIPELINE: readonly StageStep[] = [
+  { stage: 'apply', run: applyChanges },
+  { stage: 'activate', run: activateChanges },
+  { stage: 'health', run: checkHealth },
+  { stage: 'record', run: recordGood },
+];
+
 /** Runs the stages in order; stops at the first error, which is always an EdgeError naming its stage. */
-export async function runStages(steps: readonly StageStep[], ctx: RunContext, state: RunState = { durations: {} }): Promise<RunState> {
+export async function runStages(steps: readonly StageStep[], ctx: RunContext, state: RunState): Promise<RunState> {
   for (const step of steps) {
     ctx.signal?.throwIfAborted();
     const started = performance.now();
@@ -86,7 +64,7 @@ export async function runStages(steps: readonly StageStep[], ctx: RunContext, st
     } catch (error) {
       if (error instanceof EdgeError) throw error;
       const message = error instanceof Error ? error.message : String(error);
-      throw new EdgeError('INTERNAL', `${step.stage} failed unexpectedly: ${message}`, {
+      throw new EdgeError('INTERNAL', `${step.stage} failed unexpectedly: ${ctx.redact(message)}`, {
         stage: step.stage,
         retry: 'transient',
         cause: error,

@@ -23,6 +23,11 @@ const healthCheck = {
     command: { type: 'array', items: { type: 'string' }, minItems: 1, description: 'type command: argv; exit 0 is healthy.' },
     timeoutSeconds: { type: 'number', exclusiveMinimum: 0, default: 5 },
     retries: { type: 'integer', minimum: 0, default: 3 },
+    standby: {
+      type: 'boolean',
+      default: false,
+      description: 'Also run this check on standby hosts; default false: a standby starts no services, so its checks are skipped',
+    },
   },
   additionalProperties: false,
   allOf: [

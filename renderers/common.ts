@@ -15,6 +15,17 @@ export const TEXT_SOURCE_PROPERTIES = {
   content: { type: 'string', description: 'Inline handlebars text, instead of a template file.' },
 } as const;
 
+/** JSON-Schema property every kind accepts: take over a file that exists but was never managed. */
+export const ADOPT_PROPERTY = {
+  adopt: {
+    type: 'boolean',
+    default: false,
+    description:
+      'Take over the target when it already exists but no generation managed it (it is backed up first). ' +
+      'Without it, such a file is never overwritten.',
+  },
+} as const;
+
 /** JSON-Schema properties for file ownership and mode. */
 export const OWNERSHIP_PROPERTIES = {
   mode: { type: 'string', pattern: '^0?[0-7]{3}$', description: 'Octal file mode, e.g. "0644".' },
@@ -40,9 +51,9 @@ export function fail(input: RenderInput, code: string, message: string): never {
 /** The fields of a RenderedFile that come straight from the resource declaration. */
 export function fileBase(
   input: RenderInput,
-): Pick<RenderedFile, 'kind' | 'resource' | 'source' | 'owner' | 'group' | 'sensitive' | 'secrets'> {
+): Pick<RenderedFile, 'kind' | 'resource' | 'source' | 'owner' | 'group' | 'sensitive' | 'secrets' | 'adopt'> {
   const { resource } = input;
-  const spec = resource.spec as { owner?: string; group?: string };
+  const spec = resource.spec as { owner?: string; group?: string; adopt?: boolean };
   return {
     kind: resource.kind,
     resource: `${resource.role}/${resource.kind}/${resource.name}`,
@@ -51,6 +62,7 @@ export function fileBase(
     group: spec.group ?? 'root',
     sensitive: false,
     secrets: [],
+    adopt: spec.adopt === true,
   };
 }
 

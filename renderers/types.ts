@@ -77,6 +77,8 @@ export interface RenderedFile {
   sensitive: boolean;
   /** Names of the secrets used (rotation restarts what uses them). */
   secrets: string[];
+  /** Take over the target even if it exists unmanaged (backed up first). */
+  adopt: boolean;
   unit?: UnitIntent;
   ufw?: UfwRuleSet;
   /** `file` kind: argv of a validate command; `%s` is replaced by the staged file's path. */

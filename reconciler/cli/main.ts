@@ -3,6 +3,7 @@
  * The `edge-reconciler` command line.
  */
 import { Command } from 'commander';
+import { registerApply } from './apply.js';
 import { registerCheck } from './check.js';
 import { registerPlan } from './plan.js';
 import { registerSchemas } from './schemas.js';
@@ -13,6 +14,7 @@ const program = new Command()
   .version('0.1.0')
   .showHelpAfterError();
 
+registerApply(program);
 registerCheck(program);
 registerPlan(program);
 registerSchemas(program);

@@ -6,6 +6,9 @@ import type { Command } from 'commander';
 import { Host } from '../host.js';
 import { DEFAULT_PATH_POLICY } from '../path-policy.js';
 import { PLAN_PIPELINE, runStages } from '../pipeline.js';
+import { silentLogger } from '../run-context.js';
+import { StateStore } from '../state-store.js';
+import { liveGeneration } from './context.js';
 import type { Activation, FileChange, Plan } from '../stages/plan.js';
 import { out, printError, setupSecrets } from './io.js';
 
@@ -14,6 +17,7 @@ interface PlanOptions {
   host: string;
   root: string;
   secretsDir?: string;
+  stateDir?: string;
   json?: boolean;
 }
 
@@ -26,6 +30,7 @@ export function registerPlan(program: Command): void {
     .requiredOption('--host <name>', 'the host to plan (hosts/<name>.yaml)')
     .option('--root <dir>', 'the host\'s filesystem root to compare with', '/')
     .option('--secrets-dir <dir>', 'the host-local secrets (default: placeholders)')
+    .option('--state-dir <dir>', 'compare with the live generation of this state dir too (shows deletions)')
     .option('--json', 'print the plan as JSON')
     .addHelpText('after', '\nExit status: 0 no changes, 2 changes, 1 error.')
     .action(async (options: PlanOptions) => {
@@ -38,14 +43,19 @@ async function runPlan(options: PlanOptions): Promise<number> {
   try {
     const secrets = await setupSecrets(options.secretsDir);
     redact = secrets.redact;
-    const state = await runStages(PLAN_PIPELINE, {
-      repoDir: options.repo,
-      hostName: options.host,
-      host: new Host(options.root),
-      secrets: secrets.source,
-      policy: DEFAULT_PATH_POLICY,
-      previous: [],
-    });
+    const previous = options.stateDir ? await liveGeneration(new StateStore(options.stateDir), options.host) : undefined;
+    const state = await runStages(
+      PLAN_PIPELINE,
+      {
+        hostName: options.host,
+        host: new Host(options.root),
+        secrets: secrets.source,
+        redact,
+        policy: DEFAULT_PATH_POLICY,
+        log: silentLogger,
+      },
+      { tree: options.repo, previous: previous?.inventory ?? [], commands: [], durations: {} },
+    );
     const plan = state.plan as Plan;
     out(options.json ? JSON.stringify({ ...plan, durations: state.durations }, null, 2) : formatPlan(plan, options.root), redact);
     return plan.changed ? 2 : 0;

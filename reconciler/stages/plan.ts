@@ -10,6 +10,9 @@ import type { ResourceKind } from '../model.js';
 import type { RenderedFile, UnitIntent } from '../../renderers/types.js';
 import { maskEnvDiff } from '../../renderers/env-file/mask.js';
 
+/** What activation needs to know of a file: a rendered file or a generation's inventory entry. */
+export type ActivationSource = Pick<RenderedFile, 'path' | 'unit' | 'onChange'>;
+
 /** What happens to one managed path. */
 export type FileAction = 'create' | 'update' | 'delete' | 'unchanged';
 
@@ -123,7 +126,7 @@ interface UnitFiles {
  */
 export function planActivation(
   changes: readonly FileChange[],
-  files: readonly RenderedFile[],
+  files: readonly ActivationSource[],
   previous: readonly InventoryEntry[],
 ): Activation {
   const changed = new Map(changes.filter((c) => c.action !== 'unchanged').map((c) => [c.path, c]));
@@ -187,6 +190,6 @@ export function planActivation(
   return activation;
 }
 
-function unitFilePath(files: readonly RenderedFile[], unit: string): string | undefined {
+function unitFilePath(files: readonly ActivationSource[], unit: string): string | undefined {
   return files.find((file) => file.unit?.unit === unit && !file.unit.dropIn)?.path;
 }

@@ -1,7 +1,7 @@
 /**
  * The JSON schema of a `caddy` resource in role.yaml: a whole Caddyfile or one site file under /etc/caddy.
  */
-import { TEXT_SOURCE_PROPERTIES } from '../common.js';
+import { ADOPT_PROPERTY, TEXT_SOURCE_PROPERTIES } from '../common.js';
 
 /** The name of the resource that writes the main Caddyfile. */
 export const MAIN_CADDYFILE_NAME = 'Caddyfile';
@@ -25,6 +25,7 @@ export const caddySchema = {
         '(/etc/caddy/sites/<name>.caddy).',
     },
     ...TEXT_SOURCE_PROPERTIES,
+    ...ADOPT_PROPERTY,
     target: {
       type: 'string',
       pattern: '^/etc/caddy/.+$',

@@ -1,7 +1,7 @@
 /**
  * The JSON schema of an `env-file` resource in role.yaml: a systemd EnvironmentFile= with host-local secrets.
  */
-import { TEXT_SOURCE_PROPERTIES } from '../common.js';
+import { ADOPT_PROPERTY, TEXT_SOURCE_PROPERTIES } from '../common.js';
 
 /** Where env files live; each unit reads its own with `EnvironmentFile=`. */
 export const ENV_DIR = '/etc/edge-reconciler/env';
@@ -23,6 +23,7 @@ export const envFileSchema = {
       description: 'Names the file: /etc/edge-reconciler/env/<name>.env unless target says otherwise.',
     },
     ...TEXT_SOURCE_PROPERTIES,
+    ...ADOPT_PROPERTY,
     target: {
       type: 'string',
       pattern: '^/etc/edge-reconciler/env/[^/\\0]+$',

@@ -2,7 +2,7 @@
  * The JSON schema of a `file` resource in role.yaml: any other config file (journald drop-in, logrotate, sysctl,
  * tmpfiles.d) with owner, mode, an optional validate command and an optional action when it changes.
  */
-import { OWNERSHIP_PROPERTIES, TEXT_SOURCE_PROPERTIES } from '../common.js';
+import { ADOPT_PROPERTY, OWNERSHIP_PROPERTIES, TEXT_SOURCE_PROPERTIES } from '../common.js';
 
 /** A systemd unit name, as onChange may restart or reload it. */
 export const UNIT_NAME_PATTERN =
@@ -32,6 +32,7 @@ export const fileSchema = {
       description: 'Absolute target path; must lie under one of the host\'s allowed roots (e.g. /etc/logrotate.d).',
     },
     ...TEXT_SOURCE_PROPERTIES,
+    ...ADOPT_PROPERTY,
     ...OWNERSHIP_PROPERTIES,
     mode: { ...OWNERSHIP_PROPERTIES.mode, default: '0644', description: 'Octal file mode. Default "0644".' },
     owner: { ...OWNERSHIP_PROPERTIES.owner, description: 'Owning user. Default root.' },

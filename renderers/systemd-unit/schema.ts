@@ -1,7 +1,7 @@
 /**
  * The JSON schema of a `systemd-unit` resource in role.yaml: a unit file or a drop-in under /etc/systemd/system.
  */
-import { TEXT_SOURCE_PROPERTIES } from '../common.js';
+import { ADOPT_PROPERTY, TEXT_SOURCE_PROPERTIES } from '../common.js';
 
 const UNIT = '[A-Za-z0-9:_.@-]+\\.(service|socket|timer|path|target|mount|automount|slice)';
 
@@ -24,6 +24,7 @@ export const systemdUnitSchema = {
         'the target is /etc/systemd/system/<name>.',
     },
     ...TEXT_SOURCE_PROPERTIES,
+    ...ADOPT_PROPERTY,
     enable: {
       type: 'boolean',
       description:

@@ -2,6 +2,8 @@
  * The JSON schema of a `ufw` resource in role.yaml: default policies and rules as data, never as free text.
  */
 
+import { ADOPT_PROPERTY } from '../common.js';
+
 const POLICY = { enum: ['allow', 'deny', 'reject'] } as const;
 
 /** Interface names as the kernel allows them (at most 15 characters); ufw refuses aliases such as `eth0:1`. */
@@ -57,6 +59,7 @@ export const ufwSchema = {
   additionalProperties: false,
   properties: {
     kind: { const: 'ufw', description: 'Firewall rules as data, written to /etc/edge-reconciler/ufw/<name>.rules.' },
+    ...ADOPT_PROPERTY,
     name: {
       type: 'string',
       pattern: '^[a-z0-9][a-z0-9._-]*$',

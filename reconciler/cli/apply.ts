@@ -1,0 +1,104 @@
+/**
+ * `edge-reconciler apply`: one reconcile of this host: fetch, load, render, validate, plan, apply, activate,
+ * health, record, or roll back. Exit 0 when applied or nothing to do; 3 when refused or pinned; 1 otherwise
+ * (a rollback is a failure, never a success).
+ */
+import type { Command } from 'commander';
+import { formatProblem } from '../errors.js';
+import { reconcile, type ReconcileOutcome } from '../reconcile.js';
+import { applyingContext, DEFAULT_STATE_DIR, type ApplyingOptions } from './context.js';
+import { out, printError } from './io.js';
+
+interface ApplyOptions extends ApplyingOptions {
+  repo: string;
+  json?: boolean;
+  wait?: string;
+}
+
+/** Registers the `apply` command. */
+export function registerApply(program: Command): void {
+  program
+    .command('apply')
+    .description('reconcile this host once: apply a revision of the desired-state repo, or roll back if it fails')
+    .requiredOption('--repo <dir|url>', 'the desired-state repo: a URL, a bare repo, a checkout (its committed tree) or a plain dir')
+    .requiredOption('--host <name>', 'this host\'s name (hosts/<name>.yaml)')
+    .option('--ref <ref>', 'branch, tag or commit to apply (default: HEAD)')
+    .option('--root <dir>', 'filesystem root to apply into (anything but / needs --dry-activate)', '/')
+    .option('--state-dir <dir>', 'generations, journal, status', DEFAULT_STATE_DIR)
+    .option('--secrets-dir <dir>', 'host-local secrets, one 0600 file per secret')
+    .option('--dry-activate', 'record activation commands instead of running them (sandboxes, benchmarks)')
+    .option('--deadman-seconds <n>', 'seconds before a new firewall reverts unless health passes', '120')
+    .option('--keep <n>', 'generations to keep', '10')
+    .option('--wait <seconds>', 'wait this long for another run\'s lock', '0')
+    .option('--json', 'print the outcome as JSON')
+    .option('--quiet', 'log warnings and errors only')
+    .addHelpText('after', '\nExit status: 0 applied or nothing to do, 3 refused (bad revision) or pinned, 1 failed or rolled back.')
+    .action(async (options: ApplyOptions) => {
+      process.exitCode = await runApply(options);
+    });
+}
+
+async function runApply(options: ApplyOptions): Promise<number> {
+  let ctx;
+  try {
+    ctx = await applyingContext(options);
+  } catch (error) {
+    return printError(error);
+  }
+  const outcome = await reconcile(ctx, { lockWaitMs: Number(options.wait ?? 0) * 1000 });
+  if (options.json) {
+    out(JSON.stringify(summarize(outcome), null, 2), ctx.redact);
+  } else {
+    out(describeOutcome(outcome, options.dryActivate === true), ctx.redact);
+  }
+  if (outcome.error && !options.json) printError(outcome.error, ctx.redact);
+  if (outcome.result === 'applied' || outcome.result === 'unchanged') return 0;
+  if (outcome.result === 'refused' || outcome.result === 'pinned') return 3;
+  return 1;
+}
+
+/** The JSON form of an outcome. */
+export function summarize(outcome: ReconcileOutcome) {
+  const { plan } = outcome.state;
+  return {
+    result: outcome.result,
+    revision: outcome.revision,
+    generation: outcome.generation,
+    durationMs: outcome.durationMs,
+    durations: outcome.state.durations,
+    recovery: outcome.recovery,
+    changes: plan?.changes.filter((change) => change.action !== 'unchanged').map(({ path, action }) => ({ path, action })) ?? [],
+    activation: plan?.activation,
+    commands: outcome.state.commands,
+    health: outcome.state.health?.results,
+    error: outcome.error ? { code: outcome.error.code, stage: outcome.error.stage, message: outcome.error.message, problems: outcome.error.problems } : undefined,
+  };
+}
+
+function describeOutcome(outcome: ReconcileOutcome, dry: boolean): string {
+  const rev = outcome.revision ? outcome.revision.slice(0, 12) : '?';
+  const lines: string[] = [];
+  if (outcome.recovery) lines.push(`recovered generation ${outcome.recovery.generation} after a crash (${outcome.recovery.outcome})`);
+  const changed = outcome.state.plan?.changes.filter((change) => change.action !== 'unchanged') ?? [];
+  switch (outcome.result) {
+    case 'applied':
+      lines.push(`applied ${rev} as generation ${outcome.generation}: ${changed.length} file(s) changed in ${outcome.durationMs} ms`);
+      break;
+    case 'unchanged':
+      lines.push(`${rev} is live (generation ${outcome.generation}): nothing to do`);
+      break;
+    case 'pinned':
+      lines.push(`pinned to generation ${outcome.generation} by a rollback; waiting for a newer commit than ${rev} (or run unpin)`);
+      break;
+    default:
+      lines.push(`${outcome.result}: ${rev}`);
+  }
+  for (const change of changed) lines.push(`  ${change.action.padEnd(6)} ${change.path}`);
+  if (outcome.state.commands.length > 0) {
+    lines.push(dry ? 'activation (recorded, not run: --dry-activate):' : 'activation:');
+    for (const command of outcome.state.commands) lines.push(`  ${command.join(' ')}`);
+  }
+  for (const result of outcome.state.health?.results ?? []) lines.push(`  health ${result.name}: ${result.status} ${result.message}`);
+  for (const problem of outcome.error?.problems ?? []) lines.push(`  ${formatProblem(problem)}`);
+  return lines.join('\n');
+}

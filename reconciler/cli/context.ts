@@ -1,0 +1,78 @@
+/**
+ * Building a run's context from command-line options: the host adapter, the runner (real, or recording under
+ * `--dry-activate`), secrets, the state store and the logger.
+ */
+import pino from 'pino';
+import { EdgeError } from '../errors.js';
+import { ExecRunner, Host, RecordingRunner } from '../host.js';
+import { DEFAULT_PATH_POLICY } from '../path-policy.js';
+import type { Logger, RunContext } from '../run-context.js';
+import { StateStore, type GenerationMeta } from '../state-store.js';
+import { readStatus } from '../status.js';
+import { setupSecrets } from './io.js';
+
+/** The default state dir on a VM. */
+export const DEFAULT_STATE_DIR = '/var/lib/edge-reconciler';
+/** The default secrets dir on a VM. */
+export const DEFAULT_SECRETS_DIR = '/etc/edge-reconciler/secrets';
+
+/** Options every applying command shares. */
+export interface ApplyingOptions {
+  host: string;
+  root: string;
+  stateDir: string;
+  secretsDir?: string;
+  dryActivate?: boolean;
+  repo?: string;
+  ref?: string;
+  deadmanSeconds?: string;
+  keep?: string;
+  quiet?: boolean;
+}
+
+/** A pino logger on stderr whose string fields and messages pass through `redact`. */
+export function createLogger(redact: (text: string) => string, quiet = false): Logger {
+  return pino(
+    {
+      level: quiet ? 'warn' : 'info',
+      base: { app: 'edge-reconciler' },
+      hooks: {
+        logMethod(args, method) {
+          const clean = args.map((arg) => (typeof arg === 'string' ? redact(arg) : arg && typeof arg === 'object' ? JSON.parse(redact(JSON.stringify(arg))) : arg));
+          method.apply(this, clean as Parameters<typeof method>);
+        },
+      },
+    },
+    pino.destination(2),
+  );
+}
+
+/** The context of an applying command. `--root` other than `/` needs `--dry-activate`: the units would not match. */
+export async function applyingContext(options: ApplyingOptions): Promise<RunContext> {
+  if (options.root !== '/' && !options.dryActivate) {
+    throw new EdgeError('ROOT_NEEDS_DRY_ACTIVATE', `--root ${options.root} applies files into a sandbox: add --dry-activate, or systemctl would act on this machine's units`, {
+      stage: 'apply',
+      retry: 'invalid',
+    });
+  }
+  const secrets = await setupSecrets(options.secretsDir);
+  return {
+    hostName: options.host,
+    host: new Host(options.root),
+    secrets: secrets.source,
+    redact: secrets.redact,
+    policy: DEFAULT_PATH_POLICY,
+    log: createLogger(secrets.redact, options.quiet),
+    store: new StateStore(options.stateDir),
+    runner: options.dryActivate ? new RecordingRunner() : new ExecRunner(),
+    ...(options.repo ? { source: { repo: options.repo, ref: options.ref } } : {}),
+    deadmanSeconds: Number(options.deadmanSeconds ?? 120),
+    keepGenerations: Number(options.keep ?? 10),
+  };
+}
+
+/** The generation that is live on a host according to its status document. */
+export async function liveGeneration(store: StateStore, host: string): Promise<GenerationMeta | undefined> {
+  const status = await readStatus(store, host);
+  return status.lastApplied ? store.readGeneration(status.lastApplied.generation).catch(() => undefined) : undefined;
+}

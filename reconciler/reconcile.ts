@@ -1,0 +1,171 @@
+/**
+ * One reconcile, end to end: take the lock, resolve what a crash left behind, fetch, refuse what must not be
+ * applied (a revision marked bad, a pinned host), plan, run the hooks, apply → activate → health → record, or
+ * roll back. Every run ends in the status document, whatever its end.
+ */
+import { rm } from 'node:fs/promises';
+import { performance } from 'node:perf_hooks';
+import { EdgeError } from './errors.js';
+import { APPLY_PIPELINE, FETCH, PLAN_PIPELINE, runStages } from './pipeline.js';
+import { need, type RunContext, type RunState } from './run-context.js';
+import { readStatus, recordRun, type RunRecord, type RunResult } from './status.js';
+import { recoverInterrupted, rollBack, type Recovery } from './stages/rollback.js';
+import { describeHookFailure, firstFailure, hooksFor, runHooks, type HookEnv } from '../hooks/runner.js';
+import type { HookPhase } from './model.js';
+
+/** How a reconcile ended, for the caller (exit code, logs, metrics). */
+export interface ReconcileOutcome {
+  result: RunResult;
+  revision?: string;
+  generation?: number;
+  error?: EdgeError;
+  recovery?: Recovery;
+  state: RunState;
+  durationMs: number;
+}
+
+/** Options of one reconcile besides the context. */
+export interface ReconcileOptions {
+  /** Wait this long for another run's lock before refusing. */
+  lockWaitMs?: number;
+}
+
+/** Runs one reconcile. Never throws for a failed run: the outcome carries the error. */
+export async function reconcile(ctx: RunContext, options: ReconcileOptions = {}): Promise<ReconcileOutcome> {
+  const store = need(ctx.store, 'state store');
+  await store.init();
+  const unlock = await store.lock(options.lockWaitMs ?? 0);
+  const started = performance.now();
+  const state: RunState = { previous: [], commands: [], durations: {} };
+  let recovery: Recovery | undefined;
+  try {
+    recovery = await recoverInterrupted(ctx, state.commands);
+    if (recovery) ctx.log.warn({ recovery }, `recovered generation ${recovery.generation} after a crash: ${recovery.outcome}`);
+    const outcome = await reconcileLocked(ctx, state);
+    return finish(ctx, state, { ...outcome, recovery }, started);
+  } catch (error) {
+    const edge =
+      error instanceof EdgeError
+        ? error
+        : new EdgeError('INTERNAL', `reconcile failed unexpectedly: ${ctx.redact(error instanceof Error ? error.message : String(error))}`, {
+            stage: 'fetch',
+            retry: 'transient',
+            cause: error,
+          });
+    return finish(ctx, state, { result: 'failed', revision: state.revision, error: edge, recovery }, started);
+  } finally {
+    if (state.tree) await rm(state.tree, { recursive: true, force: true });
+    await unlock();
+  }
+}
+
+type PartialOutcome = Omit<ReconcileOutcome, 'state' | 'durationMs'>;
+
+async function reconcileLocked(ctx: RunContext, state: RunState): Promise<PartialOutcome> {
+  const store = need(ctx.store, 'state store');
+  await runStages([FETCH], ctx, state);
+  const revision = need(state.revision, 'revision');
+
+  const status = await readStatus(store, ctx.hostName);
+  const live = status.lastApplied ? await store.readGeneration(status.lastApplied.generation).catch(() => undefined) : undefined;
+  if (live) {
+    state.previousGeneration = live;
+    state.previous = live.inventory;
+  }
+  const pin = await store.pin();
+  if (pin) {
+    if (pin.pinnedAgainst === revision) return { result: 'pinned', revision, generation: pin.generation };
+    await store.setPin(undefined);
+    ctx.log.info({ revision }, 'a newer revision arrived: the rollback pin is lifted');
+  }
+  const bad = (await store.badRevisions()).find((entry) => entry.revision === revision);
+  if (bad) {
+    return {
+      result: 'refused',
+      revision,
+      error: new EdgeError('REVISION_BAD', `revision ${revision.slice(0, 12)} is marked bad (${bad.reason}); waiting for a newer commit`, {
+        stage: 'fetch',
+        retry: 'refused',
+      }),
+    };
+  }
+
+  try {
+    await runStages(PLAN_PIPELINE, ctx, state);
+  } catch (error) {
+    const edge = error as EdgeError;
+    return { result: edge.retry === 'invalid' ? 'invalid' : 'failed', revision, error: edge };
+  }
+  const plan = need(state.plan, 'plan');
+  if (!plan.changed && live?.revision === revision) return { result: 'unchanged', revision, generation: live.generation };
+
+  const hookEnv = (generation: number, extra: Partial<HookEnv> = {}): HookEnv => ({ revision, generation, host: ctx.hostName, ...extra });
+  const nextGeneration = ((await store.generations()).at(-1) ?? 0) + 1;
+  const preApply = await runRepoHooks(ctx, state, 'pre-apply', hookEnv(nextGeneration));
+  const failed = firstFailure(preApply);
+  if (failed) {
+    return {
+      result: 'invalid',
+      revision,
+      error: new EdgeError('HOOK_FAILED', `pre-apply hook failed, nothing was changed: ${describeHookFailure(failed)}`, { stage: 'apply', retry: 'invalid' }),
+    };
+  }
+
+  try {
+    await runStages(APPLY_PIPELINE, ctx, state);
+  } catch (error) {
+    const edge = error as EdgeError;
+    if (!state.generation) return { result: edge.retry === 'invalid' ? 'invalid' : 'failed', revision, error: edge };
+    const ended = await rollBack(ctx, state, edge);
+    const generation = state.generation?.generation ?? nextGeneration;
+    await runRepoHooks(ctx, state, 'on-failure', hookEnv(generation, { result: 'failure', error: ended.message }));
+    if (ended.retry !== 'stuck' && state.generation) {
+      await runRepoHooks(ctx, state, 'on-rollback', hookEnv(generation, { result: 'rolled-back', error: ended.message }));
+    }
+    return { result: ended.retry === 'stuck' ? 'failed' : 'rolled-back', revision, generation: state.generation?.generation, error: ended };
+  }
+  const generation = need(state.generation, 'generation').generation;
+  await runRepoHooks(ctx, state, 'post-apply', hookEnv(generation, { result: 'success' }));
+  return { result: 'applied', revision, generation };
+}
+
+async function runRepoHooks(ctx: RunContext, state: RunState, phase: HookPhase, env: HookEnv) {
+  const desired = state.desired;
+  const host = desired?.hosts.get(ctx.hostName);
+  if (!desired || !host || !state.tree) return [];
+  const roles = host.roles.map((role) => desired.roles.get(role)).filter((role) => role !== undefined);
+  const invocations = hooksFor(phase, roles, state.tree);
+  if (invocations.length === 0) return [];
+  return runHooks(phase, invocations, env, {
+    timeoutMs: ctx.hookTimeoutMs,
+    dryRun: ctx.runner?.dryRun ?? true,
+    redact: ctx.redact,
+    signal: ctx.signal,
+    log: (outcome) => ctx.log.info({ hook: { ...outcome } }, `hook ${outcome.phase} ${outcome.role}: exit ${outcome.exitCode}`),
+  });
+}
+
+async function finish(ctx: RunContext, state: RunState, outcome: PartialOutcome, started: number): Promise<ReconcileOutcome> {
+  const durationMs = Math.round(performance.now() - started);
+  const store = need(ctx.store, 'state store');
+  const failedCheck = state.health?.failed;
+  const record: RunRecord = {
+    at: new Date().toISOString(),
+    result: outcome.result,
+    durationMs,
+    durations: state.durations,
+    ...(outcome.revision ? { revision: outcome.revision } : {}),
+    ...(outcome.generation !== undefined ? { generation: outcome.generation } : {}),
+    ...(outcome.error ? { stage: outcome.error.stage, code: outcome.error.code, reason: ctx.redact(outcome.error.message) } : {}),
+    ...(failedCheck && outcome.result !== 'applied'
+      ? { failedCheck: { name: failedCheck.name, status: failedCheck.status, message: failedCheck.message } }
+      : {}),
+  };
+  const applied = outcome.result === 'applied' && outcome.revision && outcome.generation !== undefined
+    ? { revision: outcome.revision, generation: outcome.generation }
+    : undefined;
+  await recordRun(store, ctx.hostName, record, applied).catch((error: unknown) =>
+    ctx.log.error({ err: String(error) }, 'could not write the status document'),
+  );
+  return { ...outcome, state, durationMs };
+}

@@ -1,0 +1,77 @@
+/**
+ * The two values every stage receives: the run's fixed context and the state the stages build up.
+ */
+import type { Stage } from './errors.js';
+import type { CommandRunner, Host } from './host.js';
+import type { HealthReport } from './health.js';
+import type { InventoryEntry } from './inventory.js';
+import type { DesiredState } from './model.js';
+import type { PathPolicy } from './path-policy.js';
+import type { Redactor } from './redact.js';
+import type { GenerationMeta, StateStore } from './state-store.js';
+import type { Plan } from './stages/plan.js';
+import type { Transaction } from './transaction.js';
+import type { SecretSource } from '../renderers/template.js';
+import type { RenderedFile } from '../renderers/types.js';
+
+/** A structured logger (pino's shape). */
+export interface Logger {
+  info(object: object, message?: string): void;
+  warn(object: object, message?: string): void;
+  error(object: object, message?: string): void;
+}
+
+/** A logger that drops everything. */
+export const silentLogger: Logger = { info() {}, warn() {}, error() {} };
+
+/** What a run is asked to do; fixed for its duration. */
+export interface RunContext {
+  hostName: string;
+  host: Host;
+  secrets: SecretSource;
+  redact: Redactor;
+  policy: PathPolicy;
+  signal?: AbortSignal;
+  log: Logger;
+  /** Everything below is only needed by runs that apply. */
+  store?: StateStore;
+  runner?: CommandRunner;
+  /** Where the repo comes from (fetch stage). */
+  source?: { repo: string; ref?: string };
+  deadmanSeconds?: number;
+  hookTimeoutMs?: number;
+  /** How many generations to keep (default 10). */
+  keepGenerations?: number;
+}
+
+/** What the stages have produced so far. */
+export interface RunState {
+  /** The exported tree of the revision (set by fetch, or given for `plan`/`check`). */
+  tree?: string;
+  revision?: string;
+  desired?: DesiredState;
+  files?: RenderedFile[];
+  /** The inventory of the generation that is live now (empty on a fresh host). */
+  previous: InventoryEntry[];
+  previousGeneration?: GenerationMeta;
+  plan?: Plan;
+  generation?: GenerationMeta;
+  transaction?: Transaction;
+  health?: HealthReport;
+  /** Every activation command, in order (recorded under --dry-activate). */
+  commands: string[][];
+  /** Milliseconds per stage that ran. */
+  durations: Partial<Record<Stage, number>>;
+}
+
+/** One named stage. */
+export interface StageStep {
+  stage: Stage;
+  run(ctx: RunContext, state: RunState): Promise<void>;
+}
+
+/** A value a stage needs from an earlier one; its absence is a bug in the stage order. */
+export function need<T>(value: T | undefined, what: string): T {
+  if (value === undefined) throw new Error(`pipeline bug: ${what} is missing`);
+  return value;
+}

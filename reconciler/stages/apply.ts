@@ -1,0 +1,114 @@
+/**
+ * The apply stage: stores the new generation (content of every file, so a rollback needs no git), starts the
+ * journaled transaction, stops and disables units whose files go away, then writes and removes files, each
+ * atomically. Files that exist but were never managed are not overwritten unless the repo adopts them.
+ */
+import { EdgeError } from '../errors.js';
+import { deactivateRemoved, type ActivationContext } from '../activation.js';
+import { crashPoint } from '../crash-points.js';
+import { SymlinkRefusedError } from '../host.js';
+import type { ManagedFile } from '../inventory.js';
+import { inventoryOf } from '../inventory.js';
+import { need, type RunContext, type RunState } from '../run-context.js';
+import { Transaction } from '../transaction.js';
+import type { RenderedFile } from '../../renderers/types.js';
+
+/** The part of a rendered file a generation keeps. */
+export function toManagedFile(file: RenderedFile): ManagedFile {
+  const { path, kind, resource, mode, owner, group, sensitive, unit, onChange, content } = file;
+  return { path, kind, resource, mode, owner, group, sensitive, content, ...(unit ? { unit } : {}), ...(onChange ? { onChange } : {}) };
+}
+
+/** The context activation runs with, shared by apply, activate and rollback. */
+export function activationContext(ctx: RunContext, state: RunState): ActivationContext {
+  const store = need(ctx.store, 'state store');
+  return {
+    runner: need(ctx.runner, 'command runner'),
+    host: ctx.host,
+    revision: state.revision ?? 'unknown',
+    workDir: store.txnDir,
+    deadmanSeconds: ctx.deadmanSeconds ?? 120,
+    redact: ctx.redact,
+    signal: ctx.signal,
+    log: state.commands,
+  };
+}
+
+/** Refuses to overwrite a file that exists but no generation ever managed, unless its resource adopts it. */
+function refuseUnmanaged(state: RunState, files: readonly RenderedFile[]): void {
+  const plan = need(state.plan, 'plan');
+  const managed = new Set(state.previous.map((entry) => entry.path));
+  const adopted = new Set(files.filter((file) => file.adopt).map((file) => file.path));
+  const foreign = plan.changes.filter(
+    (change) => change.action === 'update' && !managed.has(change.path) && !adopted.has(change.path),
+  );
+  if (foreign.length === 0) return;
+  throw new EdgeError(
+    'FILE_UNMANAGED',
+    `refusing to overwrite ${foreign.map((change) => change.path).join(', ')}: it exists but was never managed; ` +
+      'set adopt: true on its resource to take it over (it is backed up first)',
+    {
+      stage: 'apply',
+      retry: 'invalid',
+      problems: foreign.map((change) => ({ code: 'FILE_UNMANAGED', file: change.path, message: `${change.path} exists and is not managed (adopt: true takes it over)` })),
+    },
+  );
+}
+
+/** Refuses targets whose directories are symlinks on the host: a way out of the allowed roots. */
+async function refuseSymlinks(ctx: RunContext, paths: readonly string[]): Promise<void> {
+  for (const path of paths) {
+    try {
+      await ctx.host.checkNoSymlinks(path);
+    } catch (error) {
+      if (!(error instanceof SymlinkRefusedError)) throw error;
+      throw new EdgeError('PATH_SYMLINK', `refusing to write ${path}: ${error.message}`, {
+        stage: 'apply',
+        retry: 'invalid',
+        problems: [{ code: 'PATH_SYMLINK', file: path, message: error.message }],
+      });
+    }
+  }
+}
+
+/** Runs the apply stage. */
+export async function applyChanges(ctx: RunContext, state: RunState): Promise<void> {
+  const store = need(ctx.store, 'state store');
+  const files = need(state.files, 'rendered files');
+  const plan = need(state.plan, 'plan');
+  refuseUnmanaged(state, files);
+  await refuseSymlinks(ctx, plan.changes.map((change) => change.path));
+  state.generation = await store.createGeneration(
+    {
+      revision: need(state.revision, 'revision'),
+      host: ctx.hostName,
+      createdAt: new Date().toISOString(),
+      result: 'pending',
+      inventory: inventoryOf(files),
+      health: healthChecksOf(state),
+    },
+    files.map(toManagedFile),
+  );
+  crashPoint('apply:generation');
+  const byPath = new Map(files.map((file) => [file.path, file]));
+  const changed = plan.changes.filter((change) => change.action !== 'unchanged');
+  const writes = changed.filter((change) => change.action !== 'delete').map((change) => toManagedFile(need(byPath.get(change.path), change.path)));
+  const deletes = changed.filter((change) => change.action === 'delete').map(({ path, kind }) => ({ path, kind }));
+  state.transaction = await Transaction.begin(
+    store,
+    ctx.host,
+    { generation: state.generation.generation, revision: state.generation.revision, from: state.previousGeneration?.generation },
+    writes,
+    deletes,
+  );
+  await deactivateRemoved(plan.activation, activationContext(ctx, state));
+  await state.transaction.applyFiles((path) => need(byPath.get(path), path).content);
+  crashPoint('apply:done');
+}
+
+/** The health checks of the host being applied: its roles' checks, then its own. */
+export function healthChecksOf(state: RunState) {
+  const desired = need(state.desired, 'desired state');
+  const host = need(desired.hosts.get(need(state.plan, 'plan').host), 'host');
+  return [...host.roles.flatMap((role) => desired.roles.get(role)?.health ?? []), ...host.health];
+}

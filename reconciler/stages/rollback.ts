@@ -1,0 +1,136 @@
+/**
+ * Rollback and crash recovery share one path: the transaction is undone from its backups (byte for byte what
+ * was live before), the running system is re-activated for exactly the paths that changed back, the previous
+ * firewall is restored, and the previous generation's health is checked again. A revision that failed its own
+ * activation or health is marked bad, so it is not retried until a newer commit arrives.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { activate, deactivateRemoved, restoreFirewall, type ActivationContext } from '../activation.js';
+import { EdgeError } from '../errors.js';
+import { runHealthChecks } from '../health.js';
+import type { InventoryEntry } from '../inventory.js';
+import { sha256 } from '../inventory.js';
+import { need, type RunContext, type RunState } from '../run-context.js';
+import type { GenerationMeta, StateStore } from '../state-store.js';
+import { Transaction, type JournalOp } from '../transaction.js';
+import { activationContext } from './apply.js';
+import { planActivation, type FileChange } from './plan.js';
+
+/** The file changes an undo made: the inverse of the ops it reverted. */
+function reverseChanges(ops: readonly JournalOp[]): FileChange[] {
+  return ops.map((op) => ({
+    path: op.path,
+    kind: op.kind,
+    resource: '',
+    sensitive: false,
+    reasons: [],
+    diff: '',
+    action: op.before === null ? 'delete' : op.action === 'delete' ? 'create' : 'update',
+  }));
+}
+
+/**
+ * Undoes a transaction and re-activates what changed back. `before` is the inventory that was live before it,
+ * `after` the inventory it was installing.
+ */
+async function undoAndReactivate(
+  transaction: Transaction,
+  actx: ActivationContext,
+  before: readonly InventoryEntry[],
+  after: readonly InventoryEntry[],
+): Promise<void> {
+  const restored = await transaction.undo();
+  const activation = planActivation(reverseChanges(restored), before, after);
+  await deactivateRemoved(activation, actx);
+  await activate({ ...activation, firewall: false }, actx, []);
+  if (existsSync(join(actx.workDir, 'ufw-saved', 'restore.sh'))) await restoreFirewall(actx);
+  await transaction.commit();
+}
+
+async function inventoryOfGeneration(store: StateStore, generation: number | undefined): Promise<GenerationMeta | undefined> {
+  return generation === undefined ? undefined : store.readGeneration(generation).catch(() => undefined);
+}
+
+/** Rolls a failed run back to what was live before it; returns the error that ends the run. */
+export async function rollBack(ctx: RunContext, state: RunState, cause: EdgeError): Promise<EdgeError> {
+  const store = need(ctx.store, 'state store');
+  const generation = state.generation;
+  if (!generation) return cause;
+  const actx = activationContext(ctx, state);
+  try {
+    if (state.transaction) {
+      await undoAndReactivate(state.transaction, actx, state.previous, generation.inventory);
+    }
+    if (state.previousGeneration && !actx.runner.dryRun) {
+      const desired = need(state.desired, 'desired state');
+      const report = await runHealthChecks(state.previousGeneration.health, {
+        runner: actx.runner,
+        deadlineMs: desired.edge.health.deadlineSeconds * 1000,
+        intervalMs: desired.edge.health.intervalSeconds * 1000,
+        standby: desired.hosts.get(ctx.hostName)?.standby ?? false,
+        redact: ctx.redact,
+      });
+      if (!report.healthy) {
+        throw new Error(`generation ${state.previousGeneration.generation} is unhealthy after the rollback too: ${report.failed?.name}: ${report.failed?.message}`);
+      }
+    }
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    await store.setResult(generation.generation, 'failed', `rollback failed: ${message}`).catch(() => undefined);
+    return new EdgeError('ROLLBACK_FAILED', `rollback of ${generation.revision.slice(0, 12)} failed: ${message}; the host needs a human`, {
+      stage: 'rollback',
+      retry: 'stuck',
+      cause: error,
+    });
+  }
+  await store.setResult(generation.generation, 'rolled-back', cause.message);
+  if (cause.retry === 'invalid') {
+    await store.markBad({ revision: generation.revision, markedAt: new Date().toISOString(), reason: cause.message, generation: generation.generation });
+  }
+  return new EdgeError(cause.code, `${cause.message}; rolled back to ${state.previousGeneration ? `generation ${state.previousGeneration.generation}` : 'the files that were there before'}`, {
+    stage: cause.stage,
+    retry: cause.retry,
+    problems: cause.problems,
+    cause,
+  });
+}
+
+/** What recovery found at startup. */
+export interface Recovery {
+  generation: number;
+  /** `undone`: a journal was left and the host is back on the old generation; `completed`: the crash came after
+   * the last step, the new generation is live and now marked good; `abandoned`: it never began. */
+  outcome: 'undone' | 'completed' | 'abandoned';
+}
+
+/**
+ * Resolves what a crash left behind, before anything else runs: a leftover journal is undone; a pending
+ * generation without a journal is marked good when the live files are exactly its files, abandoned otherwise.
+ */
+export async function recoverInterrupted(ctx: RunContext, commands: string[][]): Promise<Recovery | undefined> {
+  const store = need(ctx.store, 'state store');
+  const transaction = await Transaction.pending(store, ctx.host);
+  if (transaction) {
+    const { journal } = transaction;
+    const before = await inventoryOfGeneration(store, journal.from);
+    const after = await inventoryOfGeneration(store, journal.generation);
+    const state: RunState = { previous: before?.inventory ?? [], commands, durations: {}, revision: journal.revision };
+    await undoAndReactivate(transaction, activationContext(ctx, state), before?.inventory ?? [], after?.inventory ?? []);
+    if (after) await store.setResult(journal.generation, 'interrupted', `interrupted in ${journal.phase}; undone at startup`);
+    return { generation: journal.generation, outcome: 'undone' };
+  }
+  const newest = (await store.generations()).at(-1);
+  if (newest === undefined) return undefined;
+  const meta = await store.readGeneration(newest);
+  if (meta.result !== 'pending') return undefined;
+  for (const entry of meta.inventory) {
+    const live = await ctx.host.read(entry.path);
+    if (!live || sha256(live.content) !== entry.sha256) {
+      await store.setResult(newest, 'interrupted', 'interrupted before any file changed');
+      return { generation: newest, outcome: 'abandoned' };
+    }
+  }
+  await store.setResult(newest, 'good', 'completed; recorded at startup after a crash');
+  return { generation: newest, outcome: 'completed' };
+}

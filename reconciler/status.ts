@@ -1,0 +1,67 @@
+/**
+ * The status document (`status.json`): what the agent last tried and what is live, why, and how long each
+ * stage took, with a capped history. It is the source for `edge-reconciler status`, `/status` and the metrics.
+ */
+import type { Stage } from './errors.js';
+import type { Pin, StateStore } from './state-store.js';
+
+/** How a reconcile ended. */
+export type RunResult = 'applied' | 'unchanged' | 'pinned' | 'refused' | 'invalid' | 'rolled-back' | 'failed' | 'recovered';
+
+/** One reconcile, as the status document remembers it. */
+export interface RunRecord {
+  revision?: string;
+  at: string;
+  result: RunResult;
+  generation?: number;
+  /** The failing stage and error code, for failures. */
+  stage?: Stage;
+  code?: string;
+  reason?: string;
+  /** The health check that failed, when health failed. */
+  failedCheck?: { name: string; status: string; message: string };
+  durationMs: number;
+  durations: Partial<Record<Stage, number>>;
+}
+
+/** `status.json`. */
+export interface StatusDocument {
+  host: string;
+  updatedAt: string;
+  lastAttempted?: RunRecord;
+  /** What is live: the last generation that passed health. */
+  lastApplied?: { revision: string; generation: number; at: string };
+  pinned?: Pin;
+  history: RunRecord[];
+}
+
+/** How many runs the status keeps. */
+export const HISTORY_LIMIT = 20;
+
+/** Reads the status document, or a fresh one. */
+export async function readStatus(store: StateStore, host: string): Promise<StatusDocument> {
+  return (await store.readJson<StatusDocument>(store.statusPath)) ?? { host, updatedAt: new Date(0).toISOString(), history: [] };
+}
+
+/** Records one run: lastAttempted, lastApplied when it applied, the pin, and the capped history. */
+export async function recordRun(
+  store: StateStore,
+  host: string,
+  run: RunRecord,
+  applied?: { revision: string; generation: number },
+): Promise<StatusDocument> {
+  const status = await readStatus(store, host);
+  const pinned = await store.pin();
+  const next: StatusDocument = {
+    ...status,
+    host,
+    updatedAt: run.at,
+    lastAttempted: run,
+    ...(applied ? { lastApplied: { ...applied, at: run.at } } : {}),
+    history: [run, ...status.history].slice(0, HISTORY_LIMIT),
+  };
+  if (pinned) next.pinned = pinned;
+  else delete next.pinned;
+  await store.writeJson(store.statusPath, next);
+  return next;
+}

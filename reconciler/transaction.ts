@@ -1,0 +1,166 @@
+/**
+ * The transaction: how a set of files goes live so that a crash at any point leaves the host on exactly the old
+ * or the new generation. Before anything changes, every file that will be overwritten or removed is copied into
+ * the state dir and a journal lists every step with the before and after state of each path. Each file then goes
+ * in atomically (temp beside the target, fsync, rename). At startup a leftover journal is undone from the
+ * backups, byte for byte; a health failure undoes it the same way.
+ */
+import { mkdir, readFile, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { crashPoint } from './crash-points.js';
+import type { Host, LiveFile } from './host.js';
+import { sha256, type ManagedFile } from './inventory.js';
+import type { ResourceKind } from './model.js';
+import { writeFileAtomic, type StateStore } from './state-store.js';
+
+/** The state of one path at one moment. */
+export interface FileState {
+  sha256: string;
+  mode: number;
+  uid: number;
+  gid: number;
+}
+
+/** One step of a transaction. */
+export interface JournalOp {
+  path: string;
+  kind: ResourceKind;
+  action: 'write' | 'delete';
+  /** What was there before (null: nothing); the bytes are in the backup dir. */
+  before: FileState | null;
+  /** What will be there after (null: nothing). */
+  after: FileState | null;
+}
+
+/** Where a transaction is; undo is the same from every phase. */
+export type JournalPhase = 'apply' | 'activate' | 'health';
+
+/** `journal.json`: present only while a transaction is in flight. */
+export interface Journal {
+  version: 1;
+  generation: number;
+  revision: string;
+  /** The generation that was live before (undefined on a fresh host). */
+  from?: number;
+  phase: JournalPhase;
+  startedAt: string;
+  ops: JournalOp[];
+}
+
+function stateOf(live: LiveFile): FileState {
+  return { sha256: sha256(live.content), mode: live.mode, uid: live.uid, gid: live.gid };
+}
+
+/** A transaction in flight. */
+export class Transaction {
+  private constructor(
+    private readonly store: StateStore,
+    private readonly host: Host,
+    readonly journal: Journal,
+  ) {}
+
+  /**
+   * Starts a transaction: backs up what each op will replace or remove, then writes the journal. Nothing on
+   * the host has changed when this returns.
+   */
+  static async begin(
+    store: StateStore,
+    host: Host,
+    header: Pick<Journal, 'generation' | 'revision' | 'from'>,
+    writes: readonly ManagedFile[],
+    deletes: readonly { path: string; kind: ResourceKind }[],
+  ): Promise<Transaction> {
+    await rm(store.txnDir, { recursive: true, force: true });
+    await mkdir(store.backupDir, { recursive: true, mode: 0o700 });
+    const ops: JournalOp[] = [];
+    const backup = async (path: string): Promise<FileState | null> => {
+      const live = await host.read(path);
+      if (!live) return null;
+      if (live.type !== 'file') throw new Error(`${path} is a ${live.type}, not a file; refusing to replace it`);
+      const copy = join(store.backupDir, path);
+      await mkdir(dirname(copy), { recursive: true, mode: 0o700 });
+      await writeFileAtomic(copy, live.content);
+      return stateOf(live);
+    };
+    for (const file of writes) {
+      const uid = host.ids.uid(file.owner) ?? 0;
+      const gid = host.ids.gid(file.group) ?? 0;
+      ops.push({
+        path: file.path,
+        kind: file.kind,
+        action: 'write',
+        before: await backup(file.path),
+        after: { sha256: sha256(file.content), mode: file.mode, uid, gid },
+      });
+    }
+    for (const file of deletes) {
+      ops.push({ path: file.path, kind: file.kind, action: 'delete', before: await backup(file.path), after: null });
+    }
+    crashPoint('apply:backups');
+    const journal: Journal = { version: 1, ...header, phase: 'apply', startedAt: new Date().toISOString(), ops };
+    await store.writeJson(store.journalPath, journal);
+    crashPoint('apply:journal');
+    return new Transaction(store, host, journal);
+  }
+
+  /** Resumes the transaction a crash left behind, or undefined when there is none. */
+  static async pending(store: StateStore, host: Host): Promise<Transaction | undefined> {
+    const journal = await store.readJson<Journal>(store.journalPath);
+    return journal ? new Transaction(store, host, journal) : undefined;
+  }
+
+  /** Writes and removes the files, op by op, each atomically. */
+  async applyFiles(contentOf: (path: string) => string): Promise<void> {
+    let index = 0;
+    for (const op of this.journal.ops) {
+      if (op.action === 'write' && op.after) {
+        await this.host.writeAtomic(op.path, contentOf(op.path), op.after.mode, op.after.uid, op.after.gid);
+      } else {
+        await this.host.remove(op.path);
+      }
+      crashPoint(`apply:op:${index++}`);
+    }
+  }
+
+  /** Records progress; undo is the same from every phase, the phase is for status and logs. */
+  async setPhase(phase: JournalPhase): Promise<void> {
+    this.journal.phase = phase;
+    await this.store.writeJson(this.store.journalPath, this.journal);
+  }
+
+  /** The transaction is final: forget the journal and the backups. */
+  async commit(): Promise<void> {
+    await rm(this.store.journalPath, { force: true });
+    await rm(this.store.txnDir, { recursive: true, force: true });
+  }
+
+  /**
+   * Puts every path back as it was before the transaction, from the backups, last op first. Idempotent: a crash
+   * during undo is resolved by undoing again. Returns the ops whose path really changed back.
+   */
+  async undo(): Promise<JournalOp[]> {
+    const restored: JournalOp[] = [];
+    for (const op of [...this.journal.ops].reverse()) {
+      await this.host.removeTempFiles(op.path);
+      const live = await this.host.read(op.path);
+      const now = live?.type === 'file' ? stateOf(live) : null;
+      if (sameState(now, op.before)) continue;
+      if (op.before === null) {
+        await this.host.remove(op.path);
+      } else if (now?.sha256 === op.before.sha256) {
+        await this.host.setAttributes(op.path, op.before.mode, op.before.uid, op.before.gid);
+      } else {
+        const content = await readFile(join(this.store.backupDir, op.path));
+        if (sha256(content) !== op.before.sha256) throw new Error(`the backup of ${op.path} does not match the journal`);
+        await this.host.writeAtomic(op.path, content, op.before.mode, op.before.uid, op.before.gid);
+      }
+      restored.push(op);
+    }
+    return restored;
+  }
+}
+
+function sameState(a: FileState | null, b: FileState | null): boolean {
+  if (a === null || b === null) return a === b;
+  return a.sha256 === b.sha256 && a.mode === b.mode && a.uid === b.uid && a.gid === b.gid;
+}
