@@ -31,7 +31,62 @@ export interface ReconcileOptions {
 }
 
 /** Runs one reconcile. Never throws for a failed run: the outcome carries the error. */
-export async function reconcile(ctx: RunContext, options: ReconcileOptions = {}): Promise<ReconcileOutcome> {
+export function reconcile(ctx: RunContext, options: ReconcileOptions = {}): Promise<ReconcileOutcome> {
+  return underLock(ctx, options, (state) => reconcileLocked(ctx, state));
+}
+
+/**
+ * `edge-reconciler rollback`: puts the files of an earlier good generation (default: the newest good one before
+ * the live one) back through the same journaled path, re-activates and checks health, then pins the host there
+ * until a newer commit than the one it has seen arrives.
+ */
+export function rollbackToGeneration(ctx: RunContext, target?: number, options: ReconcileOptions = {}): Promise<ReconcileOutcome> {
+  return underLock(ctx, options, async (state) => {
+    const store = need(ctx.store, 'state store');
+    const status = await readStatus(store, ctx.hostName);
+    const live = status.lastApplied ? await store.readGeneration(status.lastApplied.generation) : undefined;
+    const history = await store.history();
+    const chosen = target !== undefined
+      ? history.find((meta) => meta.generation === target)
+      : history.find((meta) => meta.result === 'good' && meta.generation < (live?.generation ?? Infinity) && meta.revision !== live?.revision);
+    if (!chosen || chosen.result !== 'good') {
+      throw new EdgeError('NO_ROLLBACK_TARGET', target !== undefined ? `generation ${target} does not exist or was never good` : 'there is no earlier good generation to roll back to', {
+        stage: 'rollback',
+        retry: 'invalid',
+      });
+    }
+    if (live) {
+      state.previousGeneration = live;
+      state.previous = live.inventory;
+    }
+    state.restoring = chosen;
+    state.revision = chosen.revision;
+    state.files = (await store.generationFiles(chosen.generation)).map((file) => ({
+      ...file,
+      source: { file: `generation ${chosen.generation}` },
+      secrets: [],
+      adopt: false,
+    }));
+    await runStages(PLAN_PIPELINE.slice(-1), ctx, state);
+    try {
+      await runStages(APPLY_PIPELINE, ctx, state);
+    } catch (error) {
+      const ended = await rollBack(ctx, state, error as EdgeError);
+      return { result: ended.retry === 'stuck' ? 'failed' : 'rolled-back', revision: chosen.revision, error: ended };
+    }
+    const generation = need(state.generation, 'generation').generation;
+    await store.setPin({
+      generation,
+      pinnedAgainst: status.lastAttempted?.revision ?? live?.revision,
+      reason: `manual rollback to generation ${chosen.generation} (${chosen.revision.slice(0, 12)})`,
+      at: new Date().toISOString(),
+    });
+    return { result: 'applied', revision: chosen.revision, generation };
+  });
+}
+
+/** Takes the lock, resolves a crash, runs `body`, and writes the status document however it ends. */
+async function underLock(ctx: RunContext, options: ReconcileOptions, body: (state: RunState) => Promise<PartialOutcome>): Promise<ReconcileOutcome> {
   const store = need(ctx.store, 'state store');
   await store.init();
   const unlock = await store.lock(options.lockWaitMs ?? 0);
@@ -41,8 +96,8 @@ export async function reconcile(ctx: RunContext, options: ReconcileOptions = {})
   try {
     recovery = await recoverInterrupted(ctx, state.commands);
     if (recovery) ctx.log.warn({ recovery }, `recovered generation ${recovery.generation} after a crash: ${recovery.outcome}`);
-    const outcome = await reconcileLocked(ctx, state);
-    return finish(ctx, state, { ...outcome, recovery }, started);
+    const outcome = await body(state);
+    return await finish(ctx, state, { ...outcome, recovery }, started);
   } catch (error) {
     const edge =
       error instanceof EdgeError

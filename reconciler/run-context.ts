@@ -55,6 +55,8 @@ export interface RunState {
   previous: InventoryEntry[];
   previousGeneration?: GenerationMeta;
   plan?: Plan;
+  /** Set by a manual rollback: the generation whose files are being restored (no git, no desired state). */
+  restoring?: GenerationMeta;
   generation?: GenerationMeta;
   transaction?: Transaction;
   health?: HealthReport;

@@ -27,8 +27,17 @@ export interface GenerationMeta {
   inventory: InventoryEntry[];
   /** The checks that prove this generation healthy (re-run after a rollback to it). */
   health: HealthCheckSpec[];
+  /** How those checks run on this host: deadlines from edge.yaml, standby from the host file. */
+  healthPolicy: HealthPolicy;
   /** A manual rollback made this generation from an older one. */
   restoredFrom?: number;
+}
+
+/** How a generation's health checks run. */
+export interface HealthPolicy {
+  deadlineSeconds: number;
+  intervalSeconds: number;
+  standby: boolean;
 }
 
 /** A revision the agent will not retry until a newer one arrives. */

@@ -7,6 +7,7 @@ import { registerApply } from './apply.js';
 import { registerCheck } from './check.js';
 import { registerPlan } from './plan.js';
 import { registerSchemas } from './schemas.js';
+import { registerStateCommands } from './state-commands.js';
 
 const program = new Command()
   .name('edge-reconciler')
@@ -18,5 +19,6 @@ registerApply(program);
 registerCheck(program);
 registerPlan(program);
 registerSchemas(program);
+registerStateCommands(program);
 
 await program.parseAsync(process.argv);

@@ -10,6 +10,7 @@ import { SymlinkRefusedError } from '../host.js';
 import type { ManagedFile } from '../inventory.js';
 import { inventoryOf } from '../inventory.js';
 import { need, type RunContext, type RunState } from '../run-context.js';
+import type { GenerationMeta } from '../state-store.js';
 import { Transaction } from '../transaction.js';
 import type { RenderedFile } from '../../renderers/types.js';
 
@@ -85,7 +86,8 @@ export async function applyChanges(ctx: RunContext, state: RunState): Promise<vo
       createdAt: new Date().toISOString(),
       result: 'pending',
       inventory: inventoryOf(files),
-      health: healthChecksOf(state),
+      ...healthOf(state),
+      ...(state.restoring ? { restoredFrom: state.restoring.generation } : {}),
     },
     files.map(toManagedFile),
   );
@@ -106,9 +108,13 @@ export async function applyChanges(ctx: RunContext, state: RunState): Promise<vo
   crashPoint('apply:done');
 }
 
-/** The health checks of the host being applied: its roles' checks, then its own. */
-export function healthChecksOf(state: RunState) {
+/** The health checks of the host being applied (its roles' checks, then its own) and how they run. */
+function healthOf(state: RunState): Pick<GenerationMeta, 'health' | 'healthPolicy'> {
+  if (state.restoring) return { health: state.restoring.health, healthPolicy: state.restoring.healthPolicy };
   const desired = need(state.desired, 'desired state');
   const host = need(desired.hosts.get(need(state.plan, 'plan').host), 'host');
-  return [...host.roles.flatMap((role) => desired.roles.get(role)?.health ?? []), ...host.health];
+  return {
+    health: [...host.roles.flatMap((role) => desired.roles.get(role)?.health ?? []), ...host.health],
+    healthPolicy: { ...desired.edge.health, standby: host.standby },
+  };
 }

@@ -3,22 +3,27 @@
  * becomes an error of class `invalid`, which makes the run roll back.
  */
 import { EdgeError } from '../errors.js';
-import { runHealthChecks } from '../health.js';
+import { runHealthChecks, type HealthReport } from '../health.js';
+import type { GenerationMeta } from '../state-store.js';
 import { need, type RunContext, type RunState } from '../run-context.js';
+
+/** Runs a generation's own health checks with its own policy. */
+export function runGenerationHealth(ctx: RunContext, generation: GenerationMeta): Promise<HealthReport> {
+  const { deadlineSeconds, intervalSeconds, standby } = generation.healthPolicy;
+  return runHealthChecks(generation.health, {
+    runner: need(ctx.runner, 'command runner'),
+    deadlineMs: deadlineSeconds * 1000,
+    intervalMs: intervalSeconds * 1000,
+    standby,
+    signal: ctx.signal,
+    redact: ctx.redact,
+  });
+}
 
 /** Runs the health checks of the new generation. */
 export async function checkHealth(ctx: RunContext, state: RunState): Promise<void> {
   await need(state.transaction, 'transaction').setPhase('health');
-  const desired = need(state.desired, 'desired state');
-  const host = need(desired.hosts.get(ctx.hostName), 'host');
-  const report = await runHealthChecks(need(state.generation, 'generation').health, {
-    runner: need(ctx.runner, 'command runner'),
-    deadlineMs: desired.edge.health.deadlineSeconds * 1000,
-    intervalMs: desired.edge.health.intervalSeconds * 1000,
-    standby: host.standby,
-    signal: ctx.signal,
-    redact: ctx.redact,
-  });
+  const report = await runGenerationHealth(ctx, need(state.generation, 'generation'));
   state.health = report;
   if (!report.healthy) {
     const failed = report.failed;

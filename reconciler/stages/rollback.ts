@@ -8,13 +8,13 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { activate, deactivateRemoved, restoreFirewall, type ActivationContext } from '../activation.js';
 import { EdgeError } from '../errors.js';
-import { runHealthChecks } from '../health.js';
 import type { InventoryEntry } from '../inventory.js';
 import { sha256 } from '../inventory.js';
 import { need, type RunContext, type RunState } from '../run-context.js';
 import type { GenerationMeta, StateStore } from '../state-store.js';
 import { Transaction, type JournalOp } from '../transaction.js';
 import { activationContext } from './apply.js';
+import { runGenerationHealth } from './health.js';
 import { planActivation, type FileChange } from './plan.js';
 
 /** The file changes an undo made: the inverse of the ops it reverted. */
@@ -63,14 +63,7 @@ export async function rollBack(ctx: RunContext, state: RunState, cause: EdgeErro
       await undoAndReactivate(state.transaction, actx, state.previous, generation.inventory);
     }
     if (state.previousGeneration && !actx.runner.dryRun) {
-      const desired = need(state.desired, 'desired state');
-      const report = await runHealthChecks(state.previousGeneration.health, {
-        runner: actx.runner,
-        deadlineMs: desired.edge.health.deadlineSeconds * 1000,
-        intervalMs: desired.edge.health.intervalSeconds * 1000,
-        standby: desired.hosts.get(ctx.hostName)?.standby ?? false,
-        redact: ctx.redact,
-      });
+      const report = await runGenerationHealth({ ...ctx, signal: undefined }, state.previousGeneration);
       if (!report.healthy) {
         throw new Error(`generation ${state.previousGeneration.generation} is unhealthy after the rollback too: ${report.failed?.name}: ${report.failed?.message}`);
       }

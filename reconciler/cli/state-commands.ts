@@ -1,0 +1,123 @@
+/**
+ * The commands that read or steer a host's state: `status`, `history`, `rollback`, `unpin`.
+ */
+import type { Command } from 'commander';
+import { rollbackToGeneration } from '../reconcile.js';
+import { StateStore } from '../state-store.js';
+import { readStatus, type RunRecord } from '../status.js';
+import { summarize } from './apply.js';
+import { applyingContext, DEFAULT_STATE_DIR, type ApplyingOptions } from './context.js';
+import { out, printError } from './io.js';
+
+const plain = (text: string) => text;
+
+function short(revision: string | undefined): string {
+  return revision ? revision.slice(0, 12) : '-';
+}
+
+function describeRun(run: RunRecord): string {
+  const why = run.code ? ` [${run.code}] ${run.reason ?? ''}` : '';
+  const gen = run.generation !== undefined ? ` generation ${run.generation}` : '';
+  return `${run.at}  ${run.result.padEnd(11)} ${short(run.revision)}${gen} (${run.durationMs} ms)${why}`;
+}
+
+/** Registers status, history, rollback and unpin. */
+export function registerStateCommands(program: Command): void {
+  program
+    .command('status')
+    .description('what is live on this host, what was last attempted and why it ended as it did')
+    .option('--state-dir <dir>', 'the agent\'s state dir', DEFAULT_STATE_DIR)
+    .option('--host <name>', 'the host name (for a state dir that has no status yet)', 'unknown')
+    .option('--json', 'print the status document as JSON')
+    .action(async (options: { stateDir: string; host: string; json?: boolean }) => {
+      const store = new StateStore(options.stateDir);
+      const status = await readStatus(store, options.host);
+      const bad = await store.badRevisions();
+      if (options.json) {
+        out(JSON.stringify({ ...status, badRevisions: bad }, null, 2), plain);
+        return;
+      }
+      const lines = [`host:           ${status.host}`];
+      lines.push(
+        status.lastApplied
+          ? `live:           ${short(status.lastApplied.revision)} (generation ${status.lastApplied.generation}, since ${status.lastApplied.at})`
+          : 'live:           nothing applied yet',
+      );
+      if (status.pinned) lines.push(`pinned:         generation ${status.pinned.generation}: ${status.pinned.reason} (until a commit newer than ${short(status.pinned.pinnedAgainst)}; or run unpin)`);
+      if (status.lastAttempted) {
+        lines.push(`last attempt:   ${describeRun(status.lastAttempted)}`);
+        if (status.lastAttempted.failedCheck) {
+          const check = status.lastAttempted.failedCheck;
+          lines.push(`failed check:   ${check.name} (${check.status}): ${check.message}`);
+        }
+        const stages = Object.entries(status.lastAttempted.durations).map(([stage, ms]) => `${stage} ${ms} ms`);
+        if (stages.length > 0) lines.push(`stages:         ${stages.join(', ')}`);
+      }
+      if (bad.length > 0) lines.push(`bad revisions:  ${bad.map((entry) => short(entry.revision)).join(', ')}`);
+      out(lines.join('\n'), plain);
+    });
+
+  program
+    .command('history')
+    .description('the generations kept on this host, newest first, and the recent runs')
+    .option('--state-dir <dir>', 'the agent\'s state dir', DEFAULT_STATE_DIR)
+    .option('--json', 'print as JSON')
+    .action(async (options: { stateDir: string; json?: boolean }) => {
+      const store = new StateStore(options.stateDir);
+      const generations = (await store.history()).map(({ generation, revision, result, createdAt, reason, restoredFrom }) => ({
+        generation,
+        revision,
+        result,
+        createdAt,
+        ...(reason ? { reason } : {}),
+        ...(restoredFrom !== undefined ? { restoredFrom } : {}),
+      }));
+      const runs = (await readStatus(store, 'unknown')).history;
+      if (options.json) {
+        out(JSON.stringify({ generations, runs }, null, 2), plain);
+        return;
+      }
+      const lines = ['generations:'];
+      for (const g of generations) {
+        const from = g.restoredFrom !== undefined ? ` (restored from ${g.restoredFrom})` : '';
+        lines.push(`  ${String(g.generation).padStart(4)}  ${g.result.padEnd(11)} ${short(g.revision)}  ${g.createdAt}${from}${g.reason ? `  ${g.reason}` : ''}`);
+      }
+      lines.push('runs:', ...runs.map((run) => `  ${describeRun(run)}`));
+      out(lines.join('\n'), plain);
+    });
+
+  program
+    .command('rollback')
+    .description('emergency switch to the previous good generation (no git needed); pins the host there until a newer commit arrives')
+    .requiredOption('--host <name>', 'this host\'s name')
+    .option('--to <generation>', 'roll back to this generation instead of the previous good one')
+    .option('--root <dir>', 'filesystem root (anything but / needs --dry-activate)', '/')
+    .option('--state-dir <dir>', 'the agent\'s state dir', DEFAULT_STATE_DIR)
+    .option('--dry-activate', 'record activation commands instead of running them')
+    .option('--deadman-seconds <n>', 'seconds before a changed firewall reverts unless health passes', '120')
+    .option('--json', 'print the outcome as JSON')
+    .option('--quiet', 'log warnings and errors only')
+    .action(async (options: ApplyingOptions & { to?: string; json?: boolean }) => {
+      try {
+        const ctx = await applyingContext(options);
+        const outcome = await rollbackToGeneration(ctx, options.to === undefined ? undefined : Number(options.to));
+        if (options.json) out(JSON.stringify(summarize(outcome), null, 2), ctx.redact);
+        else if (outcome.result === 'applied') out(`rolled back: generation ${outcome.generation} now holds ${short(outcome.revision)}; pinned until a newer commit arrives`, ctx.redact);
+        if (outcome.error) printError(outcome.error, ctx.redact);
+        process.exitCode = outcome.result === 'applied' ? 0 : 1;
+      } catch (error) {
+        process.exitCode = printError(error);
+      }
+    });
+
+  program
+    .command('unpin')
+    .description('lift a rollback pin: the next reconcile applies the repo\'s revision again')
+    .option('--state-dir <dir>', 'the agent\'s state dir', DEFAULT_STATE_DIR)
+    .action(async (options: { stateDir: string }) => {
+      const store = new StateStore(options.stateDir);
+      const pin = await store.pin();
+      await store.setPin(undefined);
+      out(pin ? `unpinned generation ${pin.generation}` : 'not pinned', plain);
+    });
+}
