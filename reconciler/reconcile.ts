@@ -85,19 +85,32 @@ export function rollbackToGeneration(ctx: RunContext, target?: number, options: 
   });
 }
 
+/** Only resolves what a crash left behind (for ExecStartPre= and for checking a host after a power cut). */
+export function recoverOnly(ctx: RunContext, options: ReconcileOptions = {}): Promise<ReconcileOutcome> {
+  return underLock(ctx, options, async () => ({ result: 'unchanged' }));
+}
+
 /** Takes the lock, resolves a crash, runs `body`, and writes the status document however it ends. */
 async function underLock(ctx: RunContext, options: ReconcileOptions, body: (state: RunState) => Promise<PartialOutcome>): Promise<ReconcileOutcome> {
   const store = need(ctx.store, 'state store');
   await store.init();
-  const unlock = await store.lock(options.lockWaitMs ?? 0);
   const started = performance.now();
   const state: RunState = { previous: [], commands: [], durations: {} };
+  let unlock: () => Promise<void>;
+  try {
+    unlock = await store.lock(options.lockWaitMs ?? 0);
+  } catch (error) {
+    // Another run owns the state dir, its status document too: report, write nothing.
+    if (!(error instanceof EdgeError)) throw error;
+    return { result: 'failed', error, state, durationMs: Math.round(performance.now() - started) };
+  }
   let recovery: Recovery | undefined;
   try {
     recovery = await recoverInterrupted(ctx, state.commands);
     if (recovery) ctx.log.warn({ recovery }, `recovered generation ${recovery.generation} after a crash: ${recovery.outcome}`);
     const outcome = await body(state);
-    return await finish(ctx, state, { ...outcome, recovery }, started);
+    const result = recovery && outcome.result === 'unchanged' && !outcome.revision ? 'recovered' : outcome.result;
+    return await finish(ctx, state, { ...outcome, result, recovery }, started);
   } catch (error) {
     const edge =
       error instanceof EdgeError

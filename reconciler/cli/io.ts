@@ -39,7 +39,7 @@ export async function setupSecrets(dir: string | undefined): Promise<SecretsSetu
 export function printError(error: unknown, redact: Redactor = (text) => text): number {
   if (error instanceof EdgeError) {
     const lines = error.problems.length > 0 ? error.problems.map(formatProblem) : [error.message];
-    const head = `error: ${error.stage} failed${error.problems.length > 1 ? ` with ${error.problems.length} problems` : ''}`;
+    const head = `error: ${error.stage} failed${error.problems.length > 1 ? ` with ${error.problems.length} problems` : ''} [${error.code}]`;
     process.stderr.write(redact([head, ...lines.map((line) => `  ${line}`)].join('\n')) + '\n');
   } else {
     process.stderr.write(redact(`error: ${error instanceof Error ? error.message : String(error)}`) + '\n');

@@ -2,7 +2,7 @@
  * The commands that read or steer a host's state: `status`, `history`, `rollback`, `unpin`.
  */
 import type { Command } from 'commander';
-import { rollbackToGeneration } from '../reconcile.js';
+import { recoverOnly, rollbackToGeneration } from '../reconcile.js';
 import { StateStore } from '../state-store.js';
 import { readStatus, type RunRecord } from '../status.js';
 import { summarize } from './apply.js';
@@ -105,6 +105,25 @@ export function registerStateCommands(program: Command): void {
         else if (outcome.result === 'applied') out(`rolled back: generation ${outcome.generation} now holds ${short(outcome.revision)}; pinned until a newer commit arrives`, ctx.redact);
         if (outcome.error) printError(outcome.error, ctx.redact);
         process.exitCode = outcome.result === 'applied' ? 0 : 1;
+      } catch (error) {
+        process.exitCode = printError(error);
+      }
+    });
+
+  program
+    .command('recover')
+    .description('resolve what a crash left behind (undo a half-done transaction), then exit; apply does this first too')
+    .requiredOption('--host <name>', 'this host\'s name')
+    .option('--root <dir>', 'filesystem root (anything but / needs --dry-activate)', '/')
+    .option('--state-dir <dir>', 'the agent\'s state dir', DEFAULT_STATE_DIR)
+    .option('--dry-activate', 'record activation commands instead of running them')
+    .option('--quiet', 'log warnings and errors only')
+    .action(async (options: ApplyingOptions) => {
+      try {
+        const ctx = await applyingContext(options);
+        const outcome = await recoverOnly(ctx);
+        out(outcome.recovery ? `recovered generation ${outcome.recovery.generation}: ${outcome.recovery.outcome}` : 'nothing to recover', ctx.redact);
+        if (outcome.error) process.exitCode = printError(outcome.error, ctx.redact);
       } catch (error) {
         process.exitCode = printError(error);
       }

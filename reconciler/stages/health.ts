@@ -2,6 +2,7 @@
  * The health stage: the checks of the new generation must pass within the deadline; an unhealthy report
  * becomes an error of class `invalid`, which makes the run roll back.
  */
+import { crashPoint } from '../crash-points.js';
 import { EdgeError } from '../errors.js';
 import { runHealthChecks, type HealthReport } from '../health.js';
 import type { GenerationMeta } from '../state-store.js';
@@ -25,6 +26,7 @@ export async function checkHealth(ctx: RunContext, state: RunState): Promise<voi
   await need(state.transaction, 'transaction').setPhase('health');
   const report = await runGenerationHealth(ctx, need(state.generation, 'generation'));
   state.health = report;
+  crashPoint('health:checked');
   if (!report.healthy) {
     const failed = report.failed;
     throw new EdgeError(

@@ -4,6 +4,7 @@
  * is written by the reconcile loop for every run, whatever its end.)
  */
 import { disarmDeadman } from '../activation.js';
+import { crashPoint } from '../crash-points.js';
 import { need, type RunContext, type RunState } from '../run-context.js';
 import { activationContext } from './apply.js';
 
@@ -18,6 +19,7 @@ export async function recordGood(ctx: RunContext, state: RunState): Promise<void
   // Journal first: a crash between the two leaves a pending generation whose files are all live, which
   // recovery marks good; the other order would undo a finished apply.
   await need(state.transaction, 'transaction').commit();
+  crashPoint('record:committed');
   await store.setResult(generation.generation, 'good');
   await store.prune(ctx.keepGenerations ?? DEFAULT_KEEP_GENERATIONS);
 }
