@@ -100,7 +100,7 @@ describe('apply (sandbox root, activation recorded)', function () {
   it('stops and disables a unit removed from the repo before its file goes', async () => {
     await apply();
     await commitEdit(repo, 'roles/lod/role.yaml', (text) =>
-      text.replace(/  - kind: systemd-unit\n    name: lod-backup\.timer\n    template: lod-backup\.timer\.hbs\n/, ''),
+      text.replace(/ {2}- kind: systemd-unit\n {4}name: lod-backup\.timer\n {4}template: lod-backup\.timer\.hbs\n/, ''),
     );
     const { exitCode, json } = await apply();
     assert.equal(exitCode, 0);

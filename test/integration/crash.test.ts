@@ -65,7 +65,7 @@ describe('crash safety: SIGKILL at every step boundary', function () {
     await commitEdit(repo, 'hosts/lod-prod.yaml', (text) => text.replace('workers: 4', 'workers: 7'));
     await commitEdit(repo, 'roles/lod/templates/lod.service.hbs', (text) => text.replace('RestartSec=2', 'RestartSec=3'));
     await commitEdit(repo, 'roles/lod/role.yaml', (text) =>
-      text.replace(/  - kind: systemd-unit\n    name: lod-backup\.timer\n    template: lod-backup\.timer\.hbs\n/, '').replace('from: 100.64.0.10', 'from: 100.64.0.11'),
+      text.replace(/ {2}- kind: systemd-unit\n {4}name: lod-backup\.timer\n {4}template: lod-backup\.timer\.hbs\n/, '').replace('from: 100.64.0.10', 'from: 100.64.0.11'),
     );
     commitB = (await execa('git', ['-C', repo, 'rev-parse', 'HEAD'])).stdout.trim();
 
