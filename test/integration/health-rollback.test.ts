@@ -1,0 +1,133 @@
+/**
+ * A commit whose health check fails is rolled back automatically: the files come back byte for byte, the old
+ * units are re-activated, the revision is marked bad and not retried, and a newer commit applies cleanly. Here
+ * systemctl is a recording shim (units always look active) and the health checks are real commands; the same
+ * story runs against a real systemd in test/e2e.
+ */
+import assert from 'node:assert/strict';
+import { execa } from 'execa';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ExecRunner, Host, type CommandOptions, type CommandResult, type CommandRunner } from '../../reconciler/host.js';
+import { DEFAULT_PATH_POLICY } from '../../reconciler/path-policy.js';
+import { reconcile } from '../../reconciler/reconcile.js';
+import { silentLogger, type RunContext } from '../../reconciler/run-context.js';
+import { StateStore } from '../../reconciler/state-store.js';
+import { readStatus } from '../../reconciler/status.js';
+import { placeholderSecrets } from '../../renderers/template.js';
+import { git } from '../helpers/git-repo.js';
+import { TINY_HOST, writeTinyRepo } from '../helpers/tiny-repo.js';
+
+/** Records systemctl (answering `show` as an active unit); runs everything else for real. */
+class SystemctlShim implements CommandRunner {
+  readonly dryRun = false;
+  readonly systemctl: string[] = [];
+  private readonly real = new ExecRunner();
+
+  async run(argv: readonly string[], options?: CommandOptions): Promise<CommandResult> {
+    if (argv[0] !== 'systemctl') return this.real.run(argv, options);
+    this.systemctl.push(argv.slice(1).join(' '));
+    const stdout = argv[1] === 'show' ? 'LoadState=loaded\nActiveState=active\nSubState=running\nResult=success\nType=simple\n' : '';
+    return { exitCode: 0, stdout, stderr: '', timedOut: false };
+  }
+}
+
+const UNIT = (version: string) => `[Unit]\nDescription=app ${version}\n\n[Service]\nExecStart=/srv/apps/app/bin/app --version ${version}\n\n[Install]\nWantedBy=multi-user.target\n`;
+
+describe('automatic rollback when health fails', function () {
+  this.timeout(60_000);
+  const cleanup: string[] = [];
+  let repo: string;
+  let root: string;
+  let store: StateStore;
+  let runner: SystemctlShim;
+  let marker: string;
+
+  const ctx = (): RunContext => ({
+    hostName: TINY_HOST,
+    host: new Host(root),
+    secrets: placeholderSecrets,
+    redact: (text) => text,
+    policy: DEFAULT_PATH_POLICY,
+    log: silentLogger,
+    store,
+    runner,
+    source: { repo },
+  });
+  const commit = async (version: string, healthy: boolean) => {
+    await writeFile(join(repo, 'roles/app/templates/app.service'), UNIT(version));
+    const check = healthy ? `test -f ${marker}` : `test -f ${marker}.missing`;
+    await writeFile(join(repo, 'roles/app/role.yaml'), [
+      'resources:',
+      '  - kind: systemd-unit',
+      '    name: app.service',
+      '    template: app.service',
+      'health:',
+      '  - name: app-ready',
+      '    type: command',
+      `    command: [sh, -c, "${check}"]`,
+      '    retries: 1',
+      '',
+    ].join('\n'));
+    await git(repo, 'add', '-A');
+    await git(repo, 'commit', '-q', '-m', `app ${version}`);
+    return git(repo, 'rev-parse', 'HEAD');
+  };
+
+  beforeEach(async () => {
+    repo = await writeTinyRepo({ edge: { health: { deadlineSeconds: 5, intervalSeconds: 0.1 } }, templates: { 'app.service': UNIT('0') } });
+    root = await mkdtemp(join(tmpdir(), 'edge-root-'));
+    const stateDir = await mkdtemp(join(tmpdir(), 'edge-state-'));
+    marker = join(stateDir, 'ready');
+    await writeFile(marker, '');
+    cleanup.push(repo, root, stateDir);
+    store = new StateStore(stateDir);
+    runner = new SystemctlShim();
+    await execa('git', ['-C', repo, 'init', '-q', '-b', 'release']);
+    await git(repo, 'config', 'user.email', 'test@example.com');
+    await git(repo, 'config', 'user.name', 'test');
+  });
+  after(async () => {
+    await Promise.all(cleanup.map((dir) => rm(dir, { recursive: true, force: true })));
+  });
+
+  it('rolls back, marks the revision bad, refuses it next time, and applies a newer good commit', async () => {
+    await commit('1', true);
+    const first = await reconcile(ctx());
+    assert.equal(first.result, 'applied', first.error?.message);
+    const unitPath = join(root, 'etc/systemd/system/app.service');
+    assert.equal(await readFile(unitPath, 'utf8'), UNIT('1'));
+
+    const bad = await commit('2', false);
+    runner.systemctl.length = 0;
+    const second = await reconcile(ctx());
+    assert.equal(second.result, 'rolled-back');
+    assert.equal(second.error?.code, 'HEALTH_FAILED');
+    assert.match(second.error?.message ?? '', /health check app-ready failed/);
+    assert.equal(await readFile(unitPath, 'utf8'), UNIT('1'), 'the old unit file is back, byte for byte');
+    assert.deepEqual(runner.systemctl.filter((c) => !c.startsWith('show')), [
+      'daemon-reload',
+      'restart app.service',
+      'daemon-reload',
+      'restart app.service',
+    ]);
+
+    const status = await readStatus(store, TINY_HOST);
+    assert.equal(status.lastApplied?.generation, 1);
+    assert.equal(status.lastAttempted?.result, 'rolled-back');
+    assert.equal(status.lastAttempted?.failedCheck?.name, 'app-ready');
+    assert.deepEqual((await store.badRevisions()).map((entry) => entry.revision), [bad]);
+    assert.equal((await store.readGeneration(2)).result, 'rolled-back');
+
+    const again = await reconcile(ctx());
+    assert.equal(again.result, 'refused');
+    assert.equal(again.error?.code, 'REVISION_BAD');
+    assert.equal(await readFile(unitPath, 'utf8'), UNIT('1'));
+
+    await commit('3', true);
+    const fixed = await reconcile(ctx());
+    assert.equal(fixed.result, 'applied', fixed.error?.message);
+    assert.equal(await readFile(unitPath, 'utf8'), UNIT('3'));
+  });
+});
