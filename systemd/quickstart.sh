@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The quick start: installs what is needed, builds, then checks the bundled example desired-state and plans the
-# lod-prod host into a sandbox root (.sandbox/root) with generated secrets (.sandbox/secrets). Touches nothing
-# outside the checkout except the apt packages.
+# The quick start: installs what is needed, builds, then checks the bundled example desired-state, plans the
+# lod-prod host into a sandbox root (.sandbox/root) with generated secrets (.sandbox/secrets), applies it there
+# (activation recorded, not run) and shows the status. Touches nothing outside the checkout but apt packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,3 +29,10 @@ status=0
 $cli plan --repo desired-state --host lod-prod --root "$sandbox/root" --secrets-dir "$sandbox/secrets" || status=$?
 # plan exits 2 when there are changes: into an empty sandbox root there always are.
 [ "$status" -eq 0 ] || [ "$status" -eq 2 ]
+echo
+echo "== edge-reconciler apply --host lod-prod --root $sandbox/root --dry-activate"
+$cli apply --repo desired-state --host lod-prod --root "$sandbox/root" --state-dir "$sandbox/state" \
+  --secrets-dir "$sandbox/secrets" --dry-activate --quiet
+echo
+echo "== edge-reconciler status"
+$cli status --state-dir "$sandbox/state"
