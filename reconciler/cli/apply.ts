@@ -75,6 +75,16 @@ export function summarize(outcome: ReconcileOutcome) {
   };
 }
 
+/** A command on one line: a script argument shows its first line and how many follow (--json has them all). */
+function oneLine(argv: string[]): string {
+  return argv
+    .map((arg) => {
+      const [first, ...rest] = arg.split('\n');
+      return rest.length > 0 ? `${first} … (+${rest.length} lines)` : arg;
+    })
+    .join(' ');
+}
+
 function describeOutcome(outcome: ReconcileOutcome, dry: boolean): string {
   const rev = outcome.revision ? outcome.revision.slice(0, 12) : '?';
   const lines: string[] = [];
@@ -96,7 +106,7 @@ function describeOutcome(outcome: ReconcileOutcome, dry: boolean): string {
   for (const change of changed) lines.push(`  ${change.action.padEnd(6)} ${change.path}`);
   if (outcome.state.commands.length > 0) {
     lines.push(dry ? 'activation (recorded, not run: --dry-activate):' : 'activation:');
-    for (const command of outcome.state.commands) lines.push(`  ${command.join(' ')}`);
+    for (const command of outcome.state.commands) lines.push(`  ${oneLine(command)}`);
   }
   for (const result of outcome.state.health?.results ?? []) lines.push(`  health ${result.name}: ${result.status} ${result.message}`);
   for (const problem of outcome.error?.problems ?? []) lines.push(`  ${formatProblem(problem)}`);
