@@ -4,6 +4,7 @@
  * writable overlay of the cached root; see docs/e2e.md.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { isAlive } from '../../reconciler/state-store.js';
 import { access, constants, mkdir, open, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 import { delimiter, join, resolve } from 'node:path';
@@ -466,14 +467,6 @@ async function childrenOf(pid: number): Promise<number[]> {
   return lists.join(' ').split(/\s+/).filter(Boolean).map(Number);
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** Whether pid is (still) a systemd in a PID namespace other than ours: a container's init, not a zombie. */
 function isContainerInit(pid: number | undefined): boolean {
