@@ -5,42 +5,27 @@ import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import type { HostSpec, ResourceDecl } from '../../../reconciler/model.js';
+import type { ResourceDecl } from '../../../reconciler/model.js';
 import { caddyRenderer } from '../../../renderers/caddy/index.js';
 import { rewriteAbsoluteImports } from '../../../renderers/caddy/imports.js';
 import { validateCaddy } from '../../../renderers/caddy/validate.js';
 import { placeholderSecrets, TemplateEngine } from '../../../renderers/template.js';
-import { RenderProblems, type RenderedFile, type TemplateData } from '../../../renderers/types.js';
+import { RenderProblems, type RenderedFile } from '../../../renderers/types.js';
+import { testData, testHost } from '../../helpers/render-fixtures.js';
 
-const HOST: HostSpec = {
-  name: 'edge-1',
-  address: '100.64.0.10',
-  roles: ['router'],
-  standby: false,
-  vars: {},
-  routes: [],
-  health: [],
-  source: { file: 'hosts/edge-1.yaml' },
-};
+const HOST = testHost('edge-1', 'router', { address: '100.64.0.10' });
 
-const DATA: TemplateData = {
-  host: { name: 'edge-1', address: '100.64.0.10', standby: false, roles: ['router'], vars: { port: 8080 } },
-  vars: { port: 8080 },
-  inventory: {
-    hosts: [],
-    routes: [
-      {
-        domain: 'lod.example.org',
-        healthPath: '/healthz',
-        upstreams: [
-          { host: 'app-a', address: '100.64.0.11', port: 8080, standby: false },
-          { host: 'app-b', address: '100.64.0.12', port: 8080, standby: true },
-        ],
-      },
-      { domain: 'static.example.org', upstreams: [{ host: 'app-a', address: '100.64.0.11', port: 8081, standby: false }] },
+const DATA = testData(HOST, { port: 8080 }, [
+  {
+    domain: 'lod.example.org',
+    healthPath: '/healthz',
+    upstreams: [
+      { host: 'app-a', address: '100.64.0.11', port: 8080, standby: false },
+      { host: 'app-b', address: '100.64.0.12', port: 8080, standby: true },
     ],
   },
-};
+  { domain: 'static.example.org', upstreams: [{ host: 'app-a', address: '100.64.0.11', port: 8081, standby: false }] },
+]);
 
 const ROUTER_TEMPLATE = [
   '{{#each inventory.routes}}',

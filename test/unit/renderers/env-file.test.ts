@@ -3,27 +3,15 @@
  * masked diff the planner prints, and the scan for literal secrets in templates.
  */
 import assert from 'node:assert/strict';
-import type { HostSpec, ResourceDecl } from '../../../reconciler/model.js';
+import type { ResourceDecl } from '../../../reconciler/model.js';
 import { envFileRenderer, findLiteralSecrets, maskEnvDiff } from '../../../renderers/env-file/index.js';
 import { TemplateEngine, type SecretSource } from '../../../renderers/template.js';
-import { RenderProblems, type RenderedFile, type TemplateData } from '../../../renderers/types.js';
+import { RenderProblems, type RenderedFile } from '../../../renderers/types.js';
+import { testData, testHost } from '../../helpers/render-fixtures.js';
 
-const HOST: HostSpec = {
-  name: 'app-1',
-  address: '100.64.0.11',
-  roles: ['app'],
-  standby: false,
-  vars: {},
-  routes: [],
-  health: [],
-  source: { file: 'hosts/app-1.yaml' },
-};
+const HOST = testHost('app-1', 'app');
 
-const DATA: TemplateData = {
-  host: { name: 'app-1', address: '100.64.0.11', standby: false, roles: ['app'], vars: { port: 8080 } },
-  vars: { port: 8080 },
-  inventory: { hosts: [], routes: [] },
-};
+const DATA = testData(HOST, { port: 8080 });
 
 const SECRET_VALUE = 'pa55-w0rd-never-printed';
 

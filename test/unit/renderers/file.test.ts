@@ -6,28 +6,16 @@ import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import type { HostSpec, ResourceDecl } from '../../../reconciler/model.js';
+import type { ResourceDecl } from '../../../reconciler/model.js';
 import { fileRenderer } from '../../../renderers/file/index.js';
 import { summarizeOutput } from '../../../renderers/file/validate.js';
 import { TemplateEngine } from '../../../renderers/template.js';
-import { RenderProblems, type RenderedFile, type TemplateData } from '../../../renderers/types.js';
+import { RenderProblems, type RenderedFile } from '../../../renderers/types.js';
+import { testData, testHost } from '../../helpers/render-fixtures.js';
 
-const HOST: HostSpec = {
-  name: 'app-1',
-  address: '100.64.0.11',
-  roles: ['app'],
-  standby: false,
-  vars: {},
-  routes: [],
-  health: [],
-  source: { file: 'hosts/app-1.yaml' },
-};
+const HOST = testHost('app-1', 'app');
 
-const DATA: TemplateData = {
-  host: { name: 'app-1', address: '100.64.0.11', standby: false, roles: ['app'], vars: { keep: 14 } },
-  vars: { keep: 14 },
-  inventory: { hosts: [], routes: [] },
-};
+const DATA = testData(HOST, { keep: 14 });
 
 function render(spec: Record<string, unknown>, templates: Record<string, string> = {}): RenderedFile[] {
   const engine = new TemplateEngine(

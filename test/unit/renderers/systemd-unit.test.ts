@@ -12,18 +12,10 @@ import { activatedUnit, environmentFiles } from '../../../renderers/systemd-unit
 import { validateSystemdUnits } from '../../../renderers/systemd-unit/validate.js';
 import { placeholderSecrets, TemplateEngine } from '../../../renderers/template.js';
 import { RenderProblems, type RenderedFile, type TemplateData } from '../../../renderers/types.js';
+import { testHost } from '../../helpers/render-fixtures.js';
 
 function host(standby: boolean): HostSpec {
-  return {
-    name: 'app-1',
-    address: '100.64.0.10',
-    roles: ['app'],
-    standby,
-    vars: {},
-    routes: [],
-    health: [],
-    source: { file: 'hosts/app-1.yaml' },
-  };
+  return testHost('app-1', 'app', { address: '100.64.0.10', standby });
 }
 
 function data(standby: boolean): TemplateData {

@@ -6,29 +6,17 @@ import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import type { Guards, HostSpec, ResourceDecl } from '../../../reconciler/model.js';
+import type { Guards, ResourceDecl } from '../../../reconciler/model.js';
 import { guardRailProblems } from '../../../renderers/ufw/guard-rails.js';
 import { ufwRenderer } from '../../../renderers/ufw/index.js';
 import { ufwSyntaxProblems } from '../../../renderers/ufw/syntax.js';
 import { placeholderSecrets, TemplateEngine } from '../../../renderers/template.js';
-import { RenderProblems, type RenderedFile, type TemplateData } from '../../../renderers/types.js';
+import { RenderProblems, type RenderedFile } from '../../../renderers/types.js';
+import { testData, testHost } from '../../helpers/render-fixtures.js';
 
-const HOST: HostSpec = {
-  name: 'edge-1',
-  address: '100.64.0.10',
-  roles: ['edge'],
-  standby: false,
-  vars: {},
-  routes: [],
-  health: [],
-  source: { file: 'hosts/edge-1.yaml' },
-};
+const HOST = testHost('edge-1', 'edge', { address: '100.64.0.10' });
 
-const DATA: TemplateData = {
-  host: { name: 'edge-1', address: '100.64.0.10', standby: false, roles: ['edge'], vars: {} },
-  vars: {},
-  inventory: { hosts: [], routes: [] },
-};
+const DATA = testData(HOST);
 
 const GUARDS: Guards = { allowManagementCut: false, allowSshFromAnywhere: false, managementInterface: 'tailscale0' };
 const MANAGEMENT = { action: 'allow', interface: 'tailscale0' };
