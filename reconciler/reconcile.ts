@@ -16,6 +16,8 @@ import type { HookPhase } from './model.js';
 /** How a reconcile ended, for the caller (exit code, logs, metrics). */
 export interface ReconcileOutcome {
   result: RunResult;
+  /** Managed paths that differ from the live generation (mode `report`). */
+  drift?: string[];
   revision?: string;
   generation?: number;
   error?: EdgeError;
@@ -28,11 +30,13 @@ export interface ReconcileOutcome {
 export interface ReconcileOptions {
   /** Wait this long for another run's lock before refusing. */
   lockWaitMs?: number;
+  /** `report`: stop after the plan and report what differs (the drift policy `report`); default `apply`. */
+  mode?: 'apply' | 'report';
 }
 
 /** Runs one reconcile. Never throws for a failed run: the outcome carries the error. */
 export function reconcile(ctx: RunContext, options: ReconcileOptions = {}): Promise<ReconcileOutcome> {
-  return underLock(ctx, options, (state) => reconcileLocked(ctx, state));
+  return underLock(ctx, options, (state) => reconcileLocked(ctx, state, options));
 }
 
 /**
@@ -129,17 +133,17 @@ async function underLock(ctx: RunContext, options: ReconcileOptions, body: (stat
 
 type PartialOutcome = Omit<ReconcileOutcome, 'state' | 'durationMs'>;
 
-async function reconcileLocked(ctx: RunContext, state: RunState): Promise<PartialOutcome> {
+async function reconcileLocked(ctx: RunContext, state: RunState, options: ReconcileOptions): Promise<PartialOutcome> {
   const store = need(ctx.store, 'state store');
-  await runStages([FETCH], ctx, state);
-  const revision = need(state.revision, 'revision');
-
   const status = await readStatus(store, ctx.hostName);
+  // The live generation is known before fetch: the trust checks compare the new revision with it.
   const live = status.lastApplied ? await store.readGeneration(status.lastApplied.generation).catch(() => undefined) : undefined;
   if (live) {
     state.previousGeneration = live;
     state.previous = live.inventory;
   }
+  await runStages([FETCH], ctx, state);
+  const revision = need(state.revision, 'revision');
   const pin = await store.pin();
   if (pin) {
     if (pin.pinnedAgainst === revision) return { result: 'pinned', revision, generation: pin.generation };
@@ -166,6 +170,10 @@ async function reconcileLocked(ctx: RunContext, state: RunState): Promise<Partia
   }
   const plan = need(state.plan, 'plan');
   if (!plan.changed && live?.revision === revision) return { result: 'unchanged', revision, generation: live.generation };
+  if (options.mode === 'report') {
+    const drift = plan.changes.filter((change) => change.action !== 'unchanged').map((change) => change.path);
+    return { result: 'drifted', revision, generation: live?.generation, drift };
+  }
 
   const hookEnv = (generation: number, extra: Partial<HookEnv> = {}): HookEnv => ({ revision, generation, host: ctx.hostName, ...extra });
   const nextGeneration = ((await store.generations()).at(-1) ?? 0) + 1;
@@ -224,6 +232,7 @@ async function finish(ctx: RunContext, state: RunState, outcome: PartialOutcome,
     durations: state.durations,
     ...(outcome.revision ? { revision: outcome.revision } : {}),
     ...(outcome.generation !== undefined ? { generation: outcome.generation } : {}),
+    ...(outcome.drift ? { drift: outcome.drift } : {}),
     ...(outcome.error ? { stage: outcome.error.stage, code: outcome.error.code, reason: ctx.redact(outcome.error.message) } : {}),
     ...(failedCheck && outcome.result !== 'applied'
       ? { failedCheck: { name: failedCheck.name, status: failedCheck.status, message: failedCheck.message } }

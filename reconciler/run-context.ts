@@ -24,6 +24,18 @@ export interface Logger {
 /** A logger that drops everything. */
 export const silentLogger: Logger = { info() {}, warn() {}, error() {} };
 
+/** The git source of a host: what to fetch, how to authenticate, what to trust. */
+export interface SourceConfig {
+  repo: string;
+  /** A branch, tag or commit; exclusive with tagPattern. */
+  ref?: string;
+  /** Follow the highest tag matching this glob (`prod-*`). */
+  tagPattern?: string;
+  auth?: { sshKeyFile?: string; knownHostsFile?: string; tokenFile?: string };
+  trust?: { requireSignatures: boolean; allowedSignersFile?: string; gpgHome?: string; allowRewinds: boolean };
+  timeoutMs?: number;
+}
+
 /** What a run is asked to do; fixed for its duration. */
 export interface RunContext {
   hostName: string;
@@ -36,8 +48,8 @@ export interface RunContext {
   /** Everything below is only needed by runs that apply. */
   store?: StateStore;
   runner?: CommandRunner;
-  /** Where the repo comes from (fetch stage). */
-  source?: { repo: string; ref?: string };
+  /** Where the repo comes from and what is trusted (fetch stage). */
+  source?: SourceConfig;
   deadmanSeconds?: number;
   hookTimeoutMs?: number;
   /** How many generations to keep (default 10). */

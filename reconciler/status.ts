@@ -6,7 +6,18 @@ import type { Stage } from './errors.js';
 import type { Pin, StateStore } from './state-store.js';
 
 /** How a reconcile ended. */
-export type RunResult = 'applied' | 'unchanged' | 'pinned' | 'refused' | 'invalid' | 'rolled-back' | 'failed' | 'recovered';
+export type RunResult =
+  | 'applied'
+  | 'unchanged'
+  | 'drifted'
+  | 'pinned'
+  | 'suspended'
+  | 'outside-window'
+  | 'refused'
+  | 'invalid'
+  | 'rolled-back'
+  | 'failed'
+  | 'recovered';
 
 /** One reconcile, as the status document remembers it. */
 export interface RunRecord {
@@ -18,6 +29,8 @@ export interface RunRecord {
   stage?: Stage;
   code?: string;
   reason?: string;
+  /** Managed paths that differ from the live generation (drift policy `report`). */
+  drift?: string[];
   /** The health check that failed, when health failed. */
   failedCheck?: { name: string; status: string; message: string };
   durationMs: number;

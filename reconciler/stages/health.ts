@@ -27,6 +27,12 @@ export async function checkHealth(ctx: RunContext, state: RunState): Promise<voi
   const report = await runGenerationHealth(ctx, need(state.generation, 'generation'));
   state.health = report;
   crashPoint('health:checked');
+  if (report.cancelled) {
+    throw new EdgeError('SUPERSEDED', `the health wait for ${need(state.revision, 'revision').slice(0, 12)} was cancelled: a newer run takes over`, {
+      stage: 'health',
+      retry: 'transient',
+    });
+  }
   if (!report.healthy) {
     const failed = report.failed;
     throw new EdgeError(

@@ -57,7 +57,8 @@ export async function rollBack(ctx: RunContext, state: RunState, cause: EdgeErro
   const store = need(ctx.store, 'state store');
   const generation = state.generation;
   if (!generation) return cause;
-  const actx = activationContext(ctx, state);
+  // The run may have been aborted (SIGTERM, a newer commit): the rollback itself must still run to the end.
+  const actx = activationContext({ ...ctx, signal: undefined }, state);
   try {
     if (state.transaction) {
       await undoAndReactivate(state.transaction, actx, state.previous, generation.inventory);
