@@ -92,8 +92,10 @@ function quote(path: string): string {
 /**
  * Applies the new rule set without a window where the firewall is open: the rules are built by ufw itself in a
  * private mount namespace over a scratch copy of its files (disabled there, so it touches no iptables), then the
- * built files replace the live ones and one `ufw enable` loads them atomically. The previous files are saved
- * first, and a transient systemd timer puts them back unless `disarmDeadman` runs before it fires.
+ * built files replace the live ones and are loaded: a stopped ufw is enabled; on a running one the user chains are
+ * swapped by one `iptables-restore -n` per family (atomic), and only changed default policies take ufw's full
+ * reload. The previous files are saved first, and a transient systemd timer puts them back unless `disarmDeadman`
+ * runs before it fires.
  */
 async function applyFirewall(ctx: ActivationContext, rules: string[]): Promise<void> {
   const saved = `${ctx.workDir}/ufw-saved`;
@@ -120,7 +122,13 @@ async function applyFirewall(ctx: ActivationContext, rules: string[]): Promise<v
     `cp ${quote(scratch)}/etc-ufw/user.rules /etc/ufw/user.rules.edge-new && mv /etc/ufw/user.rules.edge-new /etc/ufw/user.rules`,
     `cp ${quote(scratch)}/etc-ufw/user6.rules /etc/ufw/user6.rules.edge-new && mv /etc/ufw/user6.rules.edge-new /etc/ufw/user6.rules`,
     `cp ${quote(scratch)}/default-ufw /etc/default/ufw.edge-new && mv /etc/default/ufw.edge-new /etc/default/ufw`,
-    'ufw --force enable >/dev/null',
+    // `ufw enable` loads nothing into a running ufw (ufw-init: "Firewall already started"), and `ufw reload`
+    // stops it first (policies ACCEPT for a moment).
+    'if ! iptables -n -L ufw-user-input >/dev/null 2>&1; then ufw --force enable >/dev/null',
+    `elif cmp -s ${quote(saved)}/ufw /etc/default/ufw; then`,
+    '  iptables-restore -n < /etc/ufw/user.rules',
+    '  if ip6tables -n -L ufw6-user-input >/dev/null 2>&1; then ip6tables-restore -n < /etc/ufw/user6.rules; fi',
+    'else ufw reload >/dev/null; fi',
   ];
   await must(ctx, ['sh', '-ec', save.join('\n')], 'save the current firewall rules', 'FIREWALL_FAILED');
   await must(ctx, ['sh', '-ec', `cat > ${quote(saved)}/restore.sh <<'EOF'\n${restore.join('\n')}\nEOF`], 'write the firewall restore script', 'FIREWALL_FAILED');

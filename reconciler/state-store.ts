@@ -4,7 +4,7 @@
  * Every write is temp + fsync + rename (+ fsync of the directory); the dir is private (0700): generations hold
  * rendered env files, which hold secrets.
  */
-import { mkdir, open, readdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
+import { link, mkdir, open, readdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -128,15 +128,32 @@ export class StateStore {
    * Stores a new generation: the content of every file and its meta, written into a temp dir that is renamed
    * into place, so a generation dir is either complete or absent.
    */
-  async createGeneration(meta: Omit<GenerationMeta, 'generation'>, files: readonly ManagedFile[]): Promise<GenerationMeta> {
+  async createGeneration(
+    meta: Omit<GenerationMeta, 'generation'>,
+    files: readonly ManagedFile[],
+    reuse?: GenerationMeta,
+  ): Promise<GenerationMeta> {
     const numbers = await this.generations();
     const generation = (numbers.at(-1) ?? 0) + 1;
     const full: GenerationMeta = { ...meta, generation };
     const temp = join(this.generationsDir, `.${generation}.${randomBytes(4).toString('hex')}`);
     await mkdir(join(temp, 'files'), { recursive: true, mode: 0o700 });
+    // Files unchanged since `reuse` are hard links to its copies: a one-file change stores one file.
+    const unchanged = new Map((reuse?.inventory ?? []).map((entry) => [entry.path, entry.sha256]));
+    const dirs = new Set<string>();
     for (const file of files) {
       const path = join(temp, 'files', file.path);
-      await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+      if (!dirs.has(dirname(path))) {
+        await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+        dirs.add(dirname(path));
+      }
+      if (reuse && unchanged.get(file.path) === sha256(file.content)) {
+        const linked = await link(join(this.generationsDir, String(reuse.generation), 'files', file.path), path).then(
+          () => true,
+          () => false,
+        );
+        if (linked) continue;
+      }
       await writeFile(path, file.content, { mode: 0o600 });
     }
     await writeFileAtomic(join(temp, 'meta.json'), `${JSON.stringify(full, null, 2)}\n`);

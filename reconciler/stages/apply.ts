@@ -90,6 +90,7 @@ export async function applyChanges(ctx: RunContext, state: RunState): Promise<vo
       ...(state.restoring ? { restoredFrom: state.restoring.generation } : {}),
     },
     files.map(toManagedFile),
+    state.previousGeneration,
   );
   crashPoint('apply:generation');
   const byPath = new Map(files.map((file) => [file.path, file]));

@@ -1,0 +1,203 @@
+/**
+ * The JSON Schema of the host config (`/etc/edge-reconciler/config.yaml`). It is the single source for the loader
+ * (ajv, which also fills the defaults), for `edge-reconciler init`'s commented default (every description and
+ * default below ends up as a comment there) and for editors (`systemd/config.schema.json`, kept in step by a test).
+ */
+import { writeFile } from 'node:fs/promises';
+
+const NAME = '^[a-z0-9][a-z0-9-]*$';
+const ABSOLUTE = '^/';
+
+const absolutePath = (description: string, example?: string) => ({
+  type: 'string',
+  pattern: ABSOLUTE,
+  description,
+  ...(example === undefined ? {} : { examples: [example] }),
+});
+
+/** Schema of one maintenance window. */
+const maintenanceWindow = {
+  type: 'object',
+  required: ['action', 'cron'],
+  properties: {
+    action: {
+      enum: ['allow', 'deny'],
+      description: 'allow: applying may happen while the window is open; deny: applying never happens while it is open (deny wins).',
+    },
+    cron: {
+      type: 'string',
+      minLength: 1,
+      description: 'When the window opens: five cron fields "<minute> <hour> <day of month> <month> <day of week>" in maintenance.timezone.',
+    },
+    durationMinutes: {
+      type: 'integer',
+      minimum: 1,
+      maximum: 44640,
+      description: 'How long each occurrence keeps the window open. Without it the window is open in the minutes the cron matches.',
+    },
+    description: { type: 'string', description: 'Shown in logs and status when this window decides.' },
+  },
+  additionalProperties: false,
+} as const;
+
+/** Schema of `/etc/edge-reconciler/config.yaml`. */
+export const hostConfigSchema = {
+  $schema: 'http://json-schema.org/draft-07/schema#',
+  $id: 'https://edge-reconciler.dev/schema/config.schema.json',
+  title: '/etc/edge-reconciler/config.yaml',
+  description: 'The host config of one edge-reconciler agent: where its desired state comes from and how it converges.',
+  type: 'object',
+  required: ['repo', 'host'],
+  properties: {
+    repo: {
+      type: 'string',
+      minLength: 1,
+      description: 'The desired-state repo: an ssh or https git URL, or a path to a local repo.',
+      examples: ['git@github.com:acme/desired-state.git'],
+    },
+    ref: {
+      type: 'string',
+      minLength: 1,
+      pattern: '^[^\\s~^:?*\\[\\\\]+$',
+      default: 'release',
+      description: 'The branch to follow. Set either ref or tagPattern, not both.',
+    },
+    tagPattern: {
+      type: 'string',
+      minLength: 1,
+      description: 'Follow tags instead of a branch: a glob such as "prod-*"; the agent applies the newest matching tag. Replaces ref.',
+      examples: ['prod-*'],
+    },
+    host: {
+      type: 'string',
+      pattern: NAME,
+      description: 'This host\'s name: the desired-state repo\'s hosts/<host>.yaml is what the agent applies.',
+      examples: ['lod-prod'],
+    },
+    root: {
+      ...absolutePath('Filesystem root the managed files are written under; anything but / is a sandbox.'),
+      default: '/',
+    },
+    stateDir: {
+      ...absolutePath('Where the agent keeps its git mirror, generations, journal, status and suspension.'),
+      default: '/var/lib/edge-reconciler',
+    },
+    secretsDir: {
+      ...absolutePath('Host-local secrets, one file per secret (mode 0600), for {{secret "NAME"}} in env templates.'),
+      default: '/etc/edge-reconciler/secrets',
+    },
+    listen: {
+      type: 'string',
+      minLength: 1,
+      default: '127.0.0.1:9321',
+      description: 'host:port of /healthz, /status, /metrics and the webhook ([addr]:port for IPv6). Loopback or the Tailscale IP; 0.0.0.0 and :: need allowPublicListen.',
+    },
+    allowPublicListen: {
+      type: 'boolean',
+      default: false,
+      description: 'Allow listen on every interface (0.0.0.0 or ::). Off: the agent never listens on a public interface by default.',
+    },
+    poll: {
+      type: 'object',
+      default: {},
+      description: 'Polling the repo: the fallback when no webhook arrives.',
+      properties: {
+        enabled: { type: 'boolean', default: true, description: 'Poll the repo for new commits.' },
+        intervalSeconds: { type: 'number', minimum: 5, default: 60, description: 'Seconds between polls.' },
+        jitterSeconds: { type: 'number', minimum: 0, default: 10, description: 'Up to this many random seconds are added to each interval, so hosts do not poll in step. Must be less than intervalSeconds.' },
+      },
+      additionalProperties: false,
+    },
+    webhook: {
+      type: 'object',
+      default: {},
+      description: 'Push webhooks from GitHub or Gitea (HMAC-SHA256 signed), served on listen.',
+      properties: {
+        enabled: { type: 'boolean', default: false, description: 'Accept push webhooks; needs secretFile.' },
+        secretFile: absolutePath('File holding the webhook secret: must exist, be non-empty and not be readable by group or others (0600).', '/etc/edge-reconciler/secrets/.webhook-secret'),
+      },
+      additionalProperties: false,
+    },
+    auth: {
+      type: 'object',
+      default: {},
+      description: 'Credentials to fetch the repo. Unset: the default ssh setup of the user the agent runs as.',
+      properties: {
+        sshKeyFile: absolutePath('Private ssh key for ssh URLs (mode 0600).', '/etc/edge-reconciler/deploy-key'),
+        knownHostsFile: absolutePath('known_hosts file that pins the git server\'s host key.', '/etc/edge-reconciler/known_hosts'),
+        tokenFile: absolutePath('File holding an https access token (mode 0600), for https URLs and the forge API.', '/etc/edge-reconciler/forge-token'),
+      },
+      additionalProperties: false,
+    },
+    trust: {
+      type: 'object',
+      default: {},
+      description: 'Which commits the agent accepts.',
+      properties: {
+        requireSignatures: { type: 'boolean', default: false, description: 'Refuse commits (or tags) without a valid signature; needs allowedSignersFile or gpgHome.' },
+        allowedSignersFile: absolutePath('ssh allowed_signers file (git gpg.ssh.allowedSignersFile) for ssh-signed commits.', '/etc/edge-reconciler/allowed_signers'),
+        gpgHome: absolutePath('GnuPG home holding the trusted public keys for gpg-signed commits.', '/etc/edge-reconciler/gnupg'),
+        allowRewinds: { type: 'boolean', default: false, description: 'Accept a commit that does not descend from the last applied one (a force-push or rewind).' },
+      },
+      additionalProperties: false,
+    },
+    drift: {
+      type: 'object',
+      default: {},
+      description: 'Changes to managed files made behind the agent\'s back.',
+      properties: {
+        policy: { enum: ['heal', 'report'], default: 'heal', description: 'heal: put the file back at once; report: log it and show it in status and metrics only.' },
+        watch: { type: 'boolean', default: true, description: 'Watch managed files and the secrets dir for changes (otherwise drift is found at the next reconcile).' },
+      },
+      additionalProperties: false,
+    },
+    deadmanSeconds: { type: 'integer', minimum: 10, default: 120, description: 'Seconds before a changed firewall reverts to the previous rules unless health passes.' },
+    keepGenerations: { type: 'integer', minimum: 2, default: 10, description: 'How many generations to keep in the state dir (the newest good one is always kept).' },
+    hookTimeoutSeconds: { type: 'number', exclusiveMinimum: 0, default: 60, description: 'Seconds a role hook may run before it is killed.' },
+    maintenance: {
+      type: 'object',
+      default: {},
+      description: 'When applying may happen. `reconcile --now` overrides the windows (not a suspension).',
+      properties: {
+        timezone: { type: 'string', minLength: 1, default: 'UTC', description: 'IANA time zone the window crons are read in, e.g. Europe/Berlin.' },
+        windows: {
+          type: 'array',
+          default: [],
+          items: maintenanceWindow,
+          description: 'No windows: always allowed. With allow windows: only inside one. An open deny window always wins.',
+          examples: [
+            [
+              { action: 'allow', cron: '* 2-4 * * 1-5', description: 'weekday nights 02:00-04:59' },
+              { action: 'deny', cron: '0 12 * * 5', durationMinutes: 3600, description: 'freeze from friday 12:00 to monday 00:00' },
+            ],
+          ],
+        },
+      },
+      additionalProperties: false,
+    },
+    backoff: {
+      type: 'object',
+      default: {},
+      description: 'Retrying after a transient failure (fetch, lock): the pause doubles from initialSeconds up to maxSeconds.',
+      properties: {
+        initialSeconds: { type: 'number', exclusiveMinimum: 0, default: 5, description: 'The first pause.' },
+        maxSeconds: { type: 'number', exclusiveMinimum: 0, default: 600, description: 'The longest pause; at least initialSeconds.' },
+      },
+      additionalProperties: false,
+    },
+  },
+  additionalProperties: false,
+} as const;
+
+/** Where the schema is kept for editors, relative to the project root (installed under /opt/edge-reconciler). */
+export const CONFIG_SCHEMA_FILE = 'systemd/config.schema.json';
+
+/** The schema as written to `systemd/config.schema.json`. */
+export function configSchemaText(): string {
+  return `${JSON.stringify(hostConfigSchema, null, 2)}\n`;
+}
+
+/** Writes the schema for editors (`npm run build && node -e "import('./dist/reconciler/host-config-schema.js').then((m) => m.writeConfigSchema())"`). */
+export async function writeConfigSchema(path: string = CONFIG_SCHEMA_FILE): Promise<void> {
+  await writeFile(path, configSchemaText());
+}

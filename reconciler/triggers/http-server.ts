@@ -1,0 +1,197 @@
+/**
+ * The daemon's HTTP endpoints: `/healthz`, `/status`, `POST /reconcile` (loopback only) and the push webhooks.
+ * Plain node:http, small bodies, short timeouts; every request that wants a reconcile goes to the worker.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { handleWebhook, BodyTooLargeError, readBody, type Forge, type WebhookOptions } from './webhook.js';
+import type { ReconcileWorker, TriggerLogger } from './worker.js';
+
+/** Options of the control server. */
+export interface ControlServerOptions {
+  /** `host:port` (`[::1]:port` for IPv6); default DEFAULT_LISTEN. Port 0 picks a free port. */
+  listen?: string;
+  worker: ReconcileWorker;
+  /** The status document, served as `/status` (the worker's own state is added as `daemon`). */
+  status: () => Promise<object>;
+  /** Without it the webhook routes answer 404: webhooks are never accepted unsigned. */
+  webhook?: WebhookOptions;
+  log?: TriggerLogger;
+}
+
+/** A listening control server. */
+export interface ControlServer {
+  host: string;
+  port: number;
+  /** `http://host:port`, for tests and logs. */
+  url: string;
+  /** Stops accepting connections, ends idle ones, and resolves once every open request is done. */
+  close(): Promise<void>;
+}
+
+/** Loopback only, unless configured otherwise (e.g. the Tailscale IP); never a public interface by default. */
+export const DEFAULT_LISTEN = '127.0.0.1:9420';
+
+/** The largest `POST /reconcile` body. */
+const MAX_CONTROL_BYTES = 64 * 1024;
+
+const WEBHOOK_ROUTES: Record<string, Forge> = { '/webhook': 'auto', '/webhook/github': 'github', '/webhook/gitea': 'gitea' };
+
+/** Splits `host:port` (or `[v6]:port`). */
+export function parseListen(listen: string): { host: string; port: number } {
+  const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(listen.trim());
+  const port = match ? Number(match[3]) : NaN;
+  if (!match || port > 65535) throw new RangeError(`listen address must be host:port, got ${JSON.stringify(listen)}`);
+  return { host: (match[1] ?? match[2]) as string, port };
+}
+
+/** Whether a peer address is loopback: 127.0.0.0/8, ::1, or either mapped into IPv6. */
+export function isLoopback(address: string | undefined): boolean {
+  if (!address) return false;
+  const v4 = address.startsWith('::ffff:') ? address.slice('::ffff:'.length) : address;
+  return /^127(\.\d{1,3}){3}$/.test(v4) || address === '::1' || address === '0:0:0:0:0:0:0:1';
+}
+
+/** Starts the control server and resolves once it listens. */
+export async function createControlServer(options: ControlServerOptions): Promise<ControlServer> {
+  const { host, port } = parseListen(options.listen ?? DEFAULT_LISTEN);
+  const server = createServer((request, response) => {
+    route(request, response, options).catch((error: unknown) => {
+      options.log?.error({ err: error, path: pathOf(request) }, 'control request failed');
+      if (!response.headersSent) send(response, 500, { error: 'internal error' });
+      else response.destroy();
+    });
+  });
+  server.requestTimeout = 30_000;
+  server.headersTimeout = 10_000;
+  server.keepAliveTimeout = 5_000;
+  await listen(server, host, port);
+  const bound = server.address() as AddressInfo;
+  const shownHost = bound.family === 'IPv6' ? `[${bound.address}]` : bound.address;
+  return {
+    host: bound.address,
+    port: bound.port,
+    url: `http://${shownHost}:${bound.port}`,
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        server.close((error) => (error ? reject(error) : resolve()));
+        server.closeIdleConnections();
+      }),
+  };
+}
+
+function listen(server: Server, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+async function route(request: IncomingMessage, response: ServerResponse, options: ControlServerOptions): Promise<void> {
+  const path = pathOf(request);
+  const method = request.method ?? 'GET';
+  if (path === '/healthz') {
+    if (method !== 'GET' && method !== 'HEAD') return methodNotAllowed(response, 'GET, HEAD');
+    // Liveness: the daemon answers and its worker takes triggers. A stuck host shows in /status, not here.
+    const state = options.worker.snapshot().state;
+    const alive = state !== 'stopping' && state !== 'stopped';
+    return sendText(response, alive ? 200 : 503, alive ? 'ok\n' : `${state}\n`);
+  }
+  if (path === '/status') {
+    if (method !== 'GET' && method !== 'HEAD') return methodNotAllowed(response, 'GET, HEAD');
+    return send(response, 200, { ...(await options.status()), daemon: options.worker.snapshot() });
+  }
+  if (path === '/reconcile') {
+    if (method !== 'POST') return methodNotAllowed(response, 'POST');
+    return manualReconcile(request, response, options);
+  }
+  const forge = WEBHOOK_ROUTES[path];
+  if (forge) {
+    if (!options.webhook) return send(response, 404, { error: 'webhooks are not configured' });
+    if (method !== 'POST') return methodNotAllowed(response, 'POST');
+    return webhook(request, response, forge, options.webhook, options);
+  }
+  send(response, 404, { error: 'not found' });
+}
+
+/** `POST /reconcile[?now=1]`, body optionally `{"now": true}`: from loopback only. */
+async function manualReconcile(request: IncomingMessage, response: ServerResponse, options: ControlServerOptions): Promise<void> {
+  if (!isLoopback(request.socket.remoteAddress)) {
+    options.log?.warn({ remote: request.socket.remoteAddress }, 'refused POST /reconcile from a non-loopback address');
+    return send(response, 403, { error: 'POST /reconcile is only accepted from loopback' });
+  }
+  let body: Buffer;
+  try {
+    body = await readBody(request, MAX_CONTROL_BYTES);
+  } catch (error) {
+    if (error instanceof BodyTooLargeError) return send(response, 413, { error: error.message }, true);
+    throw error;
+  }
+  let now = ['1', 'true'].includes(new URL(request.url ?? '/', 'http://localhost').searchParams.get('now') ?? '');
+  if (body.length > 0) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(body.toString('utf8'));
+    } catch {
+      return send(response, 400, { error: 'POST /reconcile body must be json, e.g. {"now": true}' });
+    }
+    if (parsed !== null && typeof parsed === 'object' && (parsed as { now?: unknown }).now === true) now = true;
+  }
+  const decision = options.worker.trigger(now ? 'manual (now)' : 'manual', { force: now });
+  if (decision === 'refused') return send(response, 503, { error: 'the daemon is stopping' });
+  send(response, 202, { decision, force: now });
+}
+
+async function webhook(
+  request: IncomingMessage,
+  response: ServerResponse,
+  forge: Forge,
+  webhookOptions: WebhookOptions,
+  options: ControlServerOptions,
+): Promise<void> {
+  const result = await handleWebhook(request, forge, webhookOptions);
+  const remote = request.socket.remoteAddress;
+  if (result.status === 401 || result.status === 413) {
+    options.log?.warn({ remote, status: result.status, reason: result.body.error }, 'webhook refused');
+    return send(response, result.status, result.body, result.status === 413);
+  }
+  if (!result.push) {
+    options.log?.info({ remote, status: result.status, ...result.body }, 'webhook answered without a reconcile');
+    return send(response, result.status, result.body);
+  }
+  const { delivery, after, ref } = result.push;
+  const reason = `webhook ${delivery} ${after ? after.slice(0, 12) : ref}`;
+  const decision = options.worker.trigger(reason, after ? { newerRevisionHint: after } : {});
+  options.log?.info({ remote, delivery, ref, after, decision }, 'webhook push');
+  if (decision === 'refused') return send(response, 503, { error: 'the daemon is stopping' });
+  send(response, result.status, { ...result.body, decision });
+}
+
+function pathOf(request: IncomingMessage): string {
+  return new URL(request.url ?? '/', 'http://localhost').pathname.replace(/\/+$/, '') || '/';
+}
+
+function methodNotAllowed(response: ServerResponse, allow: string): void {
+  response.setHeader('allow', allow);
+  send(response, 405, { error: `method not allowed; use ${allow}` });
+}
+
+/** Answers with JSON; `close` ends the connection, for requests whose body was not read to the end. */
+function send(response: ServerResponse, status: number, body: object, close = false): void {
+  const text = `${JSON.stringify(body)}\n`;
+  response.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    'cache-control': 'no-store',
+    ...(close ? { connection: 'close' } : {}),
+  });
+  response.end(text);
+}
+
+function sendText(response: ServerResponse, status: number, text: string): void {
+  response.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+  response.end(text);
+}

@@ -1,0 +1,202 @@
+/**
+ * Push webhooks from GitHub and Gitea (and Forgejo): read the body under a hard cap, check its HMAC-SHA256
+ * signature in constant time, and turn a push to the watched ref into a hint. The payload is only a hint: the
+ * agent always fetches and decides itself, so nothing in it is trusted beyond "something was pushed".
+ */
+import type { IncomingMessage } from 'node:http';
+import { verify } from '@octokit/webhooks-methods';
+
+/** The forges whose webhooks are understood; `auto` tells them apart by their headers. */
+export type Forge = 'github' | 'gitea' | 'auto';
+
+/** The ref the agent follows: a release branch, or the tags matching a pattern. */
+export type WatchedRef = { branch: string } | { tagPattern: string };
+
+/** Options of the webhook endpoints. */
+export interface WebhookOptions {
+  /** The shared secret configured on the forge; never logged, never echoed. */
+  secret: string;
+  watch: WatchedRef;
+}
+
+/** A push to the watched ref: what the trigger is told. */
+export interface PushHint {
+  forge: 'github' | 'gitea';
+  /** The forge's delivery id, sanitized for logs. */
+  delivery: string;
+  ref: string;
+  /** The pushed commit, when the payload carries a well-formed one. */
+  after?: string;
+}
+
+/** What to answer, and the push to act on when there is one. */
+export interface WebhookResult {
+  status: number;
+  body: Record<string, unknown>;
+  push?: PushHint;
+}
+
+/** The largest webhook body read (1 MiB); past it the request gets 413 and the rest is not read. */
+export const MAX_WEBHOOK_BYTES = 1024 * 1024;
+
+/** A body that went past its cap. */
+export class BodyTooLargeError extends Error {
+  constructor(limit: number) {
+    super(`request body is larger than ${limit} bytes`);
+    this.name = 'BodyTooLargeError';
+  }
+}
+
+/**
+ * Reads a request body into memory, refusing (by rejecting with BodyTooLargeError) as soon as the declared
+ * length or the bytes received pass `limit`. On refusal the stream is paused; the caller answers and closes.
+ */
+export function readBody(request: IncomingMessage, limit: number): Promise<Buffer> {
+  const declared = Number(request.headers['content-length']);
+  if (Number.isFinite(declared) && declared > limit) return Promise.reject(new BodyTooLargeError(limit));
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > limit) {
+        cleanup();
+        request.pause();
+        reject(new BodyTooLargeError(limit));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = (): void => {
+      cleanup();
+      resolve(Buffer.concat(chunks));
+    };
+    const onError = (error: Error): void => {
+      cleanup();
+      reject(error);
+    };
+    const cleanup = (): void => {
+      request.off('data', onData);
+      request.off('end', onEnd);
+      request.off('error', onError);
+    };
+    request.on('data', onData);
+    request.on('end', onEnd);
+    request.on('error', onError);
+  });
+}
+
+/** Handles one webhook request: verify, then ignore or hint. Never throws for a bad request; answers it. */
+export async function handleWebhook(request: IncomingMessage, forge: Forge, options: WebhookOptions): Promise<WebhookResult> {
+  const detected = forge === 'auto' ? detectForge(request) : forge;
+  if (!detected) return { status: 400, body: { error: 'unknown webhook sender: no x-github-event or x-gitea-event header' } };
+  let body: Buffer;
+  try {
+    body = await readBody(request, MAX_WEBHOOK_BYTES);
+  } catch (error) {
+    if (error instanceof BodyTooLargeError) return { status: 413, body: { error: error.message } };
+    throw error;
+  }
+  const signature = signatureOf(request, detected);
+  if (!signature) return { status: 401, body: { error: `missing signature header (${signatureHeaderNames(detected).join(' or ')})` } };
+  if (!(await verifySignature(options.secret, body, signature))) return { status: 401, body: { error: 'signature does not match' } };
+  return decide(request, detected, body, options.watch);
+}
+
+/** Whether the signature (`sha256=<hex>`) is the HMAC-SHA256 of the body under the secret, in constant time. */
+export async function verifySignature(secret: string, body: Buffer, signature: string): Promise<boolean> {
+  if (!secret || body.length === 0) return false;
+  try {
+    return await verify(secret, body.toString('utf8'), signature);
+  } catch {
+    return false;
+  }
+}
+
+/** Whether a pushed ref (`refs/heads/...`, `refs/tags/...`) is the one the agent follows. */
+export function isWatchedRef(ref: string, watch: WatchedRef): boolean {
+  if ('branch' in watch) {
+    const branch = watch.branch.startsWith('refs/heads/') ? watch.branch : `refs/heads/${watch.branch}`;
+    return ref === branch;
+  }
+  if (!ref.startsWith('refs/tags/')) return false;
+  const pattern = watch.tagPattern.startsWith('refs/tags/') ? watch.tagPattern.slice('refs/tags/'.length) : watch.tagPattern;
+  return globToRegExp(pattern).test(ref.slice('refs/tags/'.length));
+}
+
+/**
+ * A tag glob as a regular expression: `*` any run of characters (slashes included), `?` one character. It is
+ * deliberately permissive: a push wrongly taken as watched costs one fetch, since the agent decides anyway.
+ */
+function globToRegExp(pattern: string): RegExp {
+  const source = [...pattern].map((char) => (char === '*' ? '.*' : char === '?' ? '.' : char.replace(/[\\^$.|+()[\]{}]/g, '\\$&'))).join('');
+  return new RegExp(`^${source}$`);
+}
+
+function detectForge(request: IncomingMessage): 'github' | 'gitea' | undefined {
+  if (request.headers['x-gitea-event'] || request.headers['x-forgejo-event']) return 'gitea';
+  if (request.headers['x-github-event']) return 'github';
+  return undefined;
+}
+
+function signatureHeaderNames(forge: 'github' | 'gitea'): string[] {
+  return forge === 'github' ? ['x-hub-signature-256'] : ['x-gitea-signature', 'x-forgejo-signature', 'x-hub-signature-256'];
+}
+
+/** The signature as `sha256=<hex>`: GitHub sends it so; Gitea and Forgejo send the bare hex. */
+function signatureOf(request: IncomingMessage, forge: 'github' | 'gitea'): string | undefined {
+  for (const name of signatureHeaderNames(forge)) {
+    const value = header(request, name);
+    if (!value) continue;
+    return name === 'x-hub-signature-256' ? value : `sha256=${value}`;
+  }
+  return undefined;
+}
+
+function header(request: IncomingMessage, name: string): string | undefined {
+  const value = request.headers[name];
+  const first = Array.isArray(value) ? value[0] : value;
+  return first?.trim() || undefined;
+}
+
+/** After the signature checked out: pings are answered, pushes to the watched ref become hints. */
+function decide(request: IncomingMessage, forge: 'github' | 'gitea', body: Buffer, watch: WatchedRef): WebhookResult {
+  const event = forge === 'github' ? header(request, 'x-github-event') : (header(request, 'x-gitea-event') ?? header(request, 'x-forgejo-event'));
+  const delivery = sanitize(
+    forge === 'github' ? header(request, 'x-github-delivery') : (header(request, 'x-gitea-delivery') ?? header(request, 'x-forgejo-delivery')),
+  );
+  if (event === 'ping') return { status: 200, body: { pong: true } };
+  if (event !== 'push') return { status: 202, body: { ignored: `event ${sanitize(event)} is not handled` } };
+  const payload = parsePayload(request, body);
+  if (!payload) return { status: 400, body: { error: 'push payload is not a json object' } };
+  const ref = typeof payload.ref === 'string' ? payload.ref : undefined;
+  if (!ref) return { status: 400, body: { error: 'push payload has no ref' } };
+  // The ref is echoed only after it was checked against a strict shape, so nothing unexpected is reflected.
+  const shownRef = /^refs\/[\w./-]{1,200}$/.test(ref) ? ref : '(unprintable ref)';
+  if (!isWatchedRef(ref, watch)) return { status: 202, body: { ignored: `ref ${shownRef} is not watched` } };
+  if (payload.deleted === true) return { status: 202, body: { ignored: `ref ${shownRef} was deleted` } };
+  const after = typeof payload.after === 'string' && /^[0-9a-f]{40}([0-9a-f]{24})?$/i.test(payload.after) ? payload.after.toLowerCase() : undefined;
+  if (after && /^0+$/.test(after)) return { status: 202, body: { ignored: `ref ${shownRef} was deleted` } };
+  const push: PushHint = { forge, delivery, ref, ...(after ? { after } : {}) };
+  return { status: 202, body: { accepted: ref, ...(after ? { after } : {}) }, push };
+}
+
+/** JSON bodies, and the form encoding both forges can also send (`payload=<json>`). */
+function parsePayload(request: IncomingMessage, body: Buffer): Record<string, unknown> | undefined {
+  const type = header(request, 'content-type') ?? '';
+  let text = body.toString('utf8');
+  if (type.startsWith('application/x-www-form-urlencoded')) text = new URLSearchParams(text).get('payload') ?? '';
+  try {
+    const parsed: unknown = JSON.parse(text);
+    return parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A header value safe to log and echo: a delivery id or event name, nothing else. */
+function sanitize(value: string | undefined): string {
+  if (!value) return 'unknown';
+  const clean = value.replace(/[^\w.-]/g, '').slice(0, 64);
+  return clean || 'unknown';
+}

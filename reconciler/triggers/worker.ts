@@ -1,0 +1,396 @@
+/**
+ * The one reconcile worker of the daemon. Triggers (webhooks, polls, `POST /reconcile`, watchers) never run a
+ * reconcile themselves: they ask the worker, which runs at most one at a time and coalesces everything that
+ * arrives meanwhile into a single queued run. Transient failures back off exponentially; polls wait the backoff
+ * out, people and forges do not.
+ */
+import { EventEmitter } from 'node:events';
+import type { RetryClass } from '../errors.js';
+
+/** What one run is asked to do. */
+export interface RunRequest {
+  /** Why the run happens: every trigger merged into it, oldest first (capped, see MAX_REASONS). */
+  reasons: string[];
+  /** Aborted when the run must stop early: shutdown past the grace period, or a newer commit announced. */
+  signal: AbortSignal;
+  /** A person asked for it to run now (e.g. outside a maintenance window); the run decides what that allows. */
+  force: boolean;
+  /** The run reports the revision it resolved, as soon as it knows it, so a newer commit can cancel it. */
+  onRevision: (revision: string) => void;
+}
+
+/** How one run ended, as the worker needs it: the reconcile's outcome boiled down. */
+export interface RunReport {
+  result: string;
+  /** The failure's retry class; absent on success. Only `transient` backs off. */
+  retry?: RetryClass;
+  revision?: string;
+  durationMs: number;
+}
+
+/** The reconcile the worker drives; injected, so the daemon never knows how a reconcile works. */
+export type RunFunction = (request: RunRequest) => Promise<RunReport>;
+
+/** Options of one trigger. */
+export interface TriggerOptions {
+  /** Passed to the run as `force` (any forced trigger makes the merged run forced). */
+  force?: boolean;
+  /** The commit a webhook announced: a hint only; if it differs from the running revision, the run is cancelled. */
+  newerRevisionHint?: string;
+  /** An automatic trigger (the poller): waits out the backoff after transient failures instead of running now. */
+  automatic?: boolean;
+}
+
+/** What the worker did with a trigger. */
+export type TriggerDecision = 'started' | 'queued' | 'deferred' | 'refused';
+
+/** The logger the triggers write to (pino's shape, the same as run-context's Logger). */
+export interface TriggerLogger {
+  info(object: object, message?: string): void;
+  warn(object: object, message?: string): void;
+  error(object: object, message?: string): void;
+}
+
+/** Options of the worker. */
+export interface WorkerOptions {
+  run: RunFunction;
+  log?: TriggerLogger;
+  /** First backoff after a transient failure (default 10 s); doubles per consecutive failure. */
+  initialBackoffMs?: number;
+  /** The longest backoff (default 5 min). */
+  maxBackoffMs?: number;
+  /** Whether an announced revision supersedes the running one (default: they differ). */
+  supersedes?: (announced: string, running: string) => boolean;
+  /** A number in [0, 1) for the jitter; injectable for tests. */
+  random?: () => number;
+}
+
+/** The abort reason the worker gives a run's signal. */
+export class RunCancelledError extends Error {
+  /** `superseded`: a newer commit was announced; `shutdown`: the daemon is stopping; `manual`: asked by a caller. */
+  readonly why: 'superseded' | 'shutdown' | 'manual';
+
+  constructor(why: RunCancelledError['why'], message: string) {
+    super(message);
+    this.name = 'RunCancelledError';
+    this.why = why;
+  }
+}
+
+/** The worker's state, for `/status` and the metrics. */
+export interface WorkerSnapshot {
+  state: 'idle' | 'running' | 'backing-off' | 'stopping' | 'stopped';
+  running?: { reasons: string[]; force: boolean; revision?: string; startedAt: string };
+  /** Whether a run is queued behind the running one. */
+  queued: boolean;
+  /** Consecutive transient failures. */
+  failures: number;
+  /** When the automatic retry after a transient failure is due. */
+  backoffUntil?: string;
+  lastRun?: RunReport & { reasons: string[]; endedAt: string; cancelled?: RunCancelledError['why'] };
+  /** Runs started since the worker was created. */
+  runs: number;
+}
+
+/** The payload of `run-start`. */
+export interface RunStartEvent {
+  reasons: string[];
+  force: boolean;
+}
+
+/** The payload of `run-end`. */
+export interface RunEndEvent {
+  reasons: string[];
+  report: RunReport;
+  /** Set when the worker aborted the run's signal. */
+  cancelled?: RunCancelledError['why'];
+  /** The delay before the automatic retry, after a transient failure. */
+  backoffMs?: number;
+}
+
+/** The worker's events: run-start, run-end, and cancel (the running run's signal was aborted). */
+export interface WorkerEvents {
+  'run-start': [RunStartEvent];
+  'run-end': [RunEndEvent];
+  cancel: [RunCancelledError];
+}
+
+/** How many reasons a run carries; a burst of 500 webhooks is summarized, not listed. */
+export const MAX_REASONS = 20;
+
+const DEFAULT_INITIAL_BACKOFF_MS = 10_000;
+const DEFAULT_MAX_BACKOFF_MS = 300_000;
+
+interface Batch {
+  reasons: string[];
+  dropped: number;
+  force: boolean;
+  /** Whether any trigger in the batch wants to run now (not only polls). */
+  urgent: boolean;
+}
+
+interface Running {
+  reasons: string[];
+  force: boolean;
+  controller: AbortController;
+  revision?: string;
+  /** Revisions announced by webhooks while this run was going. */
+  announced: string[];
+  cancelled?: RunCancelledError['why'];
+  startedAt: Date;
+  done: Promise<void>;
+}
+
+/** Runs one reconcile at a time; coalesces triggers; backs off after transient failures. */
+export class ReconcileWorker extends EventEmitter<WorkerEvents> {
+  private readonly options: Required<Omit<WorkerOptions, 'log'>> & { log?: TriggerLogger };
+  private running?: Running;
+  /** Triggers that arrived while running, or polls deferred by the backoff. */
+  private queued?: Batch;
+  private failures = 0;
+  private backoffUntil = 0;
+  private retryTimer?: NodeJS.Timeout;
+  private stopping = false;
+  private stopped = false;
+  private runs = 0;
+  private lastRun?: WorkerSnapshot['lastRun'];
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(options: WorkerOptions) {
+    super();
+    this.options = {
+      initialBackoffMs: DEFAULT_INITIAL_BACKOFF_MS,
+      maxBackoffMs: DEFAULT_MAX_BACKOFF_MS,
+      supersedes: (announced, running) => !sameRevision(announced, running),
+      random: Math.random,
+      ...options,
+    };
+  }
+
+  /** Asks for a run: starts it when idle, otherwise queues (at most one run is ever queued). */
+  trigger(reason: string, options: TriggerOptions = {}): TriggerDecision {
+    if (this.stopping) return 'refused';
+    const hint = options.newerRevisionHint;
+    if (this.running && hint) this.considerAnnounced(this.running, hint);
+    const batch = this.merge(reason, options);
+    if (this.running) return 'queued';
+    if (!batch.urgent && this.isBackingOff()) {
+      this.scheduleRetry();
+      return 'deferred';
+    }
+    this.startQueued();
+    return 'started';
+  }
+
+  /** Aborts the running run's signal (no-op when idle). The run is expected to stop safely and report. */
+  cancelCurrent(reason: string, why: RunCancelledError['why'] = 'manual'): boolean {
+    const running = this.running;
+    if (!running || running.controller.signal.aborted) return false;
+    const error = new RunCancelledError(why, reason);
+    running.cancelled = why;
+    running.controller.abort(error);
+    this.options.log?.warn({ why, reasons: running.reasons, revision: running.revision }, `cancelling the running reconcile: ${reason}`);
+    this.emit('cancel', error);
+    return true;
+  }
+
+  /** Whether automatic triggers are being held back after transient failures. */
+  isBackingOff(): boolean {
+    return this.backoffUntil > Date.now();
+  }
+
+  /** Resolves when nothing runs and nothing is queued to run now (a deferred retry does not count). */
+  idle(): Promise<void> {
+    if (!this.running) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /**
+   * Stops for good (SIGTERM): refuses new triggers, drops the queue, lets the running run finish within
+   * `graceMs`, then aborts its signal and waits for it to stop safely.
+   */
+  async stop(graceMs: number): Promise<void> {
+    this.stopping = true;
+    this.queued = undefined;
+    this.clearRetry();
+    const running = this.running;
+    if (running) {
+      let timer: NodeJS.Timeout | undefined;
+      const graceOver = new Promise<'grace-over'>((resolve) => {
+        timer = setTimeout(() => resolve('grace-over'), graceMs);
+      });
+      const first = await Promise.race([running.done.then(() => 'done' as const), graceOver]);
+      clearTimeout(timer);
+      if (first === 'grace-over') {
+        this.cancelCurrent(`the daemon is stopping and the run did not finish within ${graceMs} ms`, 'shutdown');
+        await running.done;
+      }
+    }
+    this.stopped = true;
+  }
+
+  /** The worker's state, for `/status`. */
+  snapshot(): WorkerSnapshot {
+    const running = this.running;
+    const state = this.stopped ? 'stopped' : this.stopping ? 'stopping' : running ? 'running' : this.isBackingOff() ? 'backing-off' : 'idle';
+    return {
+      state,
+      ...(running
+        ? {
+            running: {
+              reasons: running.reasons,
+              force: running.force,
+              ...(running.revision ? { revision: running.revision } : {}),
+              startedAt: running.startedAt.toISOString(),
+            },
+          }
+        : {}),
+      queued: this.queued !== undefined && (running !== undefined || this.queued.urgent),
+      failures: this.failures,
+      ...(this.isBackingOff() ? { backoffUntil: new Date(this.backoffUntil).toISOString() } : {}),
+      ...(this.lastRun ? { lastRun: this.lastRun } : {}),
+      runs: this.runs,
+    };
+  }
+
+  private merge(reason: string, options: TriggerOptions): Batch {
+    const batch = (this.queued ??= { reasons: [], dropped: 0, force: false, urgent: false });
+    if (batch.reasons.length < MAX_REASONS) batch.reasons.push(reason);
+    else batch.dropped += 1;
+    batch.force ||= options.force === true;
+    batch.urgent ||= options.automatic !== true;
+    return batch;
+  }
+
+  /** Cancels the running run when a webhook announces a revision that supersedes the one being applied. */
+  private considerAnnounced(running: Running, announced: string): void {
+    if (running.revision === undefined) {
+      running.announced.push(announced);
+      return;
+    }
+    if (this.options.supersedes(announced, running.revision)) {
+      this.cancelCurrent(`revision ${short(announced)} was announced while ${short(running.revision)} is being applied`, 'superseded');
+    }
+  }
+
+  private startQueued(): void {
+    const batch = this.queued;
+    if (!batch || this.stopping) return;
+    this.queued = undefined;
+    this.clearRetry();
+    const reasons = batch.dropped > 0 ? [...batch.reasons, `(and ${batch.dropped} more)`] : batch.reasons;
+    const running: Running = {
+      reasons,
+      force: batch.force,
+      controller: new AbortController(),
+      announced: [],
+      startedAt: new Date(),
+      done: Promise.resolve(),
+    };
+    this.running = running;
+    this.runs += 1;
+    running.done = this.execute(running);
+  }
+
+  private async execute(running: Running): Promise<void> {
+    const { reasons, force } = running;
+    this.emit('run-start', { reasons, force });
+    this.options.log?.info({ reasons, force }, 'reconcile starting');
+    const onRevision = (revision: string): void => {
+      if (this.running !== running) return;
+      running.revision = revision;
+      for (const announced of running.announced.splice(0)) this.considerAnnounced(running, announced);
+    };
+    const started = Date.now();
+    let report: RunReport;
+    try {
+      report = await this.options.run({ reasons, force, signal: running.controller.signal, onRevision });
+    } catch (error) {
+      // The run is meant to report failures, not throw them; a throw is treated as transient so it is retried.
+      this.options.log?.error({ err: error, reasons }, 'reconcile threw instead of reporting');
+      report = { result: 'failed', retry: 'transient', durationMs: Date.now() - started };
+    }
+    const backoffMs = this.account(report, running.cancelled);
+    this.lastRun = {
+      ...report,
+      reasons,
+      endedAt: new Date().toISOString(),
+      ...(running.cancelled ? { cancelled: running.cancelled } : {}),
+    };
+    this.running = undefined;
+    this.options.log?.info(
+      { reasons, result: report.result, retry: report.retry, revision: report.revision, durationMs: report.durationMs, backoffMs },
+      'reconcile ended',
+    );
+    this.emit('run-end', {
+      reasons,
+      report,
+      ...(running.cancelled ? { cancelled: running.cancelled } : {}),
+      ...(backoffMs !== undefined ? { backoffMs } : {}),
+    });
+    this.next();
+  }
+
+  /** Updates the failure count; returns the backoff delay after a transient failure. */
+  private account(report: RunReport, cancelled: RunCancelledError['why'] | undefined): number | undefined {
+    // A run we cancelled failed because of us, not because the world is flaky.
+    if (cancelled !== undefined) return undefined;
+    if (report.retry !== 'transient') {
+      this.failures = 0;
+      this.backoffUntil = 0;
+      return undefined;
+    }
+    this.failures += 1;
+    const ceiling = Math.min(this.options.maxBackoffMs, this.options.initialBackoffMs * 2 ** (this.failures - 1));
+    // Equal jitter: half the delay is fixed, half random, so hosts that failed together do not retry together.
+    const delay = Math.round(ceiling / 2 + this.options.random() * (ceiling / 2));
+    this.backoffUntil = Date.now() + delay;
+    return delay;
+  }
+
+  /** After a run: start the queued run now, or schedule it for the end of the backoff. */
+  private next(): void {
+    if (this.stopping) {
+      this.releaseIdle();
+      return;
+    }
+    if (this.isBackingOff()) {
+      this.merge(`retry after ${this.failures} transient failure${this.failures === 1 ? '' : 's'}`, { automatic: true });
+      if (this.queued?.urgent) this.startQueued();
+      else this.scheduleRetry();
+    } else if (this.queued) {
+      this.startQueued();
+    }
+    if (!this.running) this.releaseIdle();
+  }
+
+  private scheduleRetry(): void {
+    if (this.retryTimer) return;
+    const delay = Math.max(0, this.backoffUntil - Date.now());
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      if (!this.running) this.startQueued();
+    }, delay);
+    this.retryTimer.unref();
+  }
+
+  private clearRetry(): void {
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+  }
+
+  private releaseIdle(): void {
+    for (const resolve of this.idleWaiters.splice(0)) resolve();
+  }
+}
+
+/** Whether two revisions name the same commit (one may be abbreviated). */
+function sameRevision(a: string, b: string): boolean {
+  const x = a.toLowerCase();
+  const y = b.toLowerCase();
+  return x.startsWith(y) || y.startsWith(x);
+}
+
+function short(revision: string): string {
+  return revision.slice(0, 12);
+}
