@@ -30,8 +30,11 @@ export interface ReconcileOutcome {
 export interface ReconcileOptions {
   /** Wait this long for another run's lock before refusing. */
   lockWaitMs?: number;
-  /** `report`: stop after the plan and report what differs (the drift policy `report`); default `apply`. */
-  mode?: 'apply' | 'report';
+  /**
+   * `apply` (default) applies and heals drift; `report` stops after the plan and reports what differs; `apply-new`
+   * applies a new revision but only reports drift of the live one (polls under the drift policy `report`).
+   */
+  mode?: 'apply' | 'report' | 'apply-new';
 }
 
 /** Runs one reconcile. Never throws for a failed run: the outcome carries the error. */
@@ -170,7 +173,9 @@ async function reconcileLocked(ctx: RunContext, state: RunState, options: Reconc
   }
   const plan = need(state.plan, 'plan');
   if (!plan.changed && live?.revision === revision) return { result: 'unchanged', revision, generation: live.generation };
-  if (options.mode === 'report') {
+  // `report` never applies; `apply-new` (polls under the report policy) applies a new revision but leaves drift
+  // of the live one to be reported, not healed.
+  if (options.mode === 'report' || (options.mode === 'apply-new' && live?.revision === revision)) {
     const drift = plan.changes.filter((change) => change.action !== 'unchanged').map((change) => change.path);
     return { result: 'drifted', revision, generation: live?.generation, drift };
   }

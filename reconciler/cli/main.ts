@@ -5,9 +5,11 @@
 import { Command } from 'commander';
 import { registerApply } from './apply.js';
 import { registerCheck } from './check.js';
+import { registerInit } from './init.js';
 import { registerPlan } from './plan.js';
 import { registerSchemas } from './schemas.js';
 import { registerStateCommands } from './state-commands.js';
+import { registerSuspend } from './suspend.js';
 
 const program = new Command()
   .name('edge-reconciler')
@@ -17,8 +19,10 @@ const program = new Command()
 
 registerApply(program);
 registerCheck(program);
+registerInit(program);
 registerPlan(program);
 registerSchemas(program);
 registerStateCommands(program);
+registerSuspend(program);
 
 await program.parseAsync(process.argv);

@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { recoverOnly, rollbackToGeneration } from '../reconcile.js';
 import { StateStore } from '../state-store.js';
 import { readStatus, type RunRecord } from '../status.js';
+import { readSuspension } from '../suspend.js';
 import { summarize } from './apply.js';
 import { applyingContext, DEFAULT_STATE_DIR, type ApplyingOptions } from './context.js';
 import { out, printError } from './io.js';
@@ -33,8 +34,9 @@ export function registerStateCommands(program: Command): void {
       const store = new StateStore(options.stateDir);
       const status = await readStatus(store, options.host);
       const bad = await store.badRevisions();
+      const suspension = await readSuspension(options.stateDir);
       if (options.json) {
-        out(JSON.stringify({ ...status, badRevisions: bad }, null, 2), plain);
+        out(JSON.stringify({ ...status, badRevisions: bad, ...(suspension ? { suspended: suspension } : {}) }, null, 2), plain);
         return;
       }
       const lines = [`host:           ${status.host}`];
@@ -43,6 +45,10 @@ export function registerStateCommands(program: Command): void {
           ? `live:           ${short(status.lastApplied.revision)} (generation ${status.lastApplied.generation}, since ${status.lastApplied.at})`
           : 'live:           nothing applied yet',
       );
+      if (suspension) {
+        const by = suspension.by ? ` by ${suspension.by}` : '';
+        lines.push(`suspended:      since ${suspension.at}${by}: ${suspension.reason} (run edge-reconciler resume)`);
+      }
       if (status.pinned) lines.push(`pinned:         generation ${status.pinned.generation}: ${status.pinned.reason} (until a commit newer than ${short(status.pinned.pinnedAgainst)}; or run unpin)`);
       if (status.lastAttempted) {
         lines.push(`last attempt:   ${describeRun(status.lastAttempted)}`);

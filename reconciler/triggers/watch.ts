@@ -157,7 +157,7 @@ export async function watchManagedFiles(options: WatchManagedFilesOptions): Prom
       ignored: (path: string) => !(managed.has(path) || dirs.has(path)) || basename(path).startsWith(TEMP_PREFIX),
     });
     next.on('all', (event, path) => {
-      void event;
+      if (event === 'unlink' || event === 'unlinkDir') stale = true;
       touched(path);
     });
     // chokidar drops attribute-only changes (chmod, chown) when mtime is unchanged; the raw inotify event has them.
@@ -171,7 +171,8 @@ export async function watchManagedFiles(options: WatchManagedFilesOptions): Prom
       log.error({ err: errorMessage(error) }, `drift watcher: ${errorMessage(error)}`);
     });
     await ready(next);
-    watcher = next;
+    if (closed) await next.close();
+    else watcher = next;
   };
 
   await start();
