@@ -41,7 +41,10 @@ async function undoAndReactivate(
   after: readonly InventoryEntry[],
 ): Promise<void> {
   const restored = await transaction.undo();
-  const activation = planActivation(reverseChanges(restored), before, after);
+  // A unit whose file was to be removed was stopped and disabled before any file changed: bring it back even when
+  // its file never went (the run ended before that op), or the old generation would run without it.
+  const deactivated = transaction.journal.ops.filter((op) => op.action === 'delete' && op.before !== null && !restored.includes(op));
+  const activation = planActivation(reverseChanges([...restored, ...deactivated]), before, after);
   await deactivateRemoved(activation, actx);
   await activate({ ...activation, firewall: false }, actx, []);
   if (existsSync(join(actx.workDir, 'ufw-saved', 'restore.sh'))) await restoreFirewall(actx);

@@ -10,7 +10,7 @@
 set -euo pipefail
 
 readonly SUITE=bookworm
-readonly PACKAGES=systemd,systemd-sysv,dbus,caddy,ufw,iptables,git,curl,ca-certificates,procps
+readonly PACKAGES=systemd,systemd-sysv,dbus,caddy,ufw,iptables,git,curl,ca-certificates,procps,logrotate
 readonly CACHE=${EDGE_E2E_ROOT_CACHE:-/var/cache/edge-reconciler/e2e-root}
 # Inside the root; the helper does not read it, it runs this script before each boot.
 readonly MARKER=.edge-e2e-recipe

@@ -1,0 +1,287 @@
+/**
+ * An edge host for the e2e apply suites: a booted SystemdContainer prepared as a VM the agent runs on. The example
+ * desired-state is committed into a working repo and pushed to a bare repo inside the container (as a forge
+ * would hold it), the host's secrets are in /etc/edge-reconciler/secrets, and the lod app (a tiny node server from
+ * test/e2e/fixtures) is deployed at /srv/apps/lod/current. The agent runs inside as root with root `/`: real
+ * systemctl, caddy and ufw.
+ */
+import { copyFile, cp, mkdir, readFile, realpath, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { PROJECT_IN_CONTAINER, SystemdContainer, waitUntil, type ExecResult } from './container.js';
+import { EXAMPLE_SECRETS } from './cli.js';
+import { commitEdit, git, revertLast } from './git-repo.js';
+import { EXAMPLE_REPO, PROJECT_ROOT } from './paths.js';
+
+/** The agent's paths inside the container, as on a VM. */
+export const AGENT = {
+  cli: `${PROJECT_IN_CONTAINER}/dist/reconciler/cli/main.js`,
+  stateDir: '/var/lib/edge-reconciler',
+  secretsDir: '/etc/edge-reconciler/secrets',
+  /** The bare repo the agent pulls from (the forge, here inside the container). */
+  repo: '/srv/forge/desired-state.git',
+  ref: 'release',
+} as const;
+
+/** The working repo developers commit to; lives in the container's root so it goes with the container. */
+const WORK_REPO = '/srv/work/desired-state';
+
+const LOD_SERVER_FIXTURE = join(PROJECT_ROOT, 'test', 'e2e', 'fixtures', 'lod-server.mjs');
+
+/** Exit status of a process killed by SIGKILL, as a shell reports it. */
+export const KILLED = 128 + 9;
+
+/** What `apply --json` prints. */
+export interface ApplyJson {
+  result: string;
+  revision: string;
+  generation?: number;
+  recovery?: { generation: number; outcome: string };
+  changes: { path: string; action: string }[];
+  commands: string[][];
+  health?: { name: string; status: string; message: string }[];
+  error?: { code: string; stage: string; message: string; problems?: { code: string; message: string }[] };
+}
+
+/** One run of the agent inside the container. */
+export interface AgentRun extends ExecResult {
+  /** The parsed `--json` output (undefined when the run printed none, e.g. it was killed). */
+  json?: ApplyJson;
+}
+
+/** What `status --json` prints. */
+export interface StatusJson {
+  host: string;
+  lastApplied?: { revision: string; generation: number };
+  lastAttempted?: { revision?: string; result: string; code?: string; generation?: number; failedCheck?: { name: string } };
+  badRevisions: { revision: string; reason: string }[];
+}
+
+/** What the lod fixture reports at /env. */
+export interface LodEnv {
+  LOD_PORT: string;
+  LOD_WORKERS: string;
+  LOD_HOST: string;
+  pid: number;
+}
+
+/** Files under some paths: path → `mode owner:group sha256`, or `-> target` for a symlink. */
+export type FileSnapshot = Map<string, string>;
+
+/**
+ * The base role validates its logrotate file with `logrotate --debug`, as a VM has it; the cached root lacks the
+ * package (setup-root.sh does not include it), so the host's binary (the same Debian release) and the one library
+ * minbase misses are copied into this boot's copy of the root.
+ */
+async function installLogrotate(box: SystemdContainer): Promise<void> {
+  const { stdout } = await box.exec(['sh', '-c', 'command -v logrotate || true']);
+  if (stdout.trim()) return;
+  const binary = await realpath((await execa('sh', ['-c', 'command -v logrotate'])).stdout.trim());
+  const popt = /libpopt\.so\.0 => (\S+)/.exec((await execa('ldd', [binary])).stdout)?.[1];
+  if (!popt) throw new Error(`cannot find the libpopt that ${binary} links to`);
+  await copyFile(binary, box.hostPath('/usr/sbin/logrotate'));
+  await copyFile(await realpath(popt), box.hostPath(popt.replace(/^\/lib\//, '/usr/lib/')));
+  await box.exec(['logrotate', '--version']);
+}
+
+/** A booted container ready for the agent. Always `shutdown()` in `after`. */
+export class EdgeHost {
+  private constructor(
+    readonly box: SystemdContainer,
+    /** The working repo on the host (inside the container's root folder). */
+    readonly workRepo: string,
+  ) {}
+
+  /** Boots a fresh container, pushes the example repo to its forge, writes the secrets and deploys the lod app. */
+  static async boot(): Promise<EdgeHost> {
+    const box = await SystemdContainer.boot();
+    try {
+      const workRepo = box.hostPath(WORK_REPO);
+      await mkdir(workRepo, { recursive: true });
+      await cp(EXAMPLE_REPO, workRepo, { recursive: true });
+      await git(workRepo, 'init', '-q', '-b', AGENT.ref);
+      await git(workRepo, 'add', '-A');
+      await git(workRepo, 'commit', '-q', '-m', 'example desired state');
+      await execa('git', ['init', '-q', '--bare', box.hostPath(AGENT.repo)]);
+      const host = new EdgeHost(box, workRepo);
+      await host.push();
+      for (const [name, value] of Object.entries(EXAMPLE_SECRETS)) {
+        await box.writeFile(`${AGENT.secretsDir}/${name}`, `${value}\n`, 0o600);
+      }
+      await host.deployLodApp();
+      await installLogrotate(box);
+      return host;
+    } catch (error) {
+      await box.shutdown();
+      throw error;
+    }
+  }
+
+  /** Installs the lod fixture where lod.service runs it (an app release is deployed outside the desired state). */
+  private async deployLodApp(): Promise<void> {
+    const release = this.box.hostPath('/srv/apps/lod/current');
+    await mkdir(release, { recursive: true, mode: 0o755 });
+    await writeFile(join(release, 'server.js'), await readFile(LOD_SERVER_FIXTURE), { mode: 0o644 });
+    await writeFile(join(release, 'package.json'), '{ "type": "module" }\n', { mode: 0o644 });
+  }
+
+  /** Runs the agent's CLI inside; a SIGKILLed run ends with exitCode {@link KILLED}. */
+  async agent(args: string[], env: Record<string, string> = {}): Promise<AgentRun> {
+    // Through sh: nsenter hides how its child died, sh reports a SIGKILL as 137.
+    const result = await this.box.exec(['sh', '-c', '"$@"; exit $?', 'sh', 'node', AGENT.cli, ...args], {
+      env,
+      reject: false,
+      timeoutMs: 240_000,
+    });
+    let json: ApplyJson | undefined;
+    if (args.includes('--json') && result.stdout.trim().startsWith('{')) json = JSON.parse(result.stdout) as ApplyJson;
+    return { ...result, json };
+  }
+
+  /** `apply` of the forge's release branch for `hostName`, as the agent runs on a VM. */
+  apply(hostName = 'lod-prod', options: { args?: string[]; env?: Record<string, string> } = {}): Promise<AgentRun> {
+    return this.agent(
+      [
+        'apply', '--repo', AGENT.repo, '--ref', AGENT.ref, '--host', hostName, '--state-dir', AGENT.stateDir,
+        '--secrets-dir', AGENT.secretsDir, '--json', '--quiet', ...(options.args ?? []),
+      ],
+      options.env,
+    );
+  }
+
+  /** `apply` that must end as `applied`; returns its JSON. */
+  async applyOk(hostName = 'lod-prod', options: { args?: string[]; env?: Record<string, string> } = {}): Promise<ApplyJson> {
+    const run = await this.apply(hostName, options);
+    if (run.exitCode !== 0 || run.json?.result !== 'applied') {
+      throw new Error(`apply ${hostName} ended ${run.json?.result ?? '?'} (exit ${run.exitCode}): ${run.json?.error?.message ?? ''}\n${run.stderr.slice(-3000)}`);
+    }
+    return run.json;
+  }
+
+  /** `recover` (only resolves what a crash left behind). */
+  recover(hostName = 'lod-prod'): Promise<AgentRun> {
+    return this.agent(['recover', '--host', hostName, '--state-dir', AGENT.stateDir, '--quiet']);
+  }
+
+  /** The status document with the bad revisions, as `status --json` prints them. */
+  async status(): Promise<StatusJson> {
+    const run = await this.agent(['status', '--state-dir', AGENT.stateDir, '--json']);
+    return JSON.parse(run.stdout) as StatusJson;
+  }
+
+  /** Edits one file of the working repo, commits and pushes; returns the commit id. */
+  async commit(file: string, change: (text: string) => string, message?: string): Promise<string> {
+    const revision = await commitEdit(this.workRepo, file, change, message);
+    await this.push();
+    return revision;
+  }
+
+  /** Edits several files in one commit (each edit must change its file), pushes; returns the commit id. */
+  async commitAll(edits: Record<string, (text: string) => string>, message: string): Promise<string> {
+    for (const [file, change] of Object.entries(edits)) {
+      const path = join(this.workRepo, file);
+      const before = await readFile(path, 'utf8');
+      const after = change(before);
+      if (after === before) throw new Error(`the edit of ${file} changed nothing`);
+      await writeFile(path, after);
+    }
+    await git(this.workRepo, 'commit', '-q', '-am', message);
+    await this.push();
+    return git(this.workRepo, 'rev-parse', 'HEAD');
+  }
+
+  /** `git revert HEAD` in the working repo, pushed; returns the revert's commit id. */
+  async revert(): Promise<string> {
+    const revision = await revertLast(this.workRepo);
+    await this.push();
+    return revision;
+  }
+
+  private async push(): Promise<void> {
+    await git(this.workRepo, 'push', '-q', '--force', this.box.hostPath(AGENT.repo), `HEAD:refs/heads/${AGENT.ref}`);
+  }
+
+  /** The lod app's /env answer once it answers (it may be restarting). */
+  async lodEnv(): Promise<LodEnv> {
+    const response = await waitUntil(
+      async () => {
+        const answer = await this.box.httpGet('http://127.0.0.1:8080/env');
+        return answer.status === 200 ? answer : false;
+      },
+      { timeoutMs: 15_000, intervalMs: 200, what: 'lod to answer /env' },
+    );
+    return JSON.parse((response as { body: string }).body) as LodEnv;
+  }
+
+  /**
+   * Mode, owner and hash of every regular file, and the target of every symlink, under `paths` (folders or files)
+   * inside the container; a missing path is left out.
+   */
+  async snapshot(paths: string[]): Promise<FileSnapshot> {
+    const script = [
+      'find "$@" -xdev \\( -type f -printf "%p\\t%m %u:%g\\n" \\) -o \\( -type l -printf "%p\\t-> %l\\n" \\) 2>/dev/null | sort',
+      'echo ---',
+      'find "$@" -xdev -type f -exec sha256sum {} + 2>/dev/null | sort -k2',
+    ].join('; ');
+    const { stdout } = await this.box.exec(['sh', '-c', script, 'sh', ...paths]);
+    const [listing = '', hashes = ''] = stdout.split('---\n');
+    const hashOf = new Map(hashes.split('\n').filter(Boolean).map((line) => {
+      const [hash = '', path = ''] = line.split(/ {2}/);
+      return [path, hash] as const;
+    }));
+    return new Map(listing.split('\n').filter(Boolean).map((line) => {
+      const [path = '', attributes = ''] = line.split('\t');
+      return [path, `${attributes} ${hashOf.get(path) ?? ''}`.trim()] as const;
+    }));
+  }
+
+  /**
+   * How the live files differ from generation `n` as the state dir records it (content hash, mode, owner of
+   * every file of its inventory); empty when the host holds exactly that generation's files.
+   */
+  async generationMismatches(n: number): Promise<string[]> {
+    const meta = JSON.parse(await this.box.readFile(`${AGENT.stateDir}/generations/${n}/meta.json`)) as {
+      inventory: { path: string; sha256: string; mode: number; owner: string; group: string }[];
+    };
+    const live = await this.snapshot(meta.inventory.map((entry) => entry.path));
+    return meta.inventory
+      .map((entry) => {
+        const expected = `${entry.mode.toString(8)} ${entry.owner}:${entry.group} ${entry.sha256}`;
+        const found = live.get(entry.path) ?? 'missing';
+        return found === expected ? '' : `${entry.path}: ${found}, generation ${n} has ${expected}`;
+      })
+      .filter(Boolean);
+  }
+
+  /** A unit's property as `systemctl show -p NAME --value` prints it. */
+  async unitProperty(unit: string, property: string): Promise<string> {
+    return (await this.box.exec(['systemctl', 'show', '-p', property, '--value', unit])).stdout.trim();
+  }
+
+  /** What `systemctl is-enabled` says (enabled, disabled, not-found...). */
+  async enabledState(unit: string): Promise<string> {
+    return (await this.box.exec(['systemctl', 'is-enabled', unit], { reject: false })).stdout.trim() || 'not-found';
+  }
+
+  /** `ufw status verbose` inside. */
+  async ufwStatus(): Promise<string> {
+    return (await this.box.exec(['ufw', 'status', 'verbose'])).stdout;
+  }
+
+  /** The user rules of the container's iptables (`iptables -S`, the ufw-user-* chains only). */
+  async userIptables(): Promise<string[]> {
+    const { stdout } = await this.box.exec(['iptables', '-S']);
+    return stdout.split('\n').filter((line) => /^-A ufw-user-(input|limit)/.test(line));
+  }
+
+  /** Evidence for a failed assertion: the units' state and the journal tail. */
+  async evidence(units: string[] = ['lod.service', 'caddy.service']): Promise<string> {
+    const states = await Promise.all(units.map(async (unit) => `${unit}: ${await this.box.unitState(unit)}`));
+    return `${states.join(', ')}\n${await this.box.journal('*', 60)}`;
+  }
+
+  /** Powers the container off and removes it (and the repos inside it). */
+  shutdown(): Promise<void> {
+    return this.box.shutdown();
+  }
+}
