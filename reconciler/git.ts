@@ -148,11 +148,8 @@ interface RemoteAccess {
 }
 
 /** The parent environment a network git command keeps: paths, proxies and CA bundles, no GIT_* leftovers. */
-const PASSTHROUGH_ENV = [
-  'PATH', 'HOME', 'USER', 'LOGNAME', 'TMPDIR', 'SSH_AUTH_SOCK',
-  'http_proxy', 'https_proxy', 'no_proxy', 'all_proxy', 'HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY', 'ALL_PROXY',
-  'GIT_SSL_CAINFO', 'GIT_SSL_CAPATH', 'SSL_CERT_FILE', 'SSL_CERT_DIR',
-];
+const PASSTHROUGH_ENV = `PATH HOME USER LOGNAME TMPDIR SSH_AUTH_SOCK http_proxy https_proxy no_proxy all_proxy HTTP_PROXY
+  HTTPS_PROXY NO_PROXY ALL_PROXY GIT_SSL_CAINFO GIT_SSL_CAPATH SSL_CERT_FILE SSL_CERT_DIR`.split(/\s+/);
 
 /** A shell word for GIT_SSH_COMMAND (git runs it through sh). */
 function shellWord(word: string): string {
@@ -260,7 +257,7 @@ async function exportRemote(options: SourceOptions, dir: string): Promise<Export
 /** Fetches one ref into `refs/edge/watched` (no tags, no other branch); returns the ref's full name. */
 async function fetchRef(remote: RemoteAccess, asked: string): Promise<{ ref: string; tag?: string }> {
   await overNetwork(remote, `fetch ${asked}`, ['fetch', '--quiet', '--no-tags', '--force', '--no-recurse-submodules', remote.repo, `+${asked}:refs/edge/watched`]);
-  const ref = resolvedRef(await readFile(join(remote.mirrorDir, 'FETCH_HEAD'), 'utf8').catch(() => ''), asked);
+  const ref = resolvedRef(await readFile(`${remote.mirrorDir}/FETCH_HEAD`, 'utf8').catch(() => ''), asked);
   if (ref.startsWith('refs/tags/')) {
     // Keep the tag under its own name too, so that its signature can be verified.
     await simpleGit(remote.mirrorDir).raw(['update-ref', ref, 'refs/edge/watched']);

@@ -145,8 +145,14 @@ async function reconcileLocked(ctx: RunContext, state: RunState, options: Reconc
     state.previousGeneration = live;
     state.previous = live.inventory;
   }
-  await runStages([FETCH], ctx, state);
+  try {
+    await runStages([FETCH], ctx, state);
+  } catch (error) {
+    if (error instanceof EdgeError && error.retry === 'refused') return { result: 'refused', revision: state.revision, error };
+    throw error;
+  }
   const revision = need(state.revision, 'revision');
+  ctx.onRevision?.(revision);
   const pin = await store.pin();
   if (pin) {
     if (pin.pinnedAgainst === revision) return { result: 'pinned', revision, generation: pin.generation };

@@ -8,6 +8,7 @@ import type { InventoryEntry } from './inventory.js';
 import type { DesiredState } from './model.js';
 import type { PathPolicy } from './path-policy.js';
 import type { Redactor } from './redact.js';
+import type { MaintenanceConfig } from './schedule.js';
 import type { GenerationMeta, StateStore } from './state-store.js';
 import type { Plan } from './stages/plan.js';
 import type { Transaction } from './transaction.js';
@@ -31,7 +32,7 @@ export interface SourceConfig {
   ref?: string;
   /** Follow the highest tag matching this glob (`prod-*`). */
   tagPattern?: string;
-  auth?: { sshKeyFile?: string; knownHostsFile?: string; tokenFile?: string };
+  auth?: { sshKeyFile?: string; knownHostsFile?: string; tokenFile?: string; tokenUser?: string };
   trust?: { requireSignatures: boolean; allowedSignersFile?: string; gpgHome?: string; allowRewinds: boolean };
   timeoutMs?: number;
 }
@@ -54,6 +55,10 @@ export interface RunContext {
   hookTimeoutMs?: number;
   /** How many generations to keep (default 10). */
   keepGenerations?: number;
+  /** When applying is allowed (the host config's maintenance windows); none = always. */
+  maintenance?: MaintenanceConfig;
+  /** Told the revision as soon as fetch resolved it (the daemon cancels a run a newer commit supersedes). */
+  onRevision?: (revision: string) => void;
 }
 
 /** What the stages have produced so far. */

@@ -53,9 +53,8 @@ function short(revision: string): string {
   return revision.slice(0, 12);
 }
 
-function refused(code: 'UNSIGNED' | 'UNTRUSTED_SIGNATURE' | 'NOT_DESCENDANT', message: string): EdgeError {
-  return new EdgeError(code, message, { stage: 'fetch', retry: 'refused' });
-}
+/** Every trust refusal waits for a new commit. */
+const REFUSED = { stage: 'fetch', retry: 'refused' } as const;
 
 async function git(gitDir: string, args: string[], env?: Record<string, string>) {
   return execa('git', ['-C', gitDir, ...args], { reject: false, timeout: VERIFY_TIMEOUT_MS, env: { LC_ALL: 'C', ...env }, stdin: 'ignore' });
@@ -79,17 +78,17 @@ export async function verifyRevision(gitDir: string, revision: string, options: 
   const what = options.tag ? `tag ${options.tag} (revision ${short(revision)})` : `revision ${short(revision)}`;
   const type = (await git(gitDir, ['cat-file', '-t', object])).stdout.trim();
   if (options.tag) {
-    if (type === 'commit') throw refused('UNSIGNED', `${what} is a lightweight tag: no signature, and signatures are required (trust.requireSignatures)`);
+    if (type === 'commit') throw new EdgeError('UNSIGNED', `${what} is a lightweight tag: no signature, and signatures are required (trust.requireSignatures)`, REFUSED);
     const peeled = (await git(gitDir, ['rev-parse', '--verify', '--quiet', `${object}^{commit}`])).stdout.trim();
-    if (peeled !== revision) throw refused('UNTRUSTED_SIGNATURE', `${what} does not point at the revision being applied (it points at ${short(peeled) || 'nothing'})`);
+    if (peeled !== revision) throw new EdgeError('UNTRUSTED_SIGNATURE', `${what} does not point at the revision being applied (it points at ${short(peeled) || 'nothing'})`, REFUSED);
   }
-  if (type !== 'commit' && type !== 'tag') throw refused('UNSIGNED', `${what} is not in the mirror, so its signature cannot be checked`);
+  if (type !== 'commit' && type !== 'tag') throw new EdgeError('UNSIGNED', `${what} is not in the mirror, so its signature cannot be checked`, REFUSED);
   const body = (await git(gitDir, ['cat-file', type, object])).stdout;
-  if (!hasSignature(body, type)) throw refused('UNSIGNED', `${what} has no signature, and signatures are required (trust.requireSignatures)`);
+  if (!hasSignature(body, type)) throw new EdgeError('UNSIGNED', `${what} has no signature, and signatures are required (trust.requireSignatures)`, REFUSED);
 
   if (options.allowedSignersFile) {
     const missing = await access(options.allowedSignersFile, constants.R_OK).then(() => false, () => true);
-    if (missing) throw refused('UNTRUSTED_SIGNATURE', `${what} cannot be verified: the allowed_signers file ${options.allowedSignersFile} cannot be read`);
+    if (missing) throw new EdgeError('UNTRUSTED_SIGNATURE', `${what} cannot be verified: the allowed_signers file ${options.allowedSignersFile} cannot be read`, REFUSED);
   }
   // Without a configured trust root, nothing is trusted: /dev/null signers, a keyring that does not exist.
   const signers = options.allowedSignersFile ?? '/dev/null';
@@ -98,7 +97,7 @@ export async function verifyRevision(gitDir: string, revision: string, options: 
   const result = await git(gitDir, ['-c', `gpg.ssh.allowedSignersFile=${signers}`, verify, '--raw', object], { GNUPGHOME: gpgHome });
   const output = `${result.stderr}\n${result.stdout}`;
   if (result.exitCode === 0) return signerOf(output);
-  throw refused('UNTRUSTED_SIGNATURE', `${what} is refused: ${untrustedReason(output, options)}`);
+  throw new EdgeError('UNTRUSTED_SIGNATURE', `${what} is refused: ${untrustedReason(output, options)}`, REFUSED);
 }
 
 function hasSignature(body: string, type: string): boolean {
@@ -151,8 +150,6 @@ export async function checkMonotonic(gitDir: string, lastApplied: string | undef
   if (await isDescendant(gitDir, lastApplied, revision)) return false;
   if (allowRewinds) return true;
   const known = (await git(gitDir, ['cat-file', '-e', `${lastApplied}^{commit}`])).exitCode === 0;
-  throw refused(
-    'NOT_DESCENDANT',
-    `revision ${short(revision)} does not descend from the last applied ${short(lastApplied)}${known ? '' : ' (which the mirror no longer has)'} (a force push or a stale fetch?); revert instead, or set trust.allowRewinds`,
-  );
+  const gone = known ? '' : ' (which the mirror no longer has)';
+  throw new EdgeError('NOT_DESCENDANT', `revision ${short(revision)} does not descend from the last applied ${short(lastApplied)}${gone} (a force push or a stale fetch?); revert instead, or set trust.allowRewinds`, REFUSED);
 }

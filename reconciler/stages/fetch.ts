@@ -4,25 +4,15 @@
  * required, and a descendant of the last applied revision unless rewinds are allowed (see trust.ts).
  */
 import { join } from 'node:path';
-import { exportRevision, type SourceAuth } from '../git.js';
+import { exportRevision } from '../git.js';
 import { need, type RunContext, type RunState } from '../run-context.js';
 import { readStatus } from '../status.js';
-import { checkTrust, type TrustPolicy } from '../trust.js';
-
-/** The source settings this stage reads (RunContext['source'] is to gain them; see docs/git-source.md). */
-interface SourceSettings {
-  repo: string;
-  ref?: string;
-  tagPattern?: string;
-  auth?: SourceAuth;
-  trust?: Partial<TrustPolicy>;
-  timeoutMs?: number;
-}
+import { checkTrust } from '../trust.js';
 
 /** Sets `state.tree` and `state.revision`, then checks trust; a refused revision throws after both are set. */
 export async function fetchRevision(ctx: RunContext, state: RunState): Promise<void> {
   const store = need(ctx.store, 'state store');
-  const source = need(ctx.source as SourceSettings | undefined, 'source');
+  const source = need(ctx.source, 'source');
   const exported = await exportRevision({
     repo: source.repo,
     ref: source.ref,
@@ -35,6 +25,7 @@ export async function fetchRevision(ctx: RunContext, state: RunState): Promise<v
   });
   state.tree = exported.dir;
   state.revision = exported.revision;
+  // reconcile() reads the live generation before fetch; the status document covers an unreadable generation.
   const lastApplied = state.previousGeneration?.revision ?? (await readStatus(store, ctx.hostName)).lastApplied?.revision;
   const verdict = await checkTrust(exported, {
     requireSignatures: source.trust?.requireSignatures ?? false,
