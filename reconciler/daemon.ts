@@ -11,18 +11,20 @@ import { ReconcileWorker, type RunFunction, type TriggerDecision, type TriggerOp
 
 /** Options of the daemon. */
 export interface DaemonOptions {
-  /** The control address, `host:port`; default 127.0.0.1:9420. */
+  /** The control address, `host:port`; default 127.0.0.1:9321. */
   listen?: string;
   /** One reconcile; the worker guarantees only one runs at a time. */
   run: RunFunction;
   /** The status document served as `/status`. */
   readStatus: () => Promise<object>;
+  /** The Prometheus text served as `/metrics` (absent: 404). */
+  metrics?: () => Promise<string>;
   log: Logger;
   /** Webhook secret and watched ref; without them the webhook routes answer 404. */
   webhook?: WebhookOptions;
-  /** Polling (default every 60 s plus up to 10% jitter); `false` turns it off. */
+  /** Polling (default every 60 s plus up to 10 s jitter); `false` turns it off. */
   poll?: { intervalMs?: number; jitterMs?: number } | false;
-  /** Backoff after transient failures (default 10 s doubling up to 5 min). */
+  /** Backoff after transient failures (default 5 s doubling up to 10 min). */
   backoff?: { initialMs?: number; maxMs?: number };
   /** How long a stop lets the running reconcile finish before aborting it (default 60 s). */
   stopGraceMs?: number;
@@ -68,6 +70,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     status: options.readStatus,
     log,
     ...(options.webhook ? { webhook: options.webhook } : {}),
+    ...(options.metrics ? { metrics: options.metrics } : {}),
   });
   const poller: Poller | undefined =
     options.poll === false
@@ -104,16 +107,14 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       poller?.stop();
-      try {
-        await Promise.all([server.close(), worker.stop(graceMs)]);
-      } finally {
-        if (handleSignals) {
-          process.off('SIGTERM', onSignal);
-          process.off('SIGINT', onSignal);
-        }
-        log.info({}, 'daemon stopped');
-        resolveClosed();
+      const [closing] = await Promise.allSettled([server.close(), worker.stop(graceMs)]);
+      if (closing.status === 'rejected') log.warn({ err: closing.reason }, 'control server did not close cleanly');
+      if (handleSignals) {
+        process.off('SIGTERM', onSignal);
+        process.off('SIGINT', onSignal);
       }
+      log.info({}, 'daemon stopped');
+      resolveClosed();
     })();
     return stopping;
   };

@@ -1,5 +1,6 @@
 /**
- * The daemon's HTTP endpoints: `/healthz`, `/status`, `POST /reconcile` (loopback only) and the push webhooks.
+ * The daemon's HTTP endpoints: `/healthz`, `/status`, `/metrics`, `POST /reconcile` (loopback only) and the push
+ * webhooks.
  * Plain node:http, small bodies, short timeouts; every request that wants a reconcile goes to the worker.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -14,6 +15,8 @@ export interface ControlServerOptions {
   worker: ReconcileWorker;
   /** The status document, served as `/status` (the worker's own state is added as `daemon`). */
   status: () => Promise<object>;
+  /** The Prometheus text for `GET /metrics`; without it the route answers 404. */
+  metrics?: () => Promise<string>;
   /** Without it the webhook routes answer 404: webhooks are never accepted unsigned. */
   webhook?: WebhookOptions;
   log?: TriggerLogger;
@@ -30,7 +33,7 @@ export interface ControlServer {
 }
 
 /** Loopback only, unless configured otherwise (e.g. the Tailscale IP); never a public interface by default. */
-export const DEFAULT_LISTEN = '127.0.0.1:9420';
+export const DEFAULT_LISTEN = '127.0.0.1:9321';
 
 /** The largest `POST /reconcile` body. */
 const MAX_CONTROL_BYTES = 64 * 1024;
@@ -104,6 +107,10 @@ async function route(request: IncomingMessage, response: ServerResponse, options
     if (method !== 'GET' && method !== 'HEAD') return methodNotAllowed(response, 'GET, HEAD');
     return send(response, 200, { ...(await options.status()), daemon: options.worker.snapshot() });
   }
+  if (path === '/metrics' && options.metrics) {
+    if (method !== 'GET' && method !== 'HEAD') return methodNotAllowed(response, 'GET, HEAD');
+    return sendText(response, 200, await options.metrics(), 'text/plain; version=0.0.4; charset=utf-8');
+  }
   if (path === '/reconcile') {
     if (method !== 'POST') return methodNotAllowed(response, 'POST');
     return manualReconcile(request, response, options);
@@ -127,7 +134,7 @@ async function manualReconcile(request: IncomingMessage, response: ServerRespons
   try {
     body = await readBody(request, MAX_CONTROL_BYTES);
   } catch (error) {
-    if (error instanceof BodyTooLargeError) return send(response, 413, { error: error.message }, true);
+    if (error instanceof BodyTooLargeError) return send(response, 413, { error: error.message });
     throw error;
   }
   let now = ['1', 'true'].includes(new URL(request.url ?? '/', 'http://localhost').searchParams.get('now') ?? '');
@@ -156,7 +163,7 @@ async function webhook(
   const remote = request.socket.remoteAddress;
   if (result.status === 401 || result.status === 413) {
     options.log?.warn({ remote, status: result.status, reason: result.body.error }, 'webhook refused');
-    return send(response, result.status, result.body, result.status === 413);
+    return send(response, result.status, result.body);
   }
   if (!result.push) {
     options.log?.info({ remote, status: result.status, ...result.body }, 'webhook answered without a reconcile');
@@ -179,9 +186,12 @@ function methodNotAllowed(response: ServerResponse, allow: string): void {
   send(response, 405, { error: `method not allowed; use ${allow}` });
 }
 
-/** Answers with JSON; `close` ends the connection, for requests whose body was not read to the end. */
-function send(response: ServerResponse, status: number, body: object, close = false): void {
+/** Answers with JSON. A request whose body was not read to the end gets its connection closed, not drained. */
+function send(response: ServerResponse, status: number, body: object): void {
   const text = `${JSON.stringify(body)}\n`;
+  const { headers } = response.req;
+  const hasBody = Number(headers['content-length'] ?? 0) > 0 || headers['transfer-encoding'] !== undefined;
+  const close = hasBody && !response.req.complete;
   response.writeHead(status, {
     'content-type': 'application/json; charset=utf-8',
     'content-length': Buffer.byteLength(text),
@@ -191,7 +201,7 @@ function send(response: ServerResponse, status: number, body: object, close = fa
   response.end(text);
 }
 
-function sendText(response: ServerResponse, status: number, text: string): void {
-  response.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+function sendText(response: ServerResponse, status: number, text: string, type = 'text/plain; charset=utf-8'): void {
+  response.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
   response.end(text);
 }

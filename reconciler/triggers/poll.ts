@@ -8,7 +8,7 @@
 export interface PollOptions {
   /** Default 60 s. */
   intervalMs?: number;
-  /** Up to this much is added to each interval (default 10% of the interval). */
+  /** Up to this much is added to each interval (default 10 s, as in the host config). */
   jitterMs?: number;
   /** Called on each tick; the tick number starts at 1. */
   trigger: (tick: number) => void;
@@ -26,10 +26,13 @@ export interface Poller {
 /** The default polling interval. */
 export const DEFAULT_POLL_INTERVAL_MS = 60_000;
 
+/** The default jitter added to each interval. */
+export const DEFAULT_POLL_JITTER_MS = 10_000;
+
 /** Starts polling; the first tick comes one (jittered) interval from now. */
 export function startPolling(options: PollOptions): Poller {
   const interval = options.intervalMs ?? DEFAULT_POLL_INTERVAL_MS;
-  const jitter = options.jitterMs ?? Math.round(interval / 10);
+  const jitter = options.jitterMs ?? DEFAULT_POLL_JITTER_MS;
   const random = options.random ?? Math.random;
   if (!(interval > 0)) throw new RangeError(`poll interval must be positive, got ${interval} ms`);
   let timer: NodeJS.Timeout | undefined;

@@ -88,8 +88,6 @@ export function readBody(request: IncomingMessage, limit: number): Promise<Buffe
 
 /** Handles one webhook request: verify, then ignore or hint. Never throws for a bad request; answers it. */
 export async function handleWebhook(request: IncomingMessage, forge: Forge, options: WebhookOptions): Promise<WebhookResult> {
-  const detected = forge === 'auto' ? detectForge(request) : forge;
-  if (!detected) return { status: 400, body: { error: 'unknown webhook sender: no x-github-event or x-gitea-event header' } };
   let body: Buffer;
   try {
     body = await readBody(request, MAX_WEBHOOK_BYTES);
@@ -97,6 +95,8 @@ export async function handleWebhook(request: IncomingMessage, forge: Forge, opti
     if (error instanceof BodyTooLargeError) return { status: 413, body: { error: error.message } };
     throw error;
   }
+  const detected = forge === 'auto' ? detectForge(request) : forge;
+  if (!detected) return { status: 400, body: { error: 'unknown webhook sender: no x-github-event or x-gitea-event header' } };
   const signature = signatureOf(request, detected);
   if (!signature) return { status: 401, body: { error: `missing signature header (${signatureHeaderNames(detected).join(' or ')})` } };
   if (!(await verifySignature(options.secret, body, signature))) return { status: 401, body: { error: 'signature does not match' } };

@@ -55,9 +55,9 @@ export interface TriggerLogger {
 export interface WorkerOptions {
   run: RunFunction;
   log?: TriggerLogger;
-  /** First backoff after a transient failure (default 10 s); doubles per consecutive failure. */
+  /** First backoff after a transient failure (default 5 s); doubles per consecutive failure. */
   initialBackoffMs?: number;
-  /** The longest backoff (default 5 min). */
+  /** The longest backoff (default 10 min). */
   maxBackoffMs?: number;
   /** Whether an announced revision supersedes the running one (default: they differ). */
   supersedes?: (announced: string, running: string) => boolean;
@@ -108,8 +108,16 @@ export interface RunEndEvent {
   backoffMs?: number;
 }
 
-/** The worker's events: run-start, run-end, and cancel (the running run's signal was aborted). */
+/** The payload of `trigger`: every trigger and what the worker did with it (for logs and metrics). */
+export interface TriggerEvent {
+  reason: string;
+  decision: TriggerDecision;
+  automatic: boolean;
+}
+
+/** The worker's events: trigger, run-start, run-end, and cancel (the running run's signal was aborted). */
 export interface WorkerEvents {
+  trigger: [TriggerEvent];
   'run-start': [RunStartEvent];
   'run-end': [RunEndEvent];
   cancel: [RunCancelledError];
@@ -118,8 +126,8 @@ export interface WorkerEvents {
 /** How many reasons a run carries; a burst of 500 webhooks is summarized, not listed. */
 export const MAX_REASONS = 20;
 
-const DEFAULT_INITIAL_BACKOFF_MS = 10_000;
-const DEFAULT_MAX_BACKOFF_MS = 300_000;
+const DEFAULT_INITIAL_BACKOFF_MS = 5_000;
+const DEFAULT_MAX_BACKOFF_MS = 600_000;
 
 interface Batch {
   reasons: string[];
@@ -159,27 +167,20 @@ export class ReconcileWorker extends EventEmitter<WorkerEvents> {
   constructor(options: WorkerOptions) {
     super();
     this.options = {
-      initialBackoffMs: DEFAULT_INITIAL_BACKOFF_MS,
-      maxBackoffMs: DEFAULT_MAX_BACKOFF_MS,
-      supersedes: (announced, running) => !sameRevision(announced, running),
-      random: Math.random,
-      ...options,
+      run: options.run,
+      ...(options.log ? { log: options.log } : {}),
+      initialBackoffMs: options.initialBackoffMs ?? DEFAULT_INITIAL_BACKOFF_MS,
+      maxBackoffMs: options.maxBackoffMs ?? DEFAULT_MAX_BACKOFF_MS,
+      supersedes: options.supersedes ?? ((announced, running) => !sameRevision(announced, running)),
+      random: options.random ?? Math.random,
     };
   }
 
   /** Asks for a run: starts it when idle, otherwise queues (at most one run is ever queued). */
   trigger(reason: string, options: TriggerOptions = {}): TriggerDecision {
-    if (this.stopping) return 'refused';
-    const hint = options.newerRevisionHint;
-    if (this.running && hint) this.considerAnnounced(this.running, hint);
-    const batch = this.merge(reason, options);
-    if (this.running) return 'queued';
-    if (!batch.urgent && this.isBackingOff()) {
-      this.scheduleRetry();
-      return 'deferred';
-    }
-    this.startQueued();
-    return 'started';
+    const decision = this.decide(reason, options);
+    this.emit('trigger', { reason, decision, automatic: options.automatic === true });
+    return decision;
   }
 
   /** Aborts the running run's signal (no-op when idle). The run is expected to stop safely and report. */
@@ -251,6 +252,20 @@ export class ReconcileWorker extends EventEmitter<WorkerEvents> {
       ...(this.lastRun ? { lastRun: this.lastRun } : {}),
       runs: this.runs,
     };
+  }
+
+  private decide(reason: string, options: TriggerOptions): TriggerDecision {
+    if (this.stopping) return 'refused';
+    const hint = options.newerRevisionHint;
+    if (this.running && hint) this.considerAnnounced(this.running, hint);
+    const batch = this.merge(reason, options);
+    if (this.running) return 'queued';
+    if (!batch.urgent && this.isBackingOff()) {
+      this.scheduleRetry();
+      return 'deferred';
+    }
+    this.startQueued();
+    return 'started';
   }
 
   private merge(reason: string, options: TriggerOptions): Batch {
