@@ -12,6 +12,7 @@ import { readStatus, recordRun, type RunRecord, type RunResult } from './status.
 import { recoverInterrupted, rollBack, type Recovery } from './stages/rollback.js';
 import { describeHookFailure, firstFailure, hooksFor, runHooks, type HookEnv } from '../hooks/runner.js';
 import type { HookPhase } from './model.js';
+import { applyGate, readSuspension } from './suspend.js';
 
 /** How a reconcile ended, for the caller (exit code, logs, metrics). */
 export interface ReconcileOutcome {
@@ -35,6 +36,8 @@ export interface ReconcileOptions {
    * applies a new revision but only reports drift of the live one (polls under the drift policy `report`).
    */
   mode?: 'apply' | 'report' | 'apply-new';
+  /** A manual run (`reconcile --now`): overrides the maintenance windows (never a suspension). */
+  force?: boolean;
 }
 
 /** Runs one reconcile. Never throws for a failed run: the outcome carries the error. */
@@ -184,6 +187,22 @@ async function reconcileLocked(ctx: RunContext, state: RunState, options: Reconc
   if (options.mode === 'report' || (options.mode === 'apply-new' && live?.revision === revision)) {
     const drift = plan.changes.filter((change) => change.action !== 'unchanged').map((change) => change.path);
     return { result: 'drifted', revision, generation: live?.generation, drift };
+  }
+
+  const gate = applyGate({
+    suspension: await readSuspension(store.dir),
+    maintenance: ctx.maintenance ?? { timezone: 'UTC', windows: [] },
+    now: new Date(),
+    manual: options.force,
+  });
+  if (!gate.allowed) {
+    const code = gate.code ?? 'SUSPENDED';
+    return {
+      result: code === 'SUSPENDED' ? 'suspended' : 'outside-window',
+      revision,
+      generation: live?.generation,
+      error: new EdgeError(code, gate.reason, { stage: 'plan', retry: 'refused' }),
+    };
   }
 
   const hookEnv = (generation: number, extra: Partial<HookEnv> = {}): HookEnv => ({ revision, generation, host: ctx.hostName, ...extra });

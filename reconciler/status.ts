@@ -56,6 +56,12 @@ export async function readStatus(store: StateStore, host: string): Promise<Statu
   return (await store.readJson<StatusDocument>(store.statusPath)) ?? { host, updatedAt: new Date(0).toISOString(), history: [] };
 }
 
+/** A waiting run that says what the last one said (polls while suspended): it replaces it, not pushes history out. */
+function repeats(previous: RunRecord | undefined, run: RunRecord): boolean {
+  if (!previous || !['suspended', 'outside-window', 'pinned', 'refused', 'unchanged'].includes(run.result)) return false;
+  return previous.result === run.result && previous.revision === run.revision && previous.reason === run.reason;
+}
+
 /** Records one run: lastAttempted, lastApplied when it applied, the pin, and the capped history. */
 export async function recordRun(
   store: StateStore,
@@ -71,7 +77,7 @@ export async function recordRun(
     updatedAt: run.at,
     lastAttempted: run,
     ...(applied ? { lastApplied: { ...applied, at: run.at } } : {}),
-    history: [run, ...status.history].slice(0, HISTORY_LIMIT),
+    history: [run, ...(repeats(status.history[0], run) ? status.history.slice(1) : status.history)].slice(0, HISTORY_LIMIT),
   };
   if (pinned) next.pinned = pinned;
   else delete next.pinned;

@@ -8,7 +8,8 @@ import { DEFAULT_PATH_POLICY } from '../path-policy.js';
 import { loadDesiredState } from '../stages/load.js';
 import { renderHost } from '../stages/render.js';
 import { collectValidationProblems } from '../stages/validate.js';
-import { out, printError, setupSecrets } from './io.js';
+import { out, printError } from './io.js';
+import { setupSecrets } from '../secrets.js';
 
 interface CheckOptions {
   repo: string;

@@ -9,7 +9,7 @@ import { DEFAULT_PATH_POLICY } from '../path-policy.js';
 import type { Logger, RunContext } from '../run-context.js';
 import { StateStore, type GenerationMeta } from '../state-store.js';
 import { readStatus } from '../status.js';
-import { setupSecrets } from './io.js';
+import { setupSecrets } from '../secrets.js';
 
 /** The default state dir on a VM. */
 export const DEFAULT_STATE_DIR = '/var/lib/edge-reconciler';

@@ -1,39 +1,8 @@
 /**
- * What every command shares: building the secret source and redactor from `--secrets-dir`, and printing errors
- * as `file:line: message [CODE]` lines, redacted.
+ * What every command shares: printing errors as `file:line: message [CODE]` lines, and output, redacted.
  */
 import { EdgeError, formatProblem } from '../errors.js';
-import { readSecretsDir, SecretsDirError } from '../host.js';
-import { redactorFor, type Redactor } from '../redact.js';
-import { placeholderSecrets, type SecretSource } from '../../renderers/template.js';
-
-/** The secrets of a run and the redactor that hides their values. */
-export interface SecretsSetup {
-  source: SecretSource;
-  redact: Redactor;
-}
-
-/** Reads `--secrets-dir` when given; without it, templates see placeholders and nothing needs redacting. */
-export async function setupSecrets(dir: string | undefined): Promise<SecretsSetup> {
-  if (!dir) return { source: placeholderSecrets, redact: (text) => text };
-  let values: Map<string, string>;
-  try {
-    values = await readSecretsDir(dir);
-  } catch (error) {
-    if (error instanceof SecretsDirError) {
-      throw new EdgeError(error.code, error.message, {
-        stage: 'render',
-        retry: 'invalid',
-        problems: [{ code: error.code, file: error.file, message: error.message }],
-      });
-    }
-    throw error;
-  }
-  return {
-    source: { get: (name) => values.get(name), description: `the secrets dir ${dir}` },
-    redact: redactorFor(values.values()),
-  };
-}
+import type { Redactor } from '../redact.js';
 
 /** Prints an error to stderr: a headline, then every problem on its own line. Returns the exit code (1). */
 export function printError(error: unknown, redact: Redactor = (text) => text): number {

@@ -8,6 +8,7 @@ import { registerCheck } from './check.js';
 import { registerInit } from './init.js';
 import { registerPlan } from './plan.js';
 import { registerSchemas } from './schemas.js';
+import { registerServe } from './serve.js';
 import { registerStateCommands } from './state-commands.js';
 import { registerSuspend } from './suspend.js';
 
@@ -22,6 +23,7 @@ registerCheck(program);
 registerInit(program);
 registerPlan(program);
 registerSchemas(program);
+registerServe(program);
 registerStateCommands(program);
 registerSuspend(program);
 

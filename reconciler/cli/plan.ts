@@ -10,7 +10,8 @@ import { silentLogger } from '../run-context.js';
 import { StateStore } from '../state-store.js';
 import { liveGeneration } from './context.js';
 import type { Activation, FileChange, Plan } from '../stages/plan.js';
-import { out, printError, setupSecrets } from './io.js';
+import { out, printError } from './io.js';
+import { setupSecrets } from '../secrets.js';
 
 interface PlanOptions {
   repo: string;

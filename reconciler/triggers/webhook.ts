@@ -3,6 +3,7 @@
  * signature in constant time, and turn a push to the watched ref into a hint. The payload is only a hint: the
  * agent always fetches and decides itself, so nothing in it is trusted beyond "something was pushed".
  */
+import { normaliseTagPattern, tagGlob } from '../git-refs.js';
 import type { IncomingMessage } from 'node:http';
 import { verify } from '@octokit/webhooks-methods';
 
@@ -120,18 +121,10 @@ export function isWatchedRef(ref: string, watch: WatchedRef): boolean {
     return ref === branch;
   }
   if (!ref.startsWith('refs/tags/')) return false;
-  const pattern = watch.tagPattern.startsWith('refs/tags/') ? watch.tagPattern.slice('refs/tags/'.length) : watch.tagPattern;
-  return globToRegExp(pattern).test(ref.slice('refs/tags/'.length));
+  // The same glob the fetch uses, so a webhook and a poll agree on what is watched.
+  return tagGlob(normaliseTagPattern(watch.tagPattern)).test(ref.slice('refs/tags/'.length));
 }
 
-/**
- * A tag glob as a regular expression: `*` any run of characters (slashes included), `?` one character. It is
- * deliberately permissive: a push wrongly taken as watched costs one fetch, since the agent decides anyway.
- */
-function globToRegExp(pattern: string): RegExp {
-  const source = [...pattern].map((char) => (char === '*' ? '.*' : char === '?' ? '.' : char.replace(/[\\^$.|+()[\]{}]/g, '\\$&'))).join('');
-  return new RegExp(`^${source}$`);
-}
 
 function detectForge(request: IncomingMessage): 'github' | 'gitea' | undefined {
   if (request.headers['x-gitea-event'] || request.headers['x-forgejo-event']) return 'gitea';

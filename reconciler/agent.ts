@@ -1,0 +1,194 @@
+/**
+ * The agent behind `edge-reconciler serve`: the host config becomes a run context for every reconcile (secrets
+ * are read afresh each run, so a rotated secret is used at once), the daemon feeds one worker from webhooks,
+ * polls and manual triggers, and the watchers turn hand edits of managed files (drift) and changes of the secrets
+ * dir into triggers of their own.
+ */
+import { performance } from 'node:perf_hooks';
+import { setupSecrets } from './secrets.js';
+import { startDaemon, type Daemon } from './daemon.js';
+import { EdgeError } from './errors.js';
+import { ExecRunner, Host, RecordingRunner } from './host.js';
+import type { HostConfig } from './host-config.js';
+import type { InventoryEntry } from './inventory.js';
+import { DEFAULT_PATH_POLICY } from './path-policy.js';
+import { reconcile, type ReconcileOptions } from './reconcile.js';
+import { redactorFor, type Redactor } from './redact.js';
+import type { Logger, RunContext } from './run-context.js';
+import { StateStore } from './state-store.js';
+import { readStatus, recordRun } from './status.js';
+import { readSuspension } from './suspend.js';
+import { watchManagedFiles, watchSecrets, type DriftWatcher, type SecretsWatcher } from './triggers/watch.js';
+import type { RunReport, RunRequest } from './triggers/worker.js';
+
+/** A running agent. */
+export interface Agent {
+  daemon: Daemon;
+  stop(): Promise<void>;
+  /** Resolves when the agent has stopped (SIGTERM, or `stop()`). */
+  closed: Promise<void>;
+}
+
+/** Options besides the host config. */
+export interface AgentOptions {
+  log: Logger;
+  /** Lets the logger redact the current secret values (it is created before any secret is read). */
+  setRedactor?: (redact: Redactor) => void;
+  /** Record activation instead of running it (a sandbox root); only for tests and demos. */
+  dryActivate?: boolean;
+  handleSignals?: boolean;
+}
+
+/** How a run's reasons and the drift policy decide what the run may do. */
+export function runMode(config: HostConfig, reasons: readonly string[]): ReconcileOptions['mode'] {
+  if (config.drift.policy !== 'report') return 'apply';
+  return reasons.length > 0 && reasons.every((reason) => reason.startsWith('drift ')) ? 'report' : 'apply-new';
+}
+
+/** The run context of one reconcile, built from the host config. */
+export async function contextFromConfig(config: HostConfig, options: AgentOptions, request?: Pick<RunRequest, 'signal' | 'onRevision'>): Promise<RunContext> {
+  const secrets = await setupSecrets(config.secretsDir);
+  const extra = config.webhook.secret ? [config.webhook.secret] : [];
+  const redact = extra.length > 0 ? chain(secrets.redact, redactorFor(extra)) : secrets.redact;
+  options.setRedactor?.(redact);
+  return {
+    hostName: config.host,
+    host: new Host(config.root),
+    secrets: secrets.source,
+    redact,
+    policy: DEFAULT_PATH_POLICY,
+    log: options.log,
+    signal: request?.signal,
+    onRevision: request?.onRevision,
+    store: new StateStore(config.stateDir),
+    runner: options.dryActivate ? new RecordingRunner() : new ExecRunner(),
+    source: {
+      repo: config.repo,
+      ...(config.tagPattern ? { tagPattern: config.tagPattern } : { ref: config.ref }),
+      auth: config.auth,
+      trust: config.trust,
+    },
+    deadmanSeconds: config.deadmanSeconds,
+    keepGenerations: config.keepGenerations,
+    hookTimeoutMs: config.hookTimeoutSeconds * 1000,
+    maintenance: config.maintenance,
+  };
+}
+
+function chain(a: Redactor, b: Redactor): Redactor {
+  return (text) => b(a(text));
+}
+
+/** Starts the daemon and the watchers for a host config. */
+export async function startAgent(config: HostConfig, options: AgentOptions): Promise<Agent> {
+  const { log } = options;
+  const store = new StateStore(config.stateDir);
+  await store.init();
+  const host = new Host(config.root);
+  let live: InventoryEntry[] = await liveInventory(store, config.host);
+  let applying = false;
+  let drift: DriftWatcher | undefined;
+
+  const run = async (request: RunRequest): Promise<RunReport> => {
+    const started = performance.now();
+    applying = true;
+    try {
+      let ctx: RunContext;
+      try {
+        ctx = await contextFromConfig(config, options, request);
+      } catch (error) {
+        return await recordSetupFailure(store, config.host, error, started, log);
+      }
+      const outcome = await reconcile(ctx, { mode: runMode(config, request.reasons), force: request.force, lockWaitMs: 60_000 });
+      log.info(
+        {
+          result: outcome.result,
+          revision: outcome.revision,
+          generation: outcome.generation,
+          reasons: request.reasons,
+          durationMs: outcome.durationMs,
+          ...(outcome.error ? { code: outcome.error.code, stage: outcome.error.stage } : {}),
+          ...(outcome.drift ? { drift: outcome.drift } : {}),
+          ...(outcome.state.commands.length > 0 ? { commands: outcome.state.commands.map((argv) => argv.join(' ').split('\n')[0]) } : {}),
+        },
+        outcome.error ? `reconcile ${outcome.result}: ${outcome.error.message}` : `reconcile ${outcome.result}`,
+      );
+      return { result: outcome.result, retry: outcome.error?.retry, revision: outcome.revision, durationMs: outcome.durationMs };
+    } finally {
+      live = await liveInventory(store, config.host).catch(() => live);
+      applying = false;
+      await drift?.refresh();
+    }
+  };
+
+  const daemon = await startDaemon({
+    listen: config.listen,
+    run,
+    readStatus: async () => {
+      const suspension = await readSuspension(config.stateDir);
+      return { ...(await readStatus(store, config.host)), badRevisions: await store.badRevisions(), ...(suspension ? { suspended: suspension } : {}) };
+    },
+    log,
+    ...(config.webhook.enabled && config.webhook.secret
+      ? { webhook: { secret: config.webhook.secret, watch: config.tagPattern ? { tagPattern: config.tagPattern } : { branch: config.ref ?? 'release' } } }
+      : {}),
+    poll: config.poll.enabled ? { intervalMs: config.poll.intervalSeconds * 1000, jitterMs: config.poll.jitterSeconds * 1000 } : false,
+    backoff: { initialMs: config.backoff.initialSeconds * 1000, maxMs: config.backoff.maxSeconds * 1000 },
+    handleSignals: options.handleSignals ?? true,
+  });
+
+  if (config.drift.watch) {
+    drift = await watchManagedFiles({
+      host,
+      inventory: () => live,
+      isApplying: () => applying,
+      log,
+      onDrift: (changes) => {
+        log.warn({ drift: changes }, `drift: ${changes.map((change) => `${change.path} (${change.kind})`).join(', ')}`);
+        daemon.trigger(`drift ${changes.map((change) => change.path).join(' ')}`);
+      },
+    });
+  }
+  let secrets: SecretsWatcher | undefined;
+  try {
+    secrets = await watchSecrets({ dir: config.secretsDir, log, onChange: (names) => daemon.trigger(`secrets ${names.join(' ')}`) });
+  } catch (error) {
+    log.warn({ err: String(error) }, `not watching the secrets dir ${config.secretsDir}`);
+  }
+
+  const closed = daemon.closed.then(async () => {
+    await drift?.close();
+    await secrets?.close();
+  });
+  return {
+    daemon,
+    closed,
+    async stop() {
+      await daemon.stop();
+      await closed;
+    },
+  };
+}
+
+async function liveInventory(store: StateStore, host: string): Promise<InventoryEntry[]> {
+  const status = await readStatus(store, host);
+  if (!status.lastApplied) return [];
+  return (await store.readGeneration(status.lastApplied.generation)).inventory;
+}
+
+/** A run that could not even start (an unreadable secrets dir): recorded like any other, never thrown. */
+async function recordSetupFailure(store: StateStore, host: string, error: unknown, started: number, log: Logger): Promise<RunReport> {
+  const edge = error instanceof EdgeError ? error : new EdgeError('INTERNAL', String(error), { stage: 'fetch', retry: 'transient' });
+  const durationMs = Math.round(performance.now() - started);
+  await recordRun(store, host, {
+    at: new Date().toISOString(),
+    result: edge.retry === 'invalid' ? 'invalid' : 'failed',
+    stage: edge.stage,
+    code: edge.code,
+    reason: edge.message,
+    durationMs,
+    durations: {},
+  });
+  log.error({ code: edge.code }, edge.message);
+  return { result: 'failed', retry: edge.retry, durationMs };
+}

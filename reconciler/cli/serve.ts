@@ -1,0 +1,70 @@
+/**
+ * `edge-reconciler serve` runs the agent (webhooks, polling, drift and secrets watching, one reconcile worker);
+ * `edge-reconciler reconcile [--now]` asks the running agent for a reconcile, or runs one itself when no agent
+ * listens.
+ */
+import type { Command } from 'commander';
+import { contextFromConfig, runMode, startAgent } from '../agent.js';
+import { DEFAULT_CONFIG_PATH, loadHostConfig, parseListen, type HostConfig } from '../host-config.js';
+import { reconcile } from '../reconcile.js';
+import type { Redactor } from '../redact.js';
+import { createLogger } from './context.js';
+import { out, printError } from './io.js';
+
+/** Registers `serve` and `reconcile`. */
+export function registerServe(program: Command): void {
+  program
+    .command('serve')
+    .description('run the agent: webhooks, polling, drift and secrets watching, one reconcile at a time')
+    .option('--config <path>', 'the host config', DEFAULT_CONFIG_PATH)
+    .option('--dry-activate', 'record activation instead of running it (a sandbox root; demos and tests)')
+    .action(async (options: { config: string; dryActivate?: boolean }) => {
+      let redact: Redactor = (text) => text;
+      const log = createLogger((text) => redact(text));
+      let config: HostConfig;
+      try {
+        config = await loadHostConfig(options.config);
+      } catch (error) {
+        process.exitCode = printError(error);
+        return;
+      }
+      const agent = await startAgent(config, { log, dryActivate: options.dryActivate, setRedactor: (next) => (redact = next) });
+      log.info({ url: agent.daemon.url, host: config.host, repo: config.repo }, `edge-reconciler serving ${config.host} on ${agent.daemon.url}`);
+      await agent.closed;
+      log.info({}, 'edge-reconciler stopped');
+    });
+
+  program
+    .command('reconcile')
+    .description('ask the running agent for a reconcile now (or run one here when no agent listens)')
+    .option('--config <path>', 'the host config', DEFAULT_CONFIG_PATH)
+    .option('--now', 'override the maintenance windows (never a suspension)')
+    .action(async (options: { config: string; now?: boolean }) => {
+      try {
+        const config = await loadHostConfig(options.config);
+        const listen = parseListen(config.listen);
+        const host = listen?.host === '0.0.0.0' || listen?.host === '::' || !listen ? '127.0.0.1' : listen.host;
+        const url = `http://${host.includes(':') ? `[${host}]` : host}:${listen?.port ?? 9321}/reconcile`;
+        const response = await fetch(url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ now: options.now === true }),
+          signal: AbortSignal.timeout(5_000),
+        }).catch(() => undefined);
+        if (response) {
+          out(`asked the agent at ${url}: ${response.status} ${await response.text()}`, (text) => text);
+          process.exitCode = response.ok ? 0 : 1;
+          return;
+        }
+        let redact: Redactor = (text) => text;
+        const log = createLogger((text) => redact(text), true);
+        const ctx = await contextFromConfig(config, { log, setRedactor: (next) => (redact = next) });
+        const outcome = await reconcile(ctx, { mode: runMode(config, ['manual']), force: options.now === true, lockWaitMs: 600_000 });
+        out(`no agent listens at ${url}; reconciled here: ${outcome.result} ${outcome.revision?.slice(0, 12) ?? ''}`, redact);
+        if (outcome.error) printError(outcome.error, redact);
+        process.exitCode = ['applied', 'unchanged'].includes(outcome.result) ? 0 : 1;
+      } catch (error) {
+        process.exitCode = printError(error);
+      }
+    });
+}
