@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs edge-reconciler on a VM (Debian 12 / Ubuntu 24.04, Node 20): the system tools, the built agent under
-# /opt/edge-reconciler, the command on PATH, its config dirs and the polling timer.
+# /opt/edge-reconciler, the command on PATH, a commented /etc/edge-reconciler/config.yaml, and the agent's service
+# (webhooks + polling). Without a daemon, edge-reconciler-apply.timer polls with one-off applies instead.
 #   sudo bash systemd/install.sh --repo git@github.com:acme/desired-state.git --ref release
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,13 +27,13 @@ ln -sf /opt/edge-reconciler/dist/reconciler/cli/main.js /usr/local/bin/edge-reco
 chmod 0755 /opt/edge-reconciler/dist/reconciler/cli/main.js
 
 install -d -m 0755 /etc/edge-reconciler
-install -d -m 0700 /etc/edge-reconciler/secrets
+[ -f /etc/edge-reconciler/config.yaml ] || edge-reconciler init --repo "$repo" --host "$(hostname -s)"
 if [ ! -f /etc/edge-reconciler/apply.env ]; then
   printf 'EDGE_REPO=%s\nEDGE_REF=%s\n' "$repo" "$ref" > /etc/edge-reconciler/apply.env
   chmod 0600 /etc/edge-reconciler/apply.env
 fi
-install -m 0644 systemd/edge-reconciler-apply.service systemd/edge-reconciler-apply.timer /etc/systemd/system/
+install -m 0644 systemd/edge-reconciler.service systemd/edge-reconciler-apply.service systemd/edge-reconciler-apply.timer /etc/systemd/system/
 systemctl daemon-reload
-systemctl enable --now edge-reconciler-apply.timer
-echo "installed: put this host's secrets into /etc/edge-reconciler/secrets (one 0600 file per secret),"
-echo "then watch: edge-reconciler status; journalctl -u edge-reconciler-apply"
+systemctl enable --now edge-reconciler.service
+echo "installed: review /etc/edge-reconciler/config.yaml (ref, webhook secret, trust), put this host's secrets"
+echo "into /etc/edge-reconciler/secrets (one 0600 file per secret); watch: edge-reconciler status, journalctl -u edge-reconciler"

@@ -10,7 +10,7 @@ import { PROJECT_ROOT } from '../helpers/paths.js';
 
 describe('the agent\'s own units (systemd/)', () => {
   it('pass systemd-analyze verify with no warning', async () => {
-    const names = ['edge-reconciler-apply.service', 'edge-reconciler-apply.timer'];
+    const names = ['edge-reconciler.service', 'edge-reconciler-apply.service', 'edge-reconciler-apply.timer'];
     const files: RenderedFile[] = await Promise.all(
       names.map(async (name) => ({
         path: `/etc/systemd/system/${name}`,
