@@ -18,6 +18,8 @@ export type SourceKind = 'remote' | 'checkout' | 'directory';
 
 /** An exported revision. */
 export interface ExportedRevision {
+  /** False when `skipExport` said the tree is not needed: `dir` is then empty. */
+  exported: boolean;
   /** The commit id, or `tree:<sha256>` for a plain directory. */
   revision: string;
   /** The exported tree (the desired-state repo root). */
@@ -60,6 +62,8 @@ export interface SourceOptions {
   timeoutMs?: number;
   /** Cancels a network operation in flight. */
   signal?: AbortSignal;
+  /** Asked once the revision is resolved: true skips the export (a live, unchanged revision needs no tree). */
+  skipExport?: (revision: string) => Promise<boolean>;
 }
 
 /** The default deadline of one network operation. */
@@ -120,6 +124,11 @@ async function exportInto(options: SourceOptions, dir: string): Promise<Exported
   return exportRemote(options, dir);
 }
 
+/** True when the caller needs no tree for this revision (it is live and unchanged): the export is skipped. */
+async function skipped(options: SourceOptions, revision: string): Promise<boolean> {
+  return (await options.skipExport?.(revision)) === true;
+}
+
 async function exportCheckout(options: SourceOptions, dir: string): Promise<ExportedRevision> {
   const git = simpleGit(options.repo);
   const asked = options.ref ?? 'HEAD';
@@ -129,8 +138,9 @@ async function exportCheckout(options: SourceOptions, dir: string): Promise<Expo
   })).trim();
   const ref = (await git.revparse(['--symbolic-full-name', asked]).catch(() => '')).trim() || asked;
   const top = (await git.revparse(['--show-toplevel'])).trim();
-  await archive(top, prefix ? `${revision}:${prefix.replace(/\/$/, '')}` : revision, dir);
-  return { revision, dir, kind: 'checkout', ref, ...tagOf(ref), gitDir: top };
+  const skip = await skipped(options, revision);
+  if (!skip) await archive(top, prefix ? `${revision}:${prefix.replace(/\/$/, '')}` : revision, dir);
+  return { revision, dir, kind: 'checkout', ref, ...tagOf(ref), gitDir: top, exported: !skip };
 }
 
 function tagOf(ref: string): { tag?: string } {
@@ -250,8 +260,9 @@ async function exportRemote(options: SourceOptions, dir: string): Promise<Export
   const revision = (await simpleGit(options.mirrorDir).revparse(['refs/edge/watched^{commit}']).catch((error) => {
     throw fetchError(`${ref} from ${describeRepo(options.repo)} is not a commit`, error, 'refused');
   })).trim();
-  await archive(options.mirrorDir, revision, dir);
-  return { revision, dir, kind: 'remote', ref, ...(tag ? { tag } : {}), gitDir: options.mirrorDir };
+  const skip = await skipped(options, revision);
+  if (!skip) await archive(options.mirrorDir, revision, dir);
+  return { revision, dir, kind: 'remote', ref, ...(tag ? { tag } : {}), gitDir: options.mirrorDir, exported: !skip };
 }
 
 /** Fetches one ref into `refs/edge/watched` (no tags, no other branch); returns the ref's full name. */
@@ -324,5 +335,5 @@ async function exportPlainDir(source: string, dir: string): Promise<ExportedRevi
     .map((entry) => join(entry.parentPath, entry.name))
     .sort();
   const hash = await Promise.all(files.map(async (file) => `${relative(dir, file)}\0${sha256(await readFile(file))}`));
-  return { revision: `tree:${sha256(hash.join('\n'))}`, dir, kind: 'directory' };
+  return { revision: `tree:${sha256(hash.join('\n'))}`, dir, kind: 'directory', exported: true };
 }

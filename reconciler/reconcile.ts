@@ -13,6 +13,9 @@ import { recoverInterrupted, rollBack, type Recovery } from './stages/rollback.j
 import { describeHookFailure, firstFailure, hooksFor, runHooks, type HookEnv } from '../hooks/runner.js';
 import type { HookPhase } from './model.js';
 import { applyGate, readSuspension } from './suspend.js';
+import { inputsFingerprint } from './inputs.js';
+import type { GenerationMeta } from './state-store.js';
+import { compareWithInventory } from './triggers/watch.js';
 
 /** How a reconcile ended, for the caller (exit code, logs, metrics). */
 export interface ReconcileOutcome {
@@ -148,6 +151,7 @@ async function reconcileLocked(ctx: RunContext, state: RunState, options: Reconc
     state.previousGeneration = live;
     state.previous = live.inventory;
   }
+  if (live && options.mode !== 'report') state.reuseLive = (revision) => liveIsCurrent(ctx, live, revision);
   try {
     await runStages([FETCH], ctx, state);
   } catch (error) {
@@ -173,6 +177,9 @@ async function reconcileLocked(ctx: RunContext, state: RunState, options: Reconc
       }),
     };
   }
+
+  // Same revision, same inputs, every managed file as the generation left it: nothing to render or validate.
+  if (state.reused && live) return { result: 'unchanged', revision, generation: live.generation };
 
   try {
     await runStages(PLAN_PIPELINE, ctx, state);
@@ -233,6 +240,14 @@ async function reconcileLocked(ctx: RunContext, state: RunState, options: Reconc
   const generation = need(state.generation, 'generation').generation;
   await runRepoHooks(ctx, state, 'post-apply', hookEnv(generation, { result: 'success' }));
   return { result: 'applied', revision, generation };
+}
+
+/** True when `revision` is the live generation's, rendered from the same inputs, and the host still matches it. */
+async function liveIsCurrent(ctx: RunContext, live: GenerationMeta, revision: string): Promise<boolean> {
+  if (live.revision !== revision || !live.inputs) return false;
+  if (inputsFingerprint(ctx.hostName, live.secretNames ?? [], ctx.secrets) !== live.inputs) return false;
+  for (const entry of live.inventory) if (await compareWithInventory(ctx.host, entry)) return false;
+  return true;
 }
 
 async function runRepoHooks(ctx: RunContext, state: RunState, phase: HookPhase, env: HookEnv) {

@@ -65,6 +65,11 @@ export interface RunContext {
 export interface RunState {
   /** The exported tree of the revision (set by fetch, or given for `plan`/`check`). */
   tree?: string;
+  /** Asked by fetch once the revision is known: true when the live generation already is that revision, with the
+   * same inputs, untouched on the host (then nothing is exported, rendered or validated). */
+  reuseLive?: (revision: string) => Promise<boolean>;
+  /** Fetch skipped the export because `reuseLive` said so. */
+  reused?: boolean;
   revision?: string;
   desired?: DesiredState;
   files?: RenderedFile[];

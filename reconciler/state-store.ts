@@ -31,6 +31,9 @@ export interface GenerationMeta {
   healthPolicy: HealthPolicy;
   /** A manual rollback made this generation from an older one. */
   restoredFrom?: number;
+  /** The fingerprint of the rendering inputs besides the revision (see inputs.ts), and the secrets it used. */
+  inputs?: string;
+  secretNames?: string[];
 }
 
 /** How a generation's health checks run. */

@@ -9,6 +9,7 @@ import { crashPoint } from '../crash-points.js';
 import { SymlinkRefusedError } from '../host.js';
 import type { ManagedFile } from '../inventory.js';
 import { inventoryOf } from '../inventory.js';
+import { inputsFingerprint } from '../inputs.js';
 import { need, type RunContext, type RunState } from '../run-context.js';
 import type { GenerationMeta } from '../state-store.js';
 import { Transaction } from '../transaction.js';
@@ -56,6 +57,12 @@ function refuseUnmanaged(state: RunState, files: readonly RenderedFile[]): void 
   );
 }
 
+/** The fingerprint that lets the next no-op skip rendering (not for restored generations: no repo behind them). */
+function inputsOf(ctx: RunContext, files: readonly RenderedFile[]): Pick<GenerationMeta, 'inputs' | 'secretNames'> {
+  const secretNames = [...new Set(files.flatMap((file) => file.secrets))].sort();
+  return { inputs: inputsFingerprint(ctx.hostName, secretNames, ctx.secrets), secretNames };
+}
+
 /** Refuses targets whose directories are symlinks on the host: a way out of the allowed roots. */
 async function refuseSymlinks(ctx: RunContext, paths: readonly string[]): Promise<void> {
   for (const path of paths) {
@@ -87,7 +94,7 @@ export async function applyChanges(ctx: RunContext, state: RunState): Promise<vo
       result: 'pending',
       inventory: inventoryOf(files),
       ...healthOf(state),
-      ...(state.restoring ? { restoredFrom: state.restoring.generation } : {}),
+      ...(state.restoring ? { restoredFrom: state.restoring.generation } : inputsOf(ctx, files)),
     },
     files.map(toManagedFile),
     state.previousGeneration,

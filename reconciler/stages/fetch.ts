@@ -22,8 +22,10 @@ export async function fetchRevision(ctx: RunContext, state: RunState): Promise<v
     signal: ctx.signal,
     mirrorDir: join(store.dir, 'repo.git'),
     stagingParent: join(store.dir, 'staging'),
+    skipExport: state.reuseLive,
   });
   state.tree = exported.dir;
+  state.reused = !exported.exported;
   state.revision = exported.revision;
   // reconcile() reads the live generation before fetch; the status document covers an unreadable generation.
   const lastApplied = state.previousGeneration?.revision ?? (await readStatus(store, ctx.hostName)).lastApplied?.revision;

@@ -72,6 +72,21 @@ describe('apply (sandbox root, activation recorded)', function () {
     assert.deepEqual(json.commands, []);
   });
 
+  it('skips rendering on a no-op, but heals a hand edit on the next run', async () => {
+    await apply();
+    const noop = await runCli(['apply', '--repo', repo, '--host', 'lod-prod', '--root', root, '--state-dir', stateDir, '--secrets-dir', secretsDir, '--dry-activate', '--json', '--quiet']);
+    const durations = (JSON.parse(noop.stdout) as { durations: Record<string, number> }).durations;
+    assert.deepEqual(Object.keys(durations), ['fetch'], 'a no-op of the live revision with untouched files only fetches');
+    const unit = join(root, 'etc/systemd/system/lod.service');
+    const original = await readFile(unit, 'utf8');
+    await writeFile(unit, original.replace('RestartSec=2', 'RestartSec=30'));
+    const healed = await apply();
+    assert.equal(healed.json.result, 'applied');
+    assert.deepEqual(healed.json.changes, [{ path: '/etc/systemd/system/lod.service', action: 'update' }]);
+    assert.ok(commands(healed.json).includes('systemctl restart lod.service'));
+    assert.equal(await readFile(unit, 'utf8'), original);
+  });
+
   it('restarts only the unit whose env file changed', async () => {
     await apply();
     await commitEdit(repo, 'hosts/lod-prod.yaml', (text) => text.replace('workers: 4', 'workers: 6'));
