@@ -35,7 +35,10 @@ export const PLAN_PIPELINE: readonly StageStep[] = [
   {
     stage: 'validate',
     async run(ctx, state) {
-      await validateHost(need(state.desired, 'desired state'), need(state.files, 'rendered files'), { signal: ctx.signal });
+      await validateHost(need(state.desired, 'desired state'), need(state.files, 'rendered files'), {
+        signal: ctx.signal,
+        previous: state.previous,
+      });
     },
   },
   {

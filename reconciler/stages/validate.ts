@@ -6,13 +6,19 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { InvalidRevisionError, type Problem } from '../errors.js';
-import type { DesiredState } from '../model.js';
+import type { DesiredState, ResourceKind } from '../model.js';
+import { sha256, type InventoryEntry } from '../inventory.js';
 import { RENDERERS } from '../../renderers/registry.js';
 import type { RenderedFile } from '../../renderers/types.js';
 
 /** Options of one validation run. */
 export interface ValidateOptions {
   signal?: AbortSignal;
+  /**
+   * The live generation's inventory: a kind none of whose files changed against it is not validated again (those
+   * exact bytes passed before). Absent (`check`, a fresh host): every kind is validated.
+   */
+  previous?: readonly InventoryEntry[];
   /** Keep the staging dir (for debugging); it is removed otherwise. */
   keepStaging?: boolean;
 }
@@ -29,13 +35,15 @@ export async function collectValidationProblems(
   files: RenderedFile[],
   options: ValidateOptions = {},
 ): Promise<Problem[]> {
+  const kinds = changedKinds(files, options.previous);
+  if (kinds.size === 0) return [];
   const stagingDir = await mkdtemp(join(tmpdir(), 'edge-validate-'));
   try {
-    await stageFiles(stagingDir, files);
+    await stageFiles(stagingDir, files.filter((file) => kinds.has(file.kind)));
     const results = await Promise.all(
       RENDERERS.map((renderer) => {
         const ofKind = files.filter((file) => file.kind === renderer.kind);
-        if (ofKind.length === 0) return Promise.resolve([]);
+        if (ofKind.length === 0 || !kinds.has(renderer.kind)) return Promise.resolve([]);
         return renderer.validate({
           files: ofKind,
           allFiles: files,
@@ -50,6 +58,21 @@ export async function collectValidationProblems(
   } finally {
     if (!options.keepStaging) await rm(stagingDir, { recursive: true, force: true });
   }
+}
+
+/** The kinds with a file that is new, changed or gone against `previous` (every kind when there is none). */
+export function changedKinds(files: readonly RenderedFile[], previous: readonly InventoryEntry[] | undefined): Set<ResourceKind> {
+  if (!previous || previous.length === 0) return new Set(files.map((file) => file.kind));
+  const before = new Map(previous.map((entry) => [entry.path, entry]));
+  const kinds = new Set<ResourceKind>();
+  const desired = new Set<string>();
+  for (const file of files) {
+    desired.add(file.path);
+    const entry = before.get(file.path);
+    if (!entry || entry.kind !== file.kind || entry.sha256 !== sha256(file.content)) kinds.add(file.kind);
+  }
+  for (const entry of previous) if (!desired.has(entry.path)) kinds.add(entry.kind);
+  return kinds;
 }
 
 /** Writes each file under `stagingDir` at its target path; private modes, since env files hold secrets. */
