@@ -31,7 +31,20 @@ export interface ExportedRevision {
   tag?: string;
   /** The repository holding the revision (the mirror, or the checkout); none for a plain directory. */
   gitDir?: string;
+  /** The tree read straight from git into memory (not for a plain directory, which is read from `dir`). */
+  files?: TreeFiles;
+  /** Writes the tree into `dir`, for what needs it on disk (hooks); a no-op when it is there already. */
+  materialize(): Promise<void>;
 }
+
+/** A file of a tree in memory: its bytes and git mode (`100644`, `100755`, `120000` for a symlink). */
+export interface TreeFile {
+  content: Buffer;
+  mode: string;
+}
+
+/** A tree in memory, by path relative to its root. */
+export type TreeFiles = Map<string, TreeFile>;
 
 /** Credentials for a remote; files are read at each fetch, their content never reaches argv, logs or errors. */
 export interface SourceAuth {
@@ -138,9 +151,10 @@ async function exportCheckout(options: SourceOptions, dir: string): Promise<Expo
   })).trim();
   const ref = (await git.revparse(['--symbolic-full-name', asked]).catch(() => '')).trim() || asked;
   const top = (await git.revparse(['--show-toplevel'])).trim();
+  const treeish = prefix ? `${revision}:${prefix.replace(/\/$/, '')}` : revision;
   const skip = await skipped(options, revision);
-  if (!skip) await archive(top, prefix ? `${revision}:${prefix.replace(/\/$/, '')}` : revision, dir);
-  return { revision, dir, kind: 'checkout', ref, ...tagOf(ref), gitDir: top, exported: !skip };
+  const files = skip ? undefined : await readTree(top, treeish);
+  return { revision, dir, kind: 'checkout', ref, ...tagOf(ref), gitDir: top, exported: !skip, files, materialize: once(() => archive(top, treeish, dir)) };
 }
 
 function tagOf(ref: string): { tag?: string } {
@@ -261,8 +275,18 @@ async function exportRemote(options: SourceOptions, dir: string): Promise<Export
     throw fetchError(`${ref} from ${describeRepo(options.repo)} is not a commit`, error, 'refused');
   })).trim();
   const skip = await skipped(options, revision);
-  if (!skip) await archive(options.mirrorDir, revision, dir);
-  return { revision, dir, kind: 'remote', ref, ...(tag ? { tag } : {}), gitDir: options.mirrorDir, exported: !skip };
+  const files = skip ? undefined : await readTree(options.mirrorDir, revision);
+  return {
+    revision,
+    dir,
+    kind: 'remote',
+    ref,
+    ...(tag ? { tag } : {}),
+    gitDir: options.mirrorDir,
+    exported: !skip,
+    files,
+    materialize: once(() => archive(options.mirrorDir, revision, dir)),
+  };
 }
 
 /** Fetches one ref into `refs/edge/watched` (no tags, no other branch); returns the ref's full name. */
@@ -320,6 +344,56 @@ async function fetchNewestTag(remote: RemoteAccess, pattern: string): Promise<{ 
   return { ref: `refs/tags/${tag}`, tag };
 }
 
+/** Runs `fn` the first time only; later calls share its promise. */
+function once(fn: () => Promise<void>): () => Promise<void> {
+  let running: Promise<void> | undefined;
+  return () => (running ??= fn());
+}
+
+/**
+ * Reads a whole tree into memory with two git processes (`ls-tree` and one `cat-file --batch`): much cheaper than
+ * writing hundreds of small files to disk only to read them back.
+ */
+export async function readTree(gitDir: string, treeish: string): Promise<TreeFiles> {
+  let entries: { mode: string; sha: string; path: string }[];
+  try {
+    const listed = await execa('git', ['-C', gitDir, 'ls-tree', '-r', '-z', '--full-tree', treeish], { encoding: 'utf8' });
+    entries = listed.stdout
+      .split('\0')
+      .filter(Boolean)
+      .map((line) => {
+        const tab = line.indexOf('\t');
+        const [mode = '', type = '', sha = ''] = line.slice(0, tab).split(' ');
+        return { mode, type, sha, path: line.slice(tab + 1) };
+      })
+      .filter((entry) => entry.type === 'blob');
+  } catch (error) {
+    throw fetchError(`cannot list ${treeish}`, error);
+  }
+  const files: TreeFiles = new Map();
+  if (entries.length === 0) return files;
+  let out: Buffer;
+  try {
+    const batch = await execa('git', ['-C', gitDir, 'cat-file', '--batch'], {
+      input: `${entries.map((entry) => entry.sha).join('\n')}\n`,
+      encoding: 'buffer',
+      maxBuffer: 512 * 1024 * 1024,
+    });
+    out = Buffer.from(batch.stdout);
+  } catch (error) {
+    throw fetchError(`cannot read the blobs of ${treeish}`, error);
+  }
+  let offset = 0;
+  for (const entry of entries) {
+    const newline = out.indexOf(0x0a, offset);
+    const size = Number(out.subarray(offset, newline).toString('latin1').split(' ')[2]);
+    const start = newline + 1;
+    files.set(entry.path, { content: out.subarray(start, start + size), mode: entry.mode });
+    offset = start + size + 1;
+  }
+  return files;
+}
+
 async function archive(gitDir: string, treeish: string, dir: string): Promise<void> {
   try {
     await execa('git', ['-C', gitDir, 'archive', '--format=tar', treeish]).pipe('tar', ['-x', '-C', dir]);
@@ -335,5 +409,5 @@ async function exportPlainDir(source: string, dir: string): Promise<ExportedRevi
     .map((entry) => join(entry.parentPath, entry.name))
     .sort();
   const hash = await Promise.all(files.map(async (file) => `${relative(dir, file)}\0${sha256(await readFile(file))}`));
-  return { revision: `tree:${sha256(hash.join('\n'))}`, dir, kind: 'directory', exported: true };
+  return { revision: `tree:${sha256(hash.join('\n'))}`, dir, kind: 'directory', exported: true, materialize: async () => undefined };
 }

@@ -23,7 +23,7 @@ export const PLAN_PIPELINE: readonly StageStep[] = [
   {
     stage: 'load',
     async run(_ctx, state) {
-      state.desired = await loadDesiredState(need(state.tree, 'exported tree'));
+      state.desired = await loadDesiredState(need(state.tree, 'exported tree'), state.treeFiles);
     },
   },
   {

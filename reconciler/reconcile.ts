@@ -255,6 +255,8 @@ async function runRepoHooks(ctx: RunContext, state: RunState, phase: HookPhase, 
   const host = desired?.hosts.get(ctx.hostName);
   if (!desired || !host || !state.tree) return [];
   const roles = host.roles.map((role) => desired.roles.get(role)).filter((role) => role !== undefined);
+  if (!roles.some((role) => role.hooks[phase])) return [];
+  await state.materializeTree?.();
   const invocations = hooksFor(phase, roles, state.tree);
   if (invocations.length === 0) return [];
   return runHooks(phase, invocations, env, {

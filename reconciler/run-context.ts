@@ -7,6 +7,7 @@ import type { HealthReport } from './health.js';
 import type { InventoryEntry } from './inventory.js';
 import type { DesiredState } from './model.js';
 import type { PathPolicy } from './path-policy.js';
+import type { TreeFiles } from './git.js';
 import type { Redactor } from './redact.js';
 import type { MaintenanceConfig } from './schedule.js';
 import type { GenerationMeta, StateStore } from './state-store.js';
@@ -70,6 +71,10 @@ export interface RunState {
   reuseLive?: (revision: string) => Promise<boolean>;
   /** Fetch skipped the export because `reuseLive` said so. */
   reused?: boolean;
+  /** The tree in memory, straight from git (load reads it instead of `tree`). */
+  treeFiles?: TreeFiles;
+  /** Writes the tree into `tree` for what needs it on disk (hooks). */
+  materializeTree?: () => Promise<void>;
   revision?: string;
   desired?: DesiredState;
   files?: RenderedFile[];

@@ -25,6 +25,8 @@ export async function fetchRevision(ctx: RunContext, state: RunState): Promise<v
     skipExport: state.reuseLive,
   });
   state.tree = exported.dir;
+  state.treeFiles = exported.files;
+  state.materializeTree = exported.materialize;
   state.reused = !exported.exported;
   state.revision = exported.revision;
   // reconcile() reads the live generation before fetch; the status document covers an unreadable generation.

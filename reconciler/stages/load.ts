@@ -4,7 +4,7 @@
  * problems of the revision are reported together.
  */
 import { lstat, readdir, readFile, realpath } from 'node:fs/promises';
-import { join, relative, sep } from 'node:path';
+import { join, posix, relative, sep } from 'node:path';
 import { Ajv, type ValidateFunction } from 'ajv';
 import { InvalidRevisionError, type Problem } from '../errors.js';
 import type {
@@ -21,6 +21,7 @@ import type {
 import { edgeSchema, hostSchema, roleSchema } from '../schemas.js';
 import { scanForSecrets } from '../secret-scan.js';
 import { parseYaml, schemaProblems, type YamlSource } from '../yaml-source.js';
+import type { TreeFiles } from '../git.js';
 import { findLiteralSecrets } from '../../renderers/env-file/secret-scan.js';
 
 const NAME = /^[a-z0-9][a-z0-9-]*$/;
@@ -43,10 +44,13 @@ function getValidators(): Validators {
   return validators;
 }
 
-/** Loads the revision exported at `repoDir`; throws InvalidRevisionError('load') listing every problem. */
-export async function loadDesiredState(repoDir: string): Promise<DesiredState> {
+/**
+ * Loads the revision at `repoDir`, or from `tree` when git handed it over in memory; throws
+ * InvalidRevisionError('load') listing every problem.
+ */
+export async function loadDesiredState(repoDir: string, tree?: TreeFiles): Promise<DesiredState> {
   const problems: Problem[] = [];
-  const files = await readRepoFiles(repoDir, problems);
+  const files = tree ? repoFilesFromTree(tree, problems) : await readRepoFiles(repoDir, problems);
   const v = getValidators();
 
   const edgeText = files.get('edge.yaml');
@@ -119,6 +123,28 @@ async function readRepoFiles(repoDir: string, problems: Problem[]): Promise<Map<
     const buffer = await readFile(absolute);
     if (buffer.length > MAX_FILE_BYTES || buffer.includes(0)) continue;
     const text = buffer.toString('utf8');
+    problems.push(...scanForSecrets(file, text));
+    files.set(file, text);
+  }
+  return new Map([...files].sort(([a], [b]) => (a < b ? -1 : 1)));
+}
+
+/** The same as readRepoFiles for a tree in memory: symlinks resolved inside the tree, or refused. */
+function repoFilesFromTree(tree: TreeFiles, problems: Problem[]): Map<string, string> {
+  const files = new Map<string, string>();
+  for (const [file, entry] of tree) {
+    let content = entry.content;
+    if (entry.mode === '120000') {
+      const target = posix.normalize(posix.join(posix.dirname(file), entry.content.toString('utf8')));
+      const resolved = target.startsWith('/') || target === '..' || target.startsWith('../') ? undefined : tree.get(target);
+      if (!resolved) {
+        problems.push({ code: 'PATH_SYMLINK_ESCAPE', file, message: `symlink ${file} points outside the repo` });
+        continue;
+      }
+      content = resolved.content;
+    }
+    if (content.length > MAX_FILE_BYTES || content.includes(0)) continue;
+    const text = content.toString('utf8');
     problems.push(...scanForSecrets(file, text));
     files.set(file, text);
   }

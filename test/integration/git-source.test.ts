@@ -64,14 +64,16 @@ describe('git source (a real git server on 127.0.0.1)', function () {
     assert.equal(exported.ref, 'refs/heads/release');
     assert.equal(exported.kind, 'remote');
     assert.equal(exported.tag, undefined);
-    assert.equal(await readFile(join(exported.dir, 'hosts/a.yaml'), 'utf8'), 'address: 100.64.0.1\n');
+    assert.equal(exported.files?.get('hosts/a.yaml')?.content.toString(), 'address: 100.64.0.1\n', 'the tree is read into memory');
+    await exported.materialize();
+    assert.equal(await readFile(join(exported.dir, 'hosts/a.yaml'), 'utf8'), 'address: 100.64.0.1\n', 'and written out on demand');
     assert.ok(server.requests.some((request) => request.path.startsWith('/desired.git/')), 'the fetch went through the server');
 
     const second = await upstream.commit('second', { 'hosts/a.yaml': 'address: 100.64.0.2\n' });
     await upstream.push('release');
     const next = await exportRevision(options({ ref: 'release' }));
     assert.equal(next.revision, second);
-    assert.equal(await readFile(join(next.dir, 'hosts/a.yaml'), 'utf8'), 'address: 100.64.0.2\n');
+    assert.equal(next.files?.get('hosts/a.yaml')?.content.toString(), 'address: 100.64.0.2\n');
   });
 
   it('fetches only the watched ref: other branches and tags stay out of the mirror', async () => {
@@ -267,6 +269,8 @@ describe('git source (a real git server on 127.0.0.1)', function () {
     assert.equal(checkout.revision, committed);
     assert.equal(checkout.kind, 'checkout');
     assert.equal(checkout.ref, 'refs/heads/release');
+    assert.equal(checkout.files?.get('edge.yaml')?.content.toString(), 'version: 1\n');
+    await checkout.materialize();
     assert.equal(await readFile(join(checkout.dir, 'edge.yaml'), 'utf8'), 'version: 1\n');
 
     const plain = await mkdtemp(join(state, 'plain-'));

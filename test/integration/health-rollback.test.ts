@@ -9,7 +9,8 @@ import { execa } from 'execa';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ExecRunner, Host, type CommandOptions, type CommandResult, type CommandRunner } from '../../reconciler/host.js';
+import { Host } from '../../reconciler/host.js';
+import { SystemctlShim } from '../helpers/systemctl-shim.js';
 import { DEFAULT_PATH_POLICY } from '../../reconciler/path-policy.js';
 import { reconcile } from '../../reconciler/reconcile.js';
 import { silentLogger, type RunContext } from '../../reconciler/run-context.js';
@@ -18,20 +19,6 @@ import { readStatus } from '../../reconciler/status.js';
 import { placeholderSecrets } from '../../renderers/template.js';
 import { git } from '../helpers/git-repo.js';
 import { TINY_HOST, writeTinyRepo } from '../helpers/tiny-repo.js';
-
-/** Records systemctl (answering `show` as an active unit); runs everything else for real. */
-class SystemctlShim implements CommandRunner {
-  readonly dryRun = false;
-  readonly systemctl: string[] = [];
-  private readonly real = new ExecRunner();
-
-  async run(argv: readonly string[], options?: CommandOptions): Promise<CommandResult> {
-    if (argv[0] !== 'systemctl') return this.real.run(argv, options);
-    this.systemctl.push(argv.slice(1).join(' '));
-    const stdout = argv[1] === 'show' ? 'LoadState=loaded\nActiveState=active\nSubState=running\nResult=success\nType=simple\n' : '';
-    return { exitCode: 0, stdout, stderr: '', timedOut: false };
-  }
-}
 
 const UNIT = (version: string) => `[Unit]\nDescription=app ${version}\n\n[Service]\nExecStart=/srv/apps/app/bin/app --version ${version}\n\n[Install]\nWantedBy=multi-user.target\n`;
 
