@@ -8,23 +8,13 @@ import { execa } from 'execa';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { EdgeError } from '../../reconciler/errors.js';
 import { exportRevision, type SourceOptions } from '../../reconciler/git.js';
 import { tagCandidates } from '../../reconciler/git-refs.js';
 import { createUpstream, startGitHttpServer, startSilentServer, type GitHttpServer, type Upstream } from '../helpers/git-server.js';
+import { rejection } from '../helpers/assertions.js';
 
 async function inMirror(mirror: string, object: string): Promise<boolean> {
   return (await execa('git', ['-C', mirror, 'cat-file', '-e', `${object}^{commit}`], { reject: false })).exitCode === 0;
-}
-
-async function rejection(promise: Promise<unknown>): Promise<EdgeError> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(error instanceof EdgeError, `expected an EdgeError, got ${String(error)}`);
-    return error;
-  }
-  assert.fail('expected a rejection');
 }
 
 describe('git source (a real git server on 127.0.0.1)', function () {

@@ -8,7 +8,6 @@ import { execa } from 'execa';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { EdgeError } from '../../reconciler/errors.js';
 import { exportRevision, type ExportedRevision, type SourceOptions } from '../../reconciler/git.js';
 import { silentLogger, type RunContext, type RunState } from '../../reconciler/run-context.js';
 import { StateStore } from '../../reconciler/state-store.js';
@@ -16,16 +15,7 @@ import { recordRun } from '../../reconciler/status.js';
 import { fetchRevision } from '../../reconciler/stages/fetch.js';
 import { checkMonotonic, checkTrust, isDescendant, verifyRevision, type TrustOptions } from '../../reconciler/trust.js';
 import { createUpstream, startGitHttpServer, type GitHttpServer, type Upstream } from '../helpers/git-server.js';
-
-async function rejection(promise: Promise<unknown>): Promise<EdgeError> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(error instanceof EdgeError, `expected an EdgeError, got ${String(error)}`);
-    return error;
-  }
-  assert.fail('expected a rejection');
-}
+import { rejection } from '../helpers/assertions.js';
 
 describe('trust: signatures and monotonic revisions', function () {
   this.timeout(60_000);
