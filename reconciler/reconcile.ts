@@ -100,11 +100,16 @@ export function rollbackToGeneration(ctx: RunContext, target?: number, options: 
 
 /** Only resolves what a crash left behind (for ExecStartPre= and for checking a host after a power cut). */
 export function recoverOnly(ctx: RunContext, options: ReconcileOptions = {}): Promise<ReconcileOutcome> {
-  return underLock(ctx, options, async () => ({ result: 'unchanged' }));
+  return underLock(ctx, options, async () => ({ result: 'unchanged' }), { recordOnlyRecovery: true });
 }
 
 /** Takes the lock, resolves a crash, runs `body`, and writes the status document however it ends. */
-async function underLock(ctx: RunContext, options: ReconcileOptions, body: (state: RunState) => Promise<PartialOutcome>): Promise<ReconcileOutcome> {
+async function underLock(
+  ctx: RunContext,
+  options: ReconcileOptions,
+  body: (state: RunState) => Promise<PartialOutcome>,
+  { recordOnlyRecovery = false } = {},
+): Promise<ReconcileOutcome> {
   const store = need(ctx.store, 'state store');
   await store.init();
   const started = performance.now();
@@ -123,6 +128,8 @@ async function underLock(ctx: RunContext, options: ReconcileOptions, body: (stat
     if (recovery) ctx.log.warn({ recovery }, `recovered generation ${recovery.generation} after a crash: ${recovery.outcome}`);
     const outcome = await body(state);
     const result = recovery && outcome.result === 'unchanged' && !outcome.revision ? 'recovered' : outcome.result;
+    // A recover that found nothing (ExecStartPre, at every start) is not a run: the status document stays as it is.
+    if (recordOnlyRecovery && !recovery) return { ...outcome, result, state, durationMs: Math.round(performance.now() - started) };
     return await finish(ctx, state, { ...outcome, result, recovery }, started);
   } catch (error) {
     const edge =

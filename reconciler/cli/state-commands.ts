@@ -6,6 +6,8 @@ import { recoverOnly, rollbackToGeneration } from '../reconcile.js';
 import { StateStore } from '../state-store.js';
 import { readStatus, type RunRecord } from '../status.js';
 import { readSuspension } from '../suspend.js';
+import { EdgeError } from '../errors.js';
+import { loadHostConfig } from '../host-config.js';
 import { summarize } from './apply.js';
 import { applyingContext, DEFAULT_STATE_DIR, type ApplyingOptions } from './context.js';
 import { out, printError } from './io.js';
@@ -119,14 +121,15 @@ export function registerStateCommands(program: Command): void {
   program
     .command('recover')
     .description('resolve what a crash left behind (undo a half-done transaction), then exit; apply does this first too')
-    .requiredOption('--host <name>', 'this host\'s name')
+    .option('--config <path>', 'take the host, root, state and secrets dirs from the host config (as the service does)')
+    .option('--host <name>', 'this host\'s name (without --config)')
     .option('--root <dir>', 'filesystem root (anything but / needs --dry-activate)', '/')
     .option('--state-dir <dir>', 'the agent\'s state dir', DEFAULT_STATE_DIR)
     .option('--dry-activate', 'record activation commands instead of running them')
     .option('--quiet', 'log warnings and errors only')
-    .action(async (options: ApplyingOptions) => {
+    .action(async (options: ApplyingOptions & { config?: string }) => {
       try {
-        const ctx = await applyingContext(options);
+        const ctx = await applyingContext(await recoverOptions(options));
         const outcome = await recoverOnly(ctx);
         out(outcome.recovery ? `recovered generation ${outcome.recovery.generation}: ${outcome.recovery.outcome}` : 'nothing to recover', ctx.redact);
         if (outcome.error) process.exitCode = printError(outcome.error, ctx.redact);
@@ -145,4 +148,14 @@ export function registerStateCommands(program: Command): void {
       await store.setPin(undefined);
       out(pin ? `unpinned generation ${pin.generation}` : 'not pinned', plain);
     });
+}
+
+/** `recover`'s options: with `--config`, the host config's host and dirs win (the service's ExecStartPre). */
+async function recoverOptions(options: ApplyingOptions & { config?: string }): Promise<ApplyingOptions> {
+  if (options.config) {
+    const config = await loadHostConfig(options.config);
+    return { ...options, host: config.host, root: config.root, stateDir: config.stateDir, secretsDir: config.secretsDir };
+  }
+  if (!options.host) throw new EdgeError('USAGE', 'recover needs --host <name> or --config <path>', { stage: 'fetch', retry: 'invalid' });
+  return options;
 }

@@ -5,9 +5,11 @@
  * test/e2e/fixtures) is deployed at /srv/apps/lod/current. The agent runs inside as root with root `/`: real
  * systemctl, caddy and ufw.
  */
+import { createHmac, randomBytes } from 'node:crypto';
 import { copyFile, cp, mkdir, readFile, realpath, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
+import { stringify } from 'yaml';
 import { PROJECT_IN_CONTAINER, SystemdContainer, waitUntil, type ExecResult } from './container.js';
 import { EXAMPLE_SECRETS } from './cli.js';
 import { commitEdit, git, revertLast } from './git-repo.js';
@@ -22,6 +24,33 @@ export const AGENT = {
   repo: '/srv/forge/desired-state.git',
   ref: 'release',
 } as const;
+
+/**
+ * The agent installed as its systemd service, as systemd/install.sh installs it on a VM, adapted to the project
+ * bound read-only at /opt/edge-reconciler: the command is a wrapper script instead of a symlink to main.js.
+ */
+export const SERVICE = {
+  unit: 'edge-reconciler.service',
+  bin: '/usr/local/bin/edge-reconciler',
+  config: '/etc/edge-reconciler/config.yaml',
+  webhookSecretFile: '/etc/edge-reconciler/webhook-secret',
+  listen: '127.0.0.1:9321',
+} as const;
+
+/** The host config keys the service tests set (docs/config.md); anything else keeps its default. */
+export interface ServiceConfig {
+  webhook?: { enabled: boolean };
+  poll?: { enabled: boolean; intervalSeconds?: number; jitterSeconds?: number };
+  drift?: { policy?: 'heal' | 'report'; watch?: boolean };
+}
+
+/** What `/status` answers: the status document plus the worker's state. */
+export interface ServiceStatus extends StatusJson {
+  lastApplied?: { revision: string; generation: number; at?: string };
+  lastAttempted?: StatusJson['lastAttempted'] & { at?: string; durations?: Record<string, number> };
+  history: { at: string; result: string; revision?: string; generation?: number; durations?: Record<string, number> }[];
+  daemon?: Record<string, unknown>;
+}
 
 /** The working repo developers commit to; lives in the container's root so it goes with the container. */
 const WORK_REPO = '/srv/work/desired-state';
@@ -278,6 +307,75 @@ export class EdgeHost {
   async evidence(units: string[] = ['lod.service', 'caddy.service']): Promise<string> {
     const states = await Promise.all(units.map(async (unit) => `${unit}: ${await this.box.unitState(unit)}`));
     return `${states.join(', ')}\n${await this.box.journal('*', 60)}`;
+  }
+
+  /**
+   * Installs the agent as an operator would (systemd/install.sh, adapted to the read-only bound project): the
+   * `edge-reconciler` command, the project's unit in /etc/systemd/system, a webhook secret (0600), the host config
+   * (0600) following the forge's release branch for lod-prod; then `systemctl enable --now`. Returns the webhook
+   * secret.
+   */
+  async installService(config: ServiceConfig = {}): Promise<string> {
+    await this.box.writeFile(SERVICE.bin, `#!/bin/sh\nexec /usr/local/bin/node ${AGENT.cli} "$@"\n`, 0o755);
+    await this.box.writeFile(`/etc/systemd/system/${SERVICE.unit}`, await readFile(join(PROJECT_ROOT, 'systemd', SERVICE.unit)), 0o644);
+    const secret = randomBytes(24).toString('base64');
+    await this.box.writeFile(SERVICE.webhookSecretFile, `${secret}\n`, 0o600);
+    await this.writeServiceConfig(config);
+    await this.box.exec(['systemctl', 'daemon-reload']);
+    await this.box.exec(['systemctl', 'enable', '--now', SERVICE.unit]);
+    return secret;
+  }
+
+  /** Writes /etc/edge-reconciler/config.yaml (0600); the agent reads it at start (`systemctl restart` after). */
+  async writeServiceConfig(config: ServiceConfig = {}): Promise<void> {
+    const document = {
+      repo: AGENT.repo,
+      ref: AGENT.ref,
+      host: 'lod-prod',
+      stateDir: AGENT.stateDir,
+      secretsDir: AGENT.secretsDir,
+      listen: SERVICE.listen,
+      webhook: { enabled: config.webhook?.enabled ?? true, secretFile: SERVICE.webhookSecretFile },
+      poll: { enabled: true, intervalSeconds: 3600, jitterSeconds: 0, ...config.poll },
+      ...(config.drift ? { drift: config.drift } : {}),
+    };
+    await this.box.writeFile(SERVICE.config, `# written by the e2e test (edge-reconciler init writes a commented one)\n${stringify(document)}`, 0o600);
+  }
+
+  /** The running agent's `/status` (undefined while it does not answer). */
+  async serviceStatus(): Promise<ServiceStatus | undefined> {
+    const answer = await this.box.httpGet(`http://${SERVICE.listen}/status`).catch(() => undefined);
+    return answer?.status === 200 ? (JSON.parse(answer.body) as ServiceStatus) : undefined;
+  }
+
+  /** Waits until the running agent reports `revision` as live (applied and healthy); returns its status. */
+  async waitUntilLive(revision: string, timeoutMs = 60_000, intervalMs = 100): Promise<ServiceStatus> {
+    return waitUntil(
+      async () => {
+        const status = await this.serviceStatus();
+        return status?.lastApplied?.revision === revision ? status : false;
+      },
+      { timeoutMs, intervalMs, what: `revision ${revision.slice(0, 12)} live` },
+    ) as Promise<ServiceStatus>;
+  }
+
+  /**
+   * POSTs a GitHub push webhook for the release branch with curl from inside the container, signed with `secret`
+   * (HMAC-SHA256 of the body, `X-Hub-Signature-256`), as GitHub sends it.
+   */
+  async sendWebhook(after: string, secret: string, delivery = 'e2e-1'): Promise<{ status: number; body: string }> {
+    const payload = JSON.stringify({ ref: `refs/heads/${AGENT.ref}`, before: '0'.repeat(40), after, repository: { full_name: 'acme/desired-state' } });
+    const signature = `sha256=${createHmac('sha256', secret).update(payload).digest('hex')}`;
+    const { stdout } = await this.box.exec(
+      [
+        'curl', '-sS', '--max-time', '10', '-X', 'POST', '--data-binary', '@-', '-H', 'content-type: application/json',
+        '-H', 'x-github-event: push', '-H', `x-github-delivery: ${delivery}`, '-H', `x-hub-signature-256: ${signature}`,
+        '-w', '\n%{http_code}', `http://${SERVICE.listen}/webhook/github`,
+      ],
+      { input: payload },
+    );
+    const cut = stdout.lastIndexOf('\n');
+    return { status: Number(stdout.slice(cut + 1)), body: stdout.slice(0, cut) };
   }
 
   /** Powers the container off and removes it (and the repos inside it). */
