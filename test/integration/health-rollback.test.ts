@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { execa } from 'execa';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Host } from '../../reconciler/host.js';
@@ -116,5 +116,58 @@ describe('automatic rollback when health fails', function () {
     const fixed = await reconcile(ctx());
     assert.equal(fixed.result, 'applied', fixed.error?.message);
     assert.equal(await readFile(unitPath, 'utf8'), UNIT('3'));
+  });
+});
+
+describe('a newer commit cancels a pending health wait', function () {
+  this.timeout(60_000);
+  const cleanup: string[] = [];
+  after(async () => {
+    await Promise.all(cleanup.map((dir) => rm(dir, { recursive: true, force: true })));
+  });
+
+  it('rolls the unverified generation back without marking its revision bad', async () => {
+    const stateDir = await mkdtemp(join(tmpdir(), 'edge-state-'));
+    const waiting = join(stateDir, 'health-is-waiting');
+    const repo = await writeTinyRepo({
+      edge: { health: { deadlineSeconds: 30, intervalSeconds: 0.2 } },
+      templates: { 'app.service': UNIT('1') },
+      role: {
+        resources: [{ kind: 'systemd-unit', name: 'app.service', template: 'app.service' }],
+        health: [{ name: 'slow', type: 'command', command: ['sh', '-c', `touch ${waiting}; exit 1`], retries: 100 }],
+      },
+    });
+    const root = await mkdtemp(join(tmpdir(), 'edge-root-'));
+    cleanup.push(repo, root, stateDir);
+    await execa('git', ['-C', repo, 'init', '-q', '-b', 'release']);
+    await git(repo, 'add', '-A');
+    await git(repo, '-c', 'user.email=t@example.com', '-c', 'user.name=t', 'commit', '-q', '-m', 'slow health');
+    const store = new StateStore(stateDir);
+    const controller = new AbortController();
+    const outcome = await reconcile({
+      hostName: TINY_HOST,
+      host: new Host(root),
+      secrets: placeholderSecrets,
+      redact: (text) => text,
+      policy: DEFAULT_PATH_POLICY,
+      log: silentLogger,
+      store,
+      runner: new SystemctlShim(),
+      source: { repo },
+      signal: controller.signal,
+      // The daemon aborts when a webhook announces a newer commit; here: as soon as the health wait has begun.
+      onRevision: () => {
+        const poll = setInterval(() => {
+          stat(waiting).then(() => {
+            clearInterval(poll);
+            controller.abort();
+          }, () => undefined);
+        }, 50);
+      },
+    });
+    assert.equal(outcome.result, 'rolled-back');
+    assert.equal(outcome.error?.code, 'SUPERSEDED');
+    assert.deepEqual(await store.badRevisions(), [], 'a superseded revision is not bad');
+    await assert.rejects(readFile(join(root, 'etc/systemd/system/app.service'), 'utf8'), { code: 'ENOENT' });
   });
 });
