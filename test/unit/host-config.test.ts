@@ -167,7 +167,8 @@ describe('host config', () => {
     assert.deepEqual(parseListen('127.0.0.1:9321'), { host: '127.0.0.1', port: 9321 });
     assert.deepEqual(parseListen('[::1]:80'), { host: '::1', port: 80 });
     assert.deepEqual(parseListen('localhost:8080'), { host: 'localhost', port: 8080 });
-    for (const bad of ['127.0.0.1', '127.0.0.1:0', '127.0.0.1:70000', '::1:80', '[nope]:80', 'a b:80']) assert.equal(parseListen(bad), undefined, bad);
+    assert.deepEqual(parseListen('127.0.0.1:0'), { host: '127.0.0.1', port: 0 }, 'port 0: any free port (tests)');
+    for (const bad of ['127.0.0.1', '127.0.0.1:70000', '::1:80', '[nope]:80', 'a b:80']) assert.equal(parseListen(bad), undefined, bad);
   });
 
   it('checks the rules between keys: jitter, backoff, webhook secret, signatures', async () => {
