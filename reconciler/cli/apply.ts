@@ -6,7 +6,7 @@
 import type { Command } from 'commander';
 import { formatProblem } from '../errors.js';
 import { reconcile, type ReconcileOutcome } from '../reconcile.js';
-import { applyingContext, DEFAULT_STATE_DIR, type ApplyingOptions } from './context.js';
+import { applyingContext, withHostOptions, type ApplyingOptions } from './context.js';
 import { out, printError } from './io.js';
 
 interface ApplyOptions extends ApplyingOptions {
@@ -17,21 +17,19 @@ interface ApplyOptions extends ApplyingOptions {
 
 /** Registers the `apply` command. */
 export function registerApply(program: Command): void {
-  program
-    .command('apply')
-    .description('reconcile this host once: apply a revision of the desired-state repo, or roll back if it fails')
-    .requiredOption('--repo <dir|url>', 'the desired-state repo: a URL, a bare repo, a checkout (its committed tree) or a plain dir')
-    .requiredOption('--host <name>', 'this host\'s name (hosts/<name>.yaml)')
+  withHostOptions(
+    program
+      .command('apply')
+      .description('reconcile this host once: apply a revision of the desired-state repo, or roll back if it fails')
+      .requiredOption('--repo <dir|url>', 'the desired-state repo: a URL, a bare repo, a checkout (its committed tree) or a plain dir')
+      .requiredOption('--host <name>', 'this host\'s name (hosts/<name>.yaml)'),
+  )
     .option('--ref <ref>', 'branch, tag or commit to apply (default: HEAD)')
-    .option('--root <dir>', 'filesystem root to apply into (anything but / needs --dry-activate)', '/')
-    .option('--state-dir <dir>', 'generations, journal, status', DEFAULT_STATE_DIR)
     .option('--secrets-dir <dir>', 'host-local secrets, one 0600 file per secret')
-    .option('--dry-activate', 'record activation commands instead of running them (sandboxes, benchmarks)')
     .option('--deadman-seconds <n>', 'seconds before a new firewall reverts unless health passes', '120')
     .option('--keep <n>', 'generations to keep', '10')
     .option('--wait <seconds>', 'wait this long for another run\'s lock', '0')
     .option('--json', 'print the outcome as JSON')
-    .option('--quiet', 'log warnings and errors only')
     .addHelpText('after', '\nExit status: 0 applied or nothing to do, 3 refused (bad revision) or pinned, 1 failed or rolled back.')
     .action(async (options: ApplyOptions) => {
       process.exitCode = await runApply(options);

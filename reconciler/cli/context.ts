@@ -2,6 +2,7 @@
  * Building a run's context from command-line options: the host adapter, the runner (real, or recording under
  * `--dry-activate`), secrets, the state store and the logger.
  */
+import type { Command } from 'commander';
 import pino from 'pino';
 import { EdgeError } from '../errors.js';
 import { ExecRunner, Host, RecordingRunner } from '../host.js';
@@ -28,6 +29,15 @@ export interface ApplyingOptions {
   deadmanSeconds?: string;
   keep?: string;
   quiet?: boolean;
+}
+
+/** The options every command that changes the host shares: where, and whether activation really runs. */
+export function withHostOptions(command: Command): Command {
+  return command
+    .option('--root <dir>', 'filesystem root (anything but / needs --dry-activate)', '/')
+    .option('--state-dir <dir>', 'the agent\'s state dir: generations, journal, status', DEFAULT_STATE_DIR)
+    .option('--dry-activate', 'record activation commands instead of running them (sandboxes, benchmarks)')
+    .option('--quiet', 'log warnings and errors only');
 }
 
 /** A pino logger on stderr whose string fields and messages pass through `redact`. */

@@ -9,7 +9,7 @@ import { readSuspension } from '../suspend.js';
 import { EdgeError } from '../errors.js';
 import { loadHostConfig } from '../host-config.js';
 import { summarize } from './apply.js';
-import { applyingContext, DEFAULT_STATE_DIR, type ApplyingOptions } from './context.js';
+import { applyingContext, DEFAULT_STATE_DIR, withHostOptions, type ApplyingOptions } from './context.js';
 import { out, printError } from './io.js';
 
 const plain = (text: string) => text;
@@ -94,17 +94,15 @@ export function registerStateCommands(program: Command): void {
       out(lines.join('\n'), plain);
     });
 
-  program
-    .command('rollback')
-    .description('emergency switch to the previous good generation (no git needed); pins the host there until a newer commit arrives')
-    .requiredOption('--host <name>', 'this host\'s name')
+  withHostOptions(
+    program
+      .command('rollback')
+      .description('emergency switch to the previous good generation (no git needed); pins the host there until a newer commit arrives')
+      .requiredOption('--host <name>', 'this host\'s name'),
+  )
     .option('--to <generation>', 'roll back to this generation instead of the previous good one')
-    .option('--root <dir>', 'filesystem root (anything but / needs --dry-activate)', '/')
-    .option('--state-dir <dir>', 'the agent\'s state dir', DEFAULT_STATE_DIR)
-    .option('--dry-activate', 'record activation commands instead of running them')
     .option('--deadman-seconds <n>', 'seconds before a changed firewall reverts unless health passes', '120')
     .option('--json', 'print the outcome as JSON')
-    .option('--quiet', 'log warnings and errors only')
     .action(async (options: ApplyingOptions & { to?: string; json?: boolean }) => {
       try {
         const ctx = await applyingContext(options);
@@ -118,16 +116,13 @@ export function registerStateCommands(program: Command): void {
       }
     });
 
-  program
-    .command('recover')
-    .description('resolve what a crash left behind (undo a half-done transaction), then exit; apply does this first too')
-    .option('--config <path>', 'take the host, root, state and secrets dirs from the host config (as the service does)')
-    .option('--host <name>', 'this host\'s name (without --config)')
-    .option('--root <dir>', 'filesystem root (anything but / needs --dry-activate)', '/')
-    .option('--state-dir <dir>', 'the agent\'s state dir', DEFAULT_STATE_DIR)
-    .option('--dry-activate', 'record activation commands instead of running them')
-    .option('--quiet', 'log warnings and errors only')
-    .action(async (options: ApplyingOptions & { config?: string }) => {
+  withHostOptions(
+    program
+      .command('recover')
+      .description('resolve what a crash left behind (undo a half-done transaction), then exit; apply does this first too')
+      .option('--config <path>', 'take the host, root, state and secrets dirs from the host config (as the service does)')
+      .option('--host <name>', 'this host\'s name (without --config)'),
+  ).action(async (options: ApplyingOptions & { config?: string }) => {
       try {
         const ctx = await applyingContext(await recoverOptions(options));
         const outcome = await recoverOnly(ctx);
