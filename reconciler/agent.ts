@@ -11,6 +11,7 @@ import { EdgeError } from './errors.js';
 import { ExecRunner, Host, RecordingRunner } from './host.js';
 import type { HostConfig } from './host-config.js';
 import type { InventoryEntry } from './inventory.js';
+import { AgentMetrics } from './metrics.js';
 import { DEFAULT_PATH_POLICY } from './path-policy.js';
 import { reconcile, type ReconcileOptions } from './reconcile.js';
 import { redactorFor, type Redactor } from './redact.js';
@@ -86,6 +87,9 @@ export async function startAgent(config: HostConfig, options: AgentOptions): Pro
   await store.init();
   const host = new Host(config.root);
   let live: InventoryEntry[] = await liveInventory(store, config.host);
+  const metrics = new AgentMetrics();
+  const initial = (await readStatus(store, config.host)).lastApplied;
+  if (initial) metrics.setLive(initial);
   let applying = false;
   let drift: DriftWatcher | undefined;
 
@@ -113,6 +117,15 @@ export async function startAgent(config: HostConfig, options: AgentOptions): Pro
         },
         outcome.error ? `reconcile ${outcome.result}: ${outcome.error.message}` : `reconcile ${outcome.result}`,
       );
+      metrics.observe({
+        result: outcome.result,
+        durations: outcome.state.durations,
+        durationMs: outcome.durationMs,
+        ...(outcome.result === 'applied' && outcome.revision && outcome.generation !== undefined
+          ? { applied: { revision: outcome.revision, generation: outcome.generation } }
+          : {}),
+        ...(outcome.drift ? { drift: outcome.drift.length } : {}),
+      });
       return { result: outcome.result, retry: outcome.error?.retry, revision: outcome.revision, durationMs: outcome.durationMs };
     } finally {
       live = await liveInventory(store, config.host).catch(() => live);
@@ -129,6 +142,7 @@ export async function startAgent(config: HostConfig, options: AgentOptions): Pro
       return { ...(await readStatus(store, config.host)), badRevisions: await store.badRevisions(), ...(suspension ? { suspended: suspension } : {}) };
     },
     log,
+    metrics: () => metrics.render(),
     ...(config.webhook.enabled && config.webhook.secret
       ? { webhook: { secret: config.webhook.secret, watch: config.tagPattern ? { tagPattern: config.tagPattern } : { branch: config.ref ?? 'release' } } }
       : {}),

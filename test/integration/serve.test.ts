@@ -153,6 +153,15 @@ describe('serve: the agent as a process', function () {
     assert.ok(!agent.logs.some((line) => JSON.stringify(line).includes(EXAMPLE_SECRETS.LOD_DB_PASSWORD as string)), 'a secret leaked into the logs');
   });
 
+  it('serves Prometheus metrics without a secret in them', async () => {
+    const agent = agents[0] as Agent;
+    const text = await (await fetch(`${agent.url}/metrics`)).text();
+    assert.match(text, /^edge_reconciler_reconciles_total\{result="applied"\} [1-9]/m);
+    assert.match(text, /^edge_reconciler_applied_generation [1-9]/m);
+    assert.match(text, /^edge_reconciler_stage_duration_seconds_count\{stage="validate"\} [1-9]/m);
+    for (const value of [WEBHOOK_SECRET, ...Object.values(EXAMPLE_SECRETS)]) assert.ok(!text.includes(value));
+  });
+
   it('ignores forged and unsigned webhooks', async () => {
     const agent = agents[0] as Agent;
     const before = (await status(agent)).history.length;

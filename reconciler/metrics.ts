@@ -1,0 +1,97 @@
+/**
+ * Prometheus metrics of the agent (`/metrics`): reconciles by result, stage durations, the applied generation
+ * and revision, rollbacks, drift and the last success. Labels never carry a secret, a path or a message: only
+ * results, stages and revisions.
+ */
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Stage } from './errors.js';
+import type { RunResult } from './status.js';
+
+/** What one reconcile tells the metrics. */
+export interface RunObservation {
+  result: RunResult;
+  revision?: string;
+  generation?: number;
+  /** Set when this run applied: the generation that is live now. */
+  applied?: { revision: string; generation: number };
+  durations: Partial<Record<Stage, number>>;
+  durationMs: number;
+  /** Managed files found differing from the live generation (report policy), or undefined. */
+  drift?: number;
+}
+
+/** The agent's metrics registry. */
+export class AgentMetrics {
+  readonly registry = new Registry();
+  private readonly reconciles = new Counter({
+    name: 'edge_reconciler_reconciles_total',
+    help: 'Reconciles by how they ended (applied, unchanged, rolled-back, invalid, refused, ...).',
+    labelNames: ['result'],
+    registers: [this.registry],
+  });
+  private readonly stageSeconds = new Histogram({
+    name: 'edge_reconciler_stage_duration_seconds',
+    help: 'Time per pipeline stage.',
+    labelNames: ['stage'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers: [this.registry],
+  });
+  private readonly runSeconds = new Histogram({
+    name: 'edge_reconciler_reconcile_duration_seconds',
+    help: 'Time of a whole reconcile.',
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+    registers: [this.registry],
+  });
+  private readonly generation = new Gauge({
+    name: 'edge_reconciler_applied_generation',
+    help: 'The generation that is live on this host.',
+    registers: [this.registry],
+  });
+  private readonly revision = new Gauge({
+    name: 'edge_reconciler_applied_revision_info',
+    help: 'The revision that is live on this host (value 1).',
+    labelNames: ['revision'],
+    registers: [this.registry],
+  });
+  private readonly rollbacks = new Counter({
+    name: 'edge_reconciler_rollbacks_total',
+    help: 'Automatic rollbacks after a failed activation or health check.',
+    registers: [this.registry],
+  });
+  private readonly drift = new Gauge({
+    name: 'edge_reconciler_drift_files',
+    help: 'Managed files that differ from the live generation (drift policy report; 0 after a heal).',
+    registers: [this.registry],
+  });
+  private readonly lastSuccess = new Gauge({
+    name: 'edge_reconciler_last_success_timestamp_seconds',
+    help: 'When a reconcile last ended applied or unchanged.',
+    registers: [this.registry],
+  });
+
+  /** Records one reconcile. */
+  observe(run: RunObservation): void {
+    this.reconciles.inc({ result: run.result });
+    this.runSeconds.observe(run.durationMs / 1000);
+    for (const [stage, ms] of Object.entries(run.durations)) this.stageSeconds.observe({ stage }, (ms ?? 0) / 1000);
+    if (run.result === 'rolled-back') this.rollbacks.inc();
+    if (run.result === 'applied' || run.result === 'unchanged') {
+      this.lastSuccess.set(Date.now() / 1000);
+      this.drift.set(0);
+    }
+    if (run.drift !== undefined) this.drift.set(run.drift);
+    if (run.applied) this.setLive(run.applied);
+  }
+
+  /** Sets the live generation (at start, from the status document, and after every apply). */
+  setLive(live: { revision: string; generation: number }): void {
+    this.generation.set(live.generation);
+    this.revision.reset();
+    this.revision.set({ revision: live.revision }, 1);
+  }
+
+  /** The Prometheus text exposition. */
+  render(): Promise<string> {
+    return this.registry.metrics();
+  }
+}
