@@ -17,7 +17,7 @@ import { reconcile, type ReconcileOptions } from './reconcile.js';
 import { redactorFor, type Redactor } from './redact.js';
 import type { Logger, RunContext } from './run-context.js';
 import { StateStore } from './state-store.js';
-import { readStatus, recordRun } from './status.js';
+import { liveGeneration, readStatus, recordRun } from './status.js';
 import { readSuspension } from './suspend.js';
 import { watchManagedFiles, watchSecrets, type DriftWatcher, type SecretsWatcher } from './triggers/watch.js';
 import type { RunReport, RunRequest } from './triggers/worker.js';
@@ -185,9 +185,7 @@ export async function startAgent(config: HostConfig, options: AgentOptions): Pro
 }
 
 async function liveInventory(store: StateStore, host: string): Promise<InventoryEntry[]> {
-  const status = await readStatus(store, host);
-  if (!status.lastApplied) return [];
-  return (await store.readGeneration(status.lastApplied.generation)).inventory;
+  return (await liveGeneration(store, host))?.inventory ?? [];
 }
 
 /** A run that could not even start (an unreadable secrets dir): recorded like any other, never thrown. */

@@ -8,7 +8,7 @@ import { performance } from 'node:perf_hooks';
 import { EdgeError } from './errors.js';
 import { APPLY_PIPELINE, FETCH, PLAN_PIPELINE, runStages } from './pipeline.js';
 import { need, type RunContext, type RunState } from './run-context.js';
-import { readStatus, recordRun, type RunRecord, type RunResult } from './status.js';
+import { liveGeneration, readStatus, recordRun, type RunRecord, type RunResult } from './status.js';
 import { recoverInterrupted, rollBack, type Recovery } from './stages/rollback.js';
 import { describeHookFailure, firstFailure, hooksFor, runHooks, type HookEnv } from '../hooks/runner.js';
 import type { HookPhase } from './model.js';
@@ -151,9 +151,8 @@ type PartialOutcome = Omit<ReconcileOutcome, 'state' | 'durationMs'>;
 
 async function reconcileLocked(ctx: RunContext, state: RunState, options: ReconcileOptions): Promise<PartialOutcome> {
   const store = need(ctx.store, 'state store');
-  const status = await readStatus(store, ctx.hostName);
   // The live generation is known before fetch: the trust checks compare the new revision with it.
-  const live = status.lastApplied ? await store.readGeneration(status.lastApplied.generation).catch(() => undefined) : undefined;
+  const live = await liveGeneration(store, ctx.hostName);
   if (live) {
     state.previousGeneration = live;
     state.previous = live.inventory;

@@ -3,7 +3,7 @@
  * stage took, with a capped history. It is the source for `edge-reconciler status`, `/status` and the metrics.
  */
 import type { Stage } from './errors.js';
-import type { Pin, StateStore } from './state-store.js';
+import type { GenerationMeta, Pin, StateStore } from './state-store.js';
 
 /** How a reconcile ended. */
 export type RunResult =
@@ -83,4 +83,10 @@ export async function recordRun(
   else delete next.pinned;
   await store.writeJson(store.statusPath, next);
   return next;
+}
+
+/** The generation that is live on a host according to its status document (undefined on a fresh host). */
+export async function liveGeneration(store: StateStore, host: string): Promise<GenerationMeta | undefined> {
+  const status = await readStatus(store, host);
+  return status.lastApplied ? store.readGeneration(status.lastApplied.generation).catch(() => undefined) : undefined;
 }

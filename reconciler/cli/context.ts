@@ -8,8 +8,7 @@ import { EdgeError } from '../errors.js';
 import { ExecRunner, Host, RecordingRunner } from '../host.js';
 import { DEFAULT_PATH_POLICY } from '../path-policy.js';
 import type { Logger, RunContext } from '../run-context.js';
-import { StateStore, type GenerationMeta } from '../state-store.js';
-import { readStatus } from '../status.js';
+import { StateStore } from '../state-store.js';
 import { setupSecrets } from '../secrets.js';
 
 /** The default state dir on a VM. */
@@ -79,10 +78,4 @@ export async function applyingContext(options: ApplyingOptions): Promise<RunCont
     deadmanSeconds: Number(options.deadmanSeconds ?? 120),
     keepGenerations: Number(options.keep ?? 10),
   };
-}
-
-/** The generation that is live on a host according to its status document. */
-export async function liveGeneration(store: StateStore, host: string): Promise<GenerationMeta | undefined> {
-  const status = await readStatus(store, host);
-  return status.lastApplied ? store.readGeneration(status.lastApplied.generation).catch(() => undefined) : undefined;
 }

@@ -8,7 +8,7 @@ import { DEFAULT_PATH_POLICY } from '../path-policy.js';
 import { PLAN_PIPELINE, runStages } from '../pipeline.js';
 import { silentLogger } from '../run-context.js';
 import { StateStore } from '../state-store.js';
-import { liveGeneration } from './context.js';
+import { liveGeneration } from '../status.js';
 import type { Activation, FileChange, Plan } from '../stages/plan.js';
 import { out, printError } from './io.js';
 import { setupSecrets } from '../secrets.js';
