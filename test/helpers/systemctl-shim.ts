@@ -1,5 +1,10 @@
 /** A command runner for in-process tests: systemctl is recorded, everything else (health commands) runs for real. */
-import { ExecRunner, type CommandOptions, type CommandResult, type CommandRunner } from '../../reconciler/host.js';
+import { ExecRunner, Host, type CommandOptions, type CommandResult, type CommandRunner } from '../../reconciler/host.js';
+import { DEFAULT_PATH_POLICY } from '../../reconciler/path-policy.js';
+import { silentLogger, type RunContext } from '../../reconciler/run-context.js';
+import type { StateStore } from '../../reconciler/state-store.js';
+import { placeholderSecrets } from '../../renderers/template.js';
+import { TINY_HOST } from './tiny-repo.js';
 
 /** Records systemctl (answering `show` as an active unit); runs everything else for real. */
 export class SystemctlShim implements CommandRunner {
@@ -15,3 +20,18 @@ export class SystemctlShim implements CommandRunner {
   }
 }
 
+
+/** The run context of an in-process reconcile of the tiny repo's host into `root`, systemctl recorded. */
+export function shimContext(options: { root: string; store: StateStore; repo: string; runner?: SystemctlShim }): RunContext {
+  return {
+    hostName: TINY_HOST,
+    host: new Host(options.root),
+    secrets: placeholderSecrets,
+    redact: (text) => text,
+    policy: DEFAULT_PATH_POLICY,
+    log: silentLogger,
+    store: options.store,
+    runner: options.runner ?? new SystemctlShim(),
+    source: { repo: options.repo },
+  };
+}

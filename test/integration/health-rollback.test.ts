@@ -9,14 +9,11 @@ import { execa } from 'execa';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Host } from '../../reconciler/host.js';
-import { SystemctlShim } from '../helpers/systemctl-shim.js';
-import { DEFAULT_PATH_POLICY } from '../../reconciler/path-policy.js';
+import { shimContext, SystemctlShim } from '../helpers/systemctl-shim.js';
 import { reconcile } from '../../reconciler/reconcile.js';
-import { silentLogger, type RunContext } from '../../reconciler/run-context.js';
+import type { RunContext } from '../../reconciler/run-context.js';
 import { StateStore } from '../../reconciler/state-store.js';
 import { readStatus } from '../../reconciler/status.js';
-import { placeholderSecrets } from '../../renderers/template.js';
 import { git } from '../helpers/git-repo.js';
 import { TINY_HOST, writeTinyRepo } from '../helpers/tiny-repo.js';
 
@@ -31,17 +28,7 @@ describe('automatic rollback when health fails', function () {
   let runner: SystemctlShim;
   let marker: string;
 
-  const ctx = (): RunContext => ({
-    hostName: TINY_HOST,
-    host: new Host(root),
-    secrets: placeholderSecrets,
-    redact: (text) => text,
-    policy: DEFAULT_PATH_POLICY,
-    log: silentLogger,
-    store,
-    runner,
-    source: { repo },
-  });
+  const ctx = (): RunContext => shimContext({ root, store, repo, runner });
   const commit = async (version: string, healthy: boolean) => {
     await writeFile(join(repo, 'roles/app/templates/app.service'), UNIT(version));
     const check = healthy ? `test -f ${marker}` : `test -f ${marker}.missing`;
@@ -145,15 +132,7 @@ describe('a newer commit cancels a pending health wait', function () {
     const store = new StateStore(stateDir);
     const controller = new AbortController();
     const outcome = await reconcile({
-      hostName: TINY_HOST,
-      host: new Host(root),
-      secrets: placeholderSecrets,
-      redact: (text) => text,
-      policy: DEFAULT_PATH_POLICY,
-      log: silentLogger,
-      store,
-      runner: new SystemctlShim(),
-      source: { repo },
+      ...shimContext({ root, store, repo }),
       signal: controller.signal,
       // The daemon aborts when a webhook announces a newer commit; here: as soon as the health wait has begun.
       onRevision: () => {

@@ -7,14 +7,10 @@ import { execa } from 'execa';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Host } from '../../reconciler/host.js';
-import { DEFAULT_PATH_POLICY } from '../../reconciler/path-policy.js';
 import { reconcile } from '../../reconciler/reconcile.js';
-import { silentLogger } from '../../reconciler/run-context.js';
 import { StateStore } from '../../reconciler/state-store.js';
-import { placeholderSecrets } from '../../renderers/template.js';
 import { git } from '../helpers/git-repo.js';
-import { SystemctlShim } from '../helpers/systemctl-shim.js';
+import { shimContext } from '../helpers/systemctl-shim.js';
 import { TINY_HOST, writeTinyRepo } from '../helpers/tiny-repo.js';
 
 describe('hooks in a reconcile', function () {
@@ -45,17 +41,7 @@ describe('hooks in a reconcile', function () {
     const root = await mkdtemp(join(tmpdir(), 'edge-root-'));
     const stateDir = await mkdtemp(join(tmpdir(), 'edge-state-'));
     cleanup.push(out, repo, root, stateDir);
-    const ctx = {
-      hostName: TINY_HOST,
-      host: new Host(root),
-      secrets: placeholderSecrets,
-      redact: (text: string) => text,
-      policy: DEFAULT_PATH_POLICY,
-      log: silentLogger,
-      store: new StateStore(stateDir),
-      runner: new SystemctlShim(),
-      source: { repo },
-    };
+    const ctx = shimContext({ root, store: new StateStore(stateDir), repo });
     return { ctx, out, root, revision: await git(repo, 'rev-parse', 'HEAD') };
   }
 
