@@ -9,9 +9,8 @@ import type { ResourceDecl } from '../../../reconciler/model.js';
 import { caddyRenderer } from '../../../renderers/caddy/index.js';
 import { rewriteAbsoluteImports } from '../../../renderers/caddy/imports.js';
 import { validateCaddy } from '../../../renderers/caddy/validate.js';
-import { placeholderSecrets, TemplateEngine } from '../../../renderers/template.js';
 import { RenderProblems, type RenderedFile } from '../../../renderers/types.js';
-import { testData, testHost } from '../../helpers/render-fixtures.js';
+import { testData, testEngine, testHost } from '../../helpers/render-fixtures.js';
 
 const HOST = testHost('edge-1', 'router', { address: '100.64.0.10' });
 
@@ -41,10 +40,7 @@ const ROUTER_TEMPLATE = [
 ].join('\n');
 
 function render(name: string, spec: Record<string, unknown>, templates: Record<string, string> = {}): RenderedFile[] {
-  const engine = new TemplateEngine(
-    new Map(Object.entries(templates).map(([file, text]) => [`roles/router/templates/${file}`, text])),
-    placeholderSecrets,
-  );
+  const engine = testEngine('router', templates);
   const resource: ResourceDecl = {
     kind: 'caddy',
     name,

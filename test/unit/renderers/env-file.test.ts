@@ -5,9 +5,9 @@
 import assert from 'node:assert/strict';
 import type { ResourceDecl } from '../../../reconciler/model.js';
 import { envFileRenderer, findLiteralSecrets, maskEnvDiff } from '../../../renderers/env-file/index.js';
-import { TemplateEngine, type SecretSource } from '../../../renderers/template.js';
+import type { SecretSource } from '../../../renderers/template.js';
 import { RenderProblems, type RenderedFile } from '../../../renderers/types.js';
-import { testData, testHost } from '../../helpers/render-fixtures.js';
+import { testData, testEngine, testHost } from '../../helpers/render-fixtures.js';
 
 const HOST = testHost('app-1', 'app');
 
@@ -20,10 +20,7 @@ function secrets(values: Record<string, string>): SecretSource {
 }
 
 function render(spec: Record<string, unknown>, options: { templates?: Record<string, string>; secrets?: SecretSource } = {}): RenderedFile[] {
-  const engine = new TemplateEngine(
-    new Map(Object.entries(options.templates ?? {}).map(([file, text]) => [`roles/app/templates/${file}`, text])),
-    options.secrets ?? secrets({ DB_PASSWORD: SECRET_VALUE }),
-  );
+  const engine = testEngine('app', options.templates ?? {}, options.secrets ?? secrets({ DB_PASSWORD: SECRET_VALUE }));
   const resource: ResourceDecl = {
     kind: 'env-file',
     name: 'lod',

@@ -9,19 +9,15 @@ import { dirname, join } from 'node:path';
 import type { ResourceDecl } from '../../../reconciler/model.js';
 import { fileRenderer } from '../../../renderers/file/index.js';
 import { summarizeOutput } from '../../../renderers/file/validate.js';
-import { TemplateEngine } from '../../../renderers/template.js';
 import { RenderProblems, type RenderedFile } from '../../../renderers/types.js';
-import { testData, testHost } from '../../helpers/render-fixtures.js';
+import { testData, testEngine, testHost } from '../../helpers/render-fixtures.js';
 
 const HOST = testHost('app-1', 'app');
 
 const DATA = testData(HOST, { keep: 14 });
 
 function render(spec: Record<string, unknown>, templates: Record<string, string> = {}): RenderedFile[] {
-  const engine = new TemplateEngine(
-    new Map(Object.entries(templates).map(([file, text]) => [`roles/app/templates/${file}`, text])),
-    { get: () => 'a-secret-value', description: 'the test secrets' },
-  );
+  const engine = testEngine('app', templates, { get: () => 'a-secret-value', description: 'the test secrets' });
   const resource: ResourceDecl = {
     kind: 'file',
     name: 'lod-logrotate',
