@@ -99,3 +99,47 @@ export interface DesiredState {
   /** Template files by repo-relative path (`roles/<role>/templates/...`). */
   templates: Map<string, string>;
 }
+
+/** What happens to one managed path. */
+export type FileAction = 'create' | 'update' | 'delete' | 'unchanged';
+
+/** Why an existing file is updated. */
+export type UpdateReason = 'content' | 'mode' | 'owner' | 'type';
+
+/** One path of the plan. */
+export interface FileChange {
+  path: string;
+  action: FileAction;
+  kind: ResourceKind;
+  resource: string;
+  sensitive: boolean;
+  reasons: UpdateReason[];
+  /** A unified diff, or for sensitive files one masked line per changed key; empty when unchanged. */
+  diff: string;
+}
+
+/** The activation a plan implies, in the order activation runs it. */
+export interface Activation {
+  daemonReload: boolean;
+  stop: string[];
+  disable: string[];
+  enable: string[];
+  start: string[];
+  restart: string[];
+  reload: string[];
+  caddyReload: boolean;
+  firewall: boolean;
+  /** Commands from `onChange.run` of changed files. */
+  run: string[][];
+  /** Why each unit in start/restart/stop is there: the managed paths that changed. */
+  because: Record<string, string[]>;
+}
+
+/** The plan of one host. */
+export interface Plan {
+  host: string;
+  changes: FileChange[];
+  activation: Activation;
+  /** True when any file changes (then activation has work too, or the change is content-only). */
+  changed: boolean;
+}

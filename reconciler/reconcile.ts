@@ -8,14 +8,14 @@ import { performance } from 'node:perf_hooks';
 import { EdgeError } from './errors.js';
 import { APPLY_PIPELINE, FETCH, PLAN_PIPELINE, runStages } from './pipeline.js';
 import { need, type RunContext, type RunState } from './run-context.js';
-import { liveGeneration, readStatus, recordRun, type RunRecord, type RunResult } from './status.js';
+import { liveGeneration, readStatus, recordRun, type RunRecord, type RunResult } from './state/status.js';
 import { recoverInterrupted, rollBack, type Recovery } from './stages/rollback.js';
 import { describeHookFailure, firstFailure, hooksFor, runHooks, type HookEnv } from '../hooks/runner.js';
 import type { HookPhase } from './model.js';
-import { applyGate, readSuspension } from './suspend.js';
-import { inputsFingerprint } from './inputs.js';
-import type { GenerationMeta } from './state-store.js';
-import { compareWithInventory } from './triggers/watch.js';
+import { applyGate, readSuspension } from './state/suspend.js';
+import { inputsFingerprint } from './source/inputs.js';
+import type { GenerationMeta } from './state/state-store.js';
+import { compareWithInventory } from './state/drift.js';
 
 /** How a reconcile ended, for the caller (exit code, logs, metrics). */
 export interface ReconcileOutcome {

@@ -2,17 +2,16 @@
  * The two values every stage receives: the run's fixed context and the state the stages build up.
  */
 import type { Stage } from './errors.js';
-import type { CommandRunner, Host } from './host.js';
-import type { HealthReport } from './health.js';
-import type { InventoryEntry } from './inventory.js';
-import type { DesiredState } from './model.js';
-import type { PathPolicy } from './path-policy.js';
-import type { TreeFiles } from './git.js';
-import type { Redactor } from './redact.js';
-import type { MaintenanceConfig } from './schedule.js';
-import type { GenerationMeta, StateStore } from './state-store.js';
-import type { Plan } from './stages/plan.js';
-import type { Transaction } from './transaction.js';
+import type { CommandRunner, Host } from './host/host.js';
+import type { HealthReport } from './host/health.js';
+import type { InventoryEntry } from './state/inventory.js';
+import type { DesiredState, Plan } from './model.js';
+import type { PathPolicy } from './host/path-policy.js';
+import type { TreeFiles } from './source/git-tree.js';
+import type { Redactor } from './secrets/redact.js';
+import type { MaintenanceConfig } from './config/schedule.js';
+import type { GenerationMeta, StateStore } from './state/state-store.js';
+import type { Transaction } from './state/transaction.js';
 import type { SecretSource } from '../renderers/template.js';
 import type { RenderedFile } from '../renderers/types.js';
 

@@ -5,7 +5,7 @@
 import Handlebars from 'handlebars';
 import type { ResourceDecl } from '../reconciler/model.js';
 import type { Problem } from '../reconciler/errors.js';
-import { RenderProblems, type TemplateData } from './types.js';
+import { RenderProblems, type RenderedText, type TemplateData, type Templates } from './types.js';
 
 /** Where secret values come from. In `check` without a secrets dir, placeholders stand in for them. */
 export interface SecretSource {
@@ -24,19 +24,10 @@ export const placeholderSecrets: SecretSource = {
 /** The secret names a template may ask for. */
 export const SECRET_NAME = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
 
-/** The result of rendering one resource's template. */
-export interface RenderedText {
-  text: string;
-  /** Repo-relative template file, or the role.yaml for inline content. */
-  file: string;
-  /** Secret names used, sorted. */
-  secrets: string[];
-}
-
 type Compiled = (data: TemplateData) => string;
 
 /** Renders a resource's `template:` (a file under `roles/<role>/templates/`) or inline `content:`. */
-export class TemplateEngine {
+export class TemplateEngine implements Templates {
   private readonly compiled = new Map<string, Compiled>();
   private readonly hb = Handlebars.create();
   private used = new Set<string>();

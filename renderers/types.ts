@@ -5,7 +5,6 @@
  */
 import type { Guards, HostSpec, ResourceDecl, ResourceKind, SourceRef } from '../reconciler/model.js';
 import type { Problem } from '../reconciler/errors.js';
-import type { TemplateEngine } from './template.js';
 
 /** What a systemd-unit file asks of activation. */
 export interface UnitIntent {
@@ -116,7 +115,22 @@ export interface RenderInput {
   resource: ResourceDecl;
   host: HostSpec;
   data: TemplateData;
-  engine: TemplateEngine;
+  engine: Templates;
+}
+
+/** The result of rendering one resource's template. */
+export interface RenderedText {
+  text: string;
+  /** Repo-relative template file, or the role.yaml for inline content. */
+  file: string;
+  /** Secret names used, sorted. */
+  secrets: string[];
+}
+
+/** What a renderer asks of the template engine (`TemplateEngine` in template.ts is the one implementation). */
+export interface Templates {
+  /** Renders the resource's template with `data`; throws RenderProblems naming the file and line. */
+  render(resource: ResourceDecl, data: TemplateData, options: { allowSecrets: boolean }): RenderedText;
 }
 
 /** Everything a validator may use: the staged tree and the repo's guard rails. */

@@ -4,12 +4,12 @@
  */
 import type { Command } from 'commander';
 import { EdgeError, formatProblem, type Problem } from '../errors.js';
-import { DEFAULT_PATH_POLICY } from '../path-policy.js';
+import { DEFAULT_PATH_POLICY } from '../host/path-policy.js';
 import { loadDesiredState } from '../stages/load.js';
 import { renderHost } from '../stages/render.js';
 import { collectValidationProblems } from '../stages/validate.js';
 import { out, printError } from './io.js';
-import { setupSecrets } from '../secrets.js';
+import { setupSecrets } from '../secrets/secrets.js';
 
 interface CheckOptions {
   repo: string;

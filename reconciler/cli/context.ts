@@ -5,11 +5,11 @@
 import type { Command } from 'commander';
 import pino from 'pino';
 import { EdgeError } from '../errors.js';
-import { ExecRunner, Host, RecordingRunner } from '../host.js';
-import { DEFAULT_PATH_POLICY } from '../path-policy.js';
+import { ExecRunner, Host, RecordingRunner } from '../host/host.js';
+import { DEFAULT_PATH_POLICY } from '../host/path-policy.js';
 import type { Logger, RunContext } from '../run-context.js';
-import { StateStore } from '../state-store.js';
-import { setupSecrets } from '../secrets.js';
+import { StateStore } from '../state/state-store.js';
+import { setupSecrets } from '../secrets/secrets.js';
 
 /** The default state dir on a VM. */
 export const DEFAULT_STATE_DIR = '/var/lib/edge-reconciler';

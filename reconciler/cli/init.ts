@@ -4,8 +4,8 @@
  */
 import type { Command } from 'commander';
 import { access, mkdir, stat } from 'node:fs/promises';
-import { DEFAULT_CONFIG_PATH, parseHostConfig, renderDefaultConfig } from '../host-config.js';
-import { writeFileAtomic } from '../state-store.js';
+import { DEFAULT_CONFIG_PATH, parseHostConfig, renderDefaultConfig } from '../config/host-config.js';
+import { writeFileAtomic } from '../state/state-store.js';
 import { out, printError } from './io.js';
 
 interface InitOptions {

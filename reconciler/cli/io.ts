@@ -2,7 +2,7 @@
  * What every command shares: printing errors as `file:line: message [CODE]` lines, and output, redacted.
  */
 import { EdgeError, formatProblem } from '../errors.js';
-import type { Redactor } from '../redact.js';
+import type { Redactor } from '../secrets/redact.js';
 
 /** Prints an error to stderr: a headline, then every problem on its own line. Returns the exit code (1). */
 export function printError(error: unknown, redact: Redactor = (text) => text): number {

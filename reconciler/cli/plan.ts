@@ -3,15 +3,15 @@
  * file with diffs (env values masked), and the activation it implies. Exit 0 = no changes, 2 = changes, 1 = error.
  */
 import type { Command } from 'commander';
-import { Host } from '../host.js';
-import { DEFAULT_PATH_POLICY } from '../path-policy.js';
+import { Host } from '../host/host.js';
+import { DEFAULT_PATH_POLICY } from '../host/path-policy.js';
 import { PLAN_PIPELINE, runStages } from '../pipeline.js';
 import { silentLogger } from '../run-context.js';
-import { StateStore } from '../state-store.js';
-import { liveGeneration } from '../status.js';
-import type { Activation, FileChange, Plan } from '../stages/plan.js';
+import { StateStore } from '../state/state-store.js';
+import { liveGeneration } from '../state/status.js';
+import type { Activation, FileChange, Plan } from '../model.js';
 import { out, printError } from './io.js';
-import { setupSecrets } from '../secrets.js';
+import { setupSecrets } from '../secrets/secrets.js';
 
 interface PlanOptions {
   repo: string;

@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { allSchemas } from '../schemas.js';
+import { allSchemas } from '../config/repo-schemas.js';
 
 /** Registers the `schemas` command. */
 export function registerSchemas(program: Command): void {

@@ -4,10 +4,10 @@
  * listens.
  */
 import type { Command } from 'commander';
-import { contextFromConfig, runMode, startAgent } from '../agent.js';
-import { DEFAULT_CONFIG_PATH, loadHostConfig, parseListen, type HostConfig } from '../host-config.js';
+import { contextFromConfig, runMode, startAgent } from '../agent/agent.js';
+import { DEFAULT_CONFIG_PATH, loadHostConfig, parseListen, type HostConfig } from '../config/host-config.js';
 import { reconcile } from '../reconcile.js';
-import type { Redactor } from '../redact.js';
+import type { Redactor } from '../secrets/redact.js';
 import { createLogger } from './context.js';
 import { out, printError } from './io.js';
 

@@ -3,11 +3,11 @@
  */
 import type { Command } from 'commander';
 import { recoverOnly, rollbackToGeneration } from '../reconcile.js';
-import { StateStore } from '../state-store.js';
-import { readStatus, type RunRecord } from '../status.js';
-import { readSuspension } from '../suspend.js';
+import { StateStore } from '../state/state-store.js';
+import { readStatus, type RunRecord } from '../state/status.js';
+import { readSuspension } from '../state/suspend.js';
 import { EdgeError } from '../errors.js';
-import { loadHostConfig } from '../host-config.js';
+import { loadHostConfig } from '../config/host-config.js';
 import { summarize } from './apply.js';
 import { applyingContext, DEFAULT_STATE_DIR, withHostOptions, type ApplyingOptions } from './context.js';
 import { out, printError } from './io.js';

@@ -5,8 +5,8 @@
  */
 import type { Command } from 'commander';
 import { userInfo } from 'node:os';
-import { configuredStateDir, DEFAULT_CONFIG_PATH } from '../host-config.js';
-import { resumeHost, suspendHost } from '../suspend.js';
+import { configuredStateDir, DEFAULT_CONFIG_PATH } from '../config/host-config.js';
+import { resumeHost, suspendHost } from '../state/suspend.js';
 import { DEFAULT_STATE_DIR } from './context.js';
 import { out, printError } from './io.js';
 

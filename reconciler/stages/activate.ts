@@ -1,7 +1,7 @@
 /**
  * The activate stage: the running system follows the new files, doing only what the plan says changed.
  */
-import { activate, firewallLines } from '../activation.js';
+import { activate, firewallLines } from '../host/activation.js';
 import { need, type RunContext, type RunState } from '../run-context.js';
 import { activationContext } from './apply.js';
 

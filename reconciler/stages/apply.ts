@@ -4,15 +4,14 @@
  * atomically. Files that exist but were never managed are not overwritten unless the repo adopts them.
  */
 import { EdgeError } from '../errors.js';
-import { deactivateRemoved, type ActivationContext } from '../activation.js';
-import { crashPoint } from '../crash-points.js';
-import { SymlinkRefusedError } from '../host.js';
-import type { ManagedFile } from '../inventory.js';
-import { inventoryOf } from '../inventory.js';
-import { inputsFingerprint } from '../inputs.js';
+import { deactivateRemoved, type ActivationContext } from '../host/activation.js';
+import { crashPoint } from '../host/crash-points.js';
+import { SymlinkRefusedError } from '../host/host.js';
+import { inventoryOf, type ManagedFile } from '../state/inventory.js';
+import { inputsFingerprint } from '../source/inputs.js';
 import { need, type RunContext, type RunState } from '../run-context.js';
-import type { GenerationMeta } from '../state-store.js';
-import { Transaction } from '../transaction.js';
+import type { GenerationMeta } from '../state/state-store.js';
+import { Transaction } from '../state/transaction.js';
 import type { RenderedFile } from '../../renderers/types.js';
 
 /** The part of a rendered file a generation keeps. */

@@ -4,10 +4,10 @@
  * required, and a descendant of the last applied revision unless rewinds are allowed (see trust.ts).
  */
 import { join } from 'node:path';
-import { exportRevision } from '../git.js';
+import { exportRevision } from '../source/git.js';
 import { need, type RunContext, type RunState } from '../run-context.js';
-import { readStatus } from '../status.js';
-import { checkTrust } from '../trust.js';
+import { readStatus } from '../state/status.js';
+import { checkTrust } from '../source/trust.js';
 
 /** Sets `state.tree` and `state.revision`, then checks trust; a refused revision throws after both are set. */
 export async function fetchRevision(ctx: RunContext, state: RunState): Promise<void> {

@@ -2,10 +2,10 @@
  * The health stage: the checks of the new generation must pass within the deadline; an unhealthy report
  * becomes an error of class `invalid`, which makes the run roll back.
  */
-import { crashPoint } from '../crash-points.js';
+import { crashPoint } from '../host/crash-points.js';
 import { EdgeError } from '../errors.js';
-import { runHealthChecks, type HealthReport } from '../health.js';
-import type { GenerationMeta } from '../state-store.js';
+import { runHealthChecks, type HealthReport } from '../host/health.js';
+import type { GenerationMeta } from '../state/state-store.js';
 import { need, type RunContext, type RunState } from '../run-context.js';
 
 /** Runs a generation's own health checks with its own policy. */

@@ -18,10 +18,10 @@ import type {
   RoleSpec,
   SourceRef,
 } from '../model.js';
-import { edgeSchema, hostSchema, roleSchema } from '../schemas.js';
-import { scanForSecrets } from '../secret-scan.js';
-import { parseYaml, schemaProblems, type YamlSource } from '../yaml-source.js';
-import type { TreeFiles } from '../git.js';
+import { edgeSchema, hostSchema, roleSchema } from '../config/repo-schemas.js';
+import { scanForSecrets } from '../secrets/secret-scan.js';
+import { parseYaml, schemaProblems, type YamlSource } from '../config/yaml-source.js';
+import type { TreeFiles } from '../source/git-tree.js';
 import { findLiteralSecrets } from '../../renderers/env-file/secret-scan.js';
 
 const NAME = /^[a-z0-9][a-z0-9-]*$/;

@@ -4,58 +4,14 @@
  * whether systemd reloads, Caddy reloads or the firewall changes. Env values never appear in a plan.
  */
 import { createTwoFilesPatch } from 'diff';
-import type { Host, LiveFile } from '../host.js';
-import type { InventoryEntry } from '../inventory.js';
-import type { ResourceKind } from '../model.js';
+import type { Host, LiveFile } from '../host/host.js';
+import type { InventoryEntry } from '../state/inventory.js';
+import type { Activation, FileChange, Plan, UpdateReason } from '../model.js';
 import type { RenderedFile, UnitIntent } from '../../renderers/types.js';
 import { maskEnvDiff } from '../../renderers/env-file/mask.js';
 
 /** What activation needs to know of a file: a rendered file or a generation's inventory entry. */
 export type ActivationSource = Pick<RenderedFile, 'path' | 'unit' | 'onChange'>;
-
-/** What happens to one managed path. */
-export type FileAction = 'create' | 'update' | 'delete' | 'unchanged';
-
-/** Why an existing file is updated. */
-export type UpdateReason = 'content' | 'mode' | 'owner' | 'type';
-
-/** One path of the plan. */
-export interface FileChange {
-  path: string;
-  action: FileAction;
-  kind: ResourceKind;
-  resource: string;
-  sensitive: boolean;
-  reasons: UpdateReason[];
-  /** A unified diff, or for sensitive files one masked line per changed key; empty when unchanged. */
-  diff: string;
-}
-
-/** The activation a plan implies, in the order activation runs it. */
-export interface Activation {
-  daemonReload: boolean;
-  stop: string[];
-  disable: string[];
-  enable: string[];
-  start: string[];
-  restart: string[];
-  reload: string[];
-  caddyReload: boolean;
-  firewall: boolean;
-  /** Commands from `onChange.run` of changed files. */
-  run: string[][];
-  /** Why each unit in start/restart/stop is there: the managed paths that changed. */
-  because: Record<string, string[]>;
-}
-
-/** The plan of one host. */
-export interface Plan {
-  host: string;
-  changes: FileChange[];
-  activation: Activation;
-  /** True when any file changes (then activation has work too, or the change is content-only). */
-  changed: boolean;
-}
 
 /** Compares `files` with the live host and the previous generation's inventory. */
 export async function planHost(

@@ -3,8 +3,8 @@
  * and backups are dropped, the generation is marked good and old generations are pruned. (The status document
  * is written by the reconcile loop for every run, whatever its end.)
  */
-import { disarmDeadman } from '../activation.js';
-import { crashPoint } from '../crash-points.js';
+import { disarmDeadman } from '../host/activation.js';
+import { crashPoint } from '../host/crash-points.js';
 import { need, type RunContext, type RunState } from '../run-context.js';
 import { activationContext } from './apply.js';
 

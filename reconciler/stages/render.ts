@@ -4,7 +4,7 @@
  */
 import type { DesiredState, HostSpec, ResourceDecl } from '../model.js';
 import { InvalidRevisionError, type Problem } from '../errors.js';
-import { checkTargetPath, type PathPolicy } from '../path-policy.js';
+import { checkTargetPath, type PathPolicy } from '../host/path-policy.js';
 import { rendererFor } from '../../renderers/registry.js';
 import { TemplateEngine, type SecretSource } from '../../renderers/template.js';
 import { RenderProblems, type HostView, type RenderedFile, type RouteView, type TemplateData } from '../../renderers/types.js';

@@ -6,16 +6,16 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { activate, deactivateRemoved, restoreFirewall, type ActivationContext } from '../activation.js';
+import { activate, deactivateRemoved, restoreFirewall, type ActivationContext } from '../host/activation.js';
 import { EdgeError } from '../errors.js';
-import type { InventoryEntry } from '../inventory.js';
-import { sha256 } from '../inventory.js';
+import { sha256, type InventoryEntry } from '../state/inventory.js';
 import { need, type RunContext, type RunState } from '../run-context.js';
-import type { GenerationMeta, StateStore } from '../state-store.js';
-import { Transaction, type JournalOp } from '../transaction.js';
+import type { GenerationMeta, StateStore } from '../state/state-store.js';
+import { Transaction, type JournalOp } from '../state/transaction.js';
 import { activationContext } from './apply.js';
 import { runGenerationHealth } from './health.js';
-import { planActivation, type FileChange } from './plan.js';
+import { planActivation } from './plan.js';
+import type { FileChange } from '../model.js';
 
 /** The file changes an undo made: the inverse of the ops it reverted. */
 function reverseChanges(ops: readonly JournalOp[]): FileChange[] {

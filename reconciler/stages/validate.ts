@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { InvalidRevisionError, type Problem } from '../errors.js';
 import type { DesiredState, ResourceKind } from '../model.js';
-import { sha256, type InventoryEntry } from '../inventory.js';
+import { sha256, type InventoryEntry } from '../state/inventory.js';
 import { RENDERERS } from '../../renderers/registry.js';
 import type { RenderedFile } from '../../renderers/types.js';
 

@@ -6,7 +6,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { handleWebhook, BodyTooLargeError, readBody, type Forge, type WebhookOptions } from './webhook.js';
-import type { ReconcileWorker, TriggerLogger } from './worker.js';
+import type { TriggerLogger } from './run-request.js';
+import type { ReconcileWorker } from './worker.js';
 
 /** Options of the control server. */
 export interface ControlServerOptions {

@@ -8,11 +8,9 @@
 import { lstat, readdir, readFile } from 'node:fs/promises';
 import { basename, dirname, join, normalize } from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
-import { TEMP_PREFIX, type Host } from '../host.js';
-import { sha256, type InventoryEntry } from '../inventory.js';
-
-/** How a managed file differs from the live generation's inventory. */
-export type DriftKind = 'modified' | 'removed' | 'mode' | 'owner';
+import { TEMP_PREFIX, type Host } from '../host/host.js';
+import { sha256, type InventoryEntry } from '../state/inventory.js';
+import { compareWithInventory, type DriftKind } from '../state/drift.js';
 
 /** One drifted managed file (`path` is the host path, as in the inventory). */
 export interface Drift {
@@ -198,30 +196,6 @@ export async function watchManagedFiles(options: WatchManagedFilesOptions): Prom
       });
     },
   };
-}
-
-/** How a managed file differs from its inventory entry, or undefined when it matches. */
-export async function compareWithInventory(host: Host, entry: InventoryEntry): Promise<{ kind: DriftKind; state: string } | undefined> {
-  const real = host.resolve(entry.path);
-  const stat = await lstat(real).catch((error: NodeJS.ErrnoException) => {
-    if (error.code === 'ENOENT' || error.code === 'ENOTDIR') return undefined;
-    throw error;
-  });
-  if (!stat) return { kind: 'removed', state: 'removed' };
-  if (!stat.isFile()) return { kind: 'modified', state: `type ${stat.mode & 0o170000}` };
-  const content = await readFile(real).catch((error: NodeJS.ErrnoException) => {
-    if (error.code === 'ENOENT') return undefined;
-    throw error;
-  });
-  if (!content) return { kind: 'removed', state: 'removed' };
-  const mode = stat.mode & 0o7777;
-  const uid = host.ids.uid(entry.owner);
-  const gid = host.ids.gid(entry.group);
-  const state = `${sha256(content)} ${mode.toString(8)} ${stat.uid}:${stat.gid}`;
-  if (sha256(content) !== entry.sha256) return { kind: 'modified', state };
-  if (mode !== entry.mode) return { kind: 'mode', state };
-  if ((uid !== undefined && uid !== stat.uid) || (gid !== undefined && gid !== stat.gid)) return { kind: 'owner', state };
-  return undefined;
 }
 
 /**

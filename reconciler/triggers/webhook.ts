@@ -3,7 +3,7 @@
  * signature in constant time, and turn a push to the watched ref into a hint. The payload is only a hint: the
  * agent always fetches and decides itself, so nothing in it is trusted beyond "something was pushed".
  */
-import { normaliseTagPattern, tagGlob } from '../git-refs.js';
+import { normaliseTagPattern, tagGlob } from '../source/git-refs.js';
 import type { IncomingMessage } from 'node:http';
 import { verify } from '@octokit/webhooks-methods';
 

@@ -4,7 +4,7 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { isUnder } from '../../reconciler/path-policy.js';
+import { isUnder } from '../../reconciler/host/path-policy.js';
 import type { RenderedFile } from '../types.js';
 
 /** The root every absolute import that must stay inside the staged tree starts with. */

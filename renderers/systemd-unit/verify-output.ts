@@ -4,7 +4,7 @@
  * missing executable under one of the external exec prefixes (app binaries deployed outside the repo).
  */
 import type { Problem } from '../../reconciler/errors.js';
-import { isUnder } from '../../reconciler/path-policy.js';
+import { isUnder } from '../../reconciler/host/path-policy.js';
 import type { RenderedFile } from '../types.js';
 import { unitOfName } from './render.js';
 

@@ -9,7 +9,7 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { EdgeError, formatProblem } from '../../reconciler/errors.js';
-import { DEFAULT_PATH_POLICY } from '../../reconciler/path-policy.js';
+import { DEFAULT_PATH_POLICY } from '../../reconciler/host/path-policy.js';
 import { loadDesiredState } from '../../reconciler/stages/load.js';
 import { renderHost } from '../../reconciler/stages/render.js';
 import { collectValidationProblems } from '../../reconciler/stages/validate.js';

@@ -1,8 +1,8 @@
 /** A command runner for in-process tests: systemctl is recorded, everything else (health commands) runs for real. */
-import { ExecRunner, Host, type CommandOptions, type CommandResult, type CommandRunner } from '../../reconciler/host.js';
-import { DEFAULT_PATH_POLICY } from '../../reconciler/path-policy.js';
+import { ExecRunner, Host, type CommandOptions, type CommandResult, type CommandRunner } from '../../reconciler/host/host.js';
+import { DEFAULT_PATH_POLICY } from '../../reconciler/host/path-policy.js';
 import { silentLogger, type RunContext } from '../../reconciler/run-context.js';
-import type { StateStore } from '../../reconciler/state-store.js';
+import type { StateStore } from '../../reconciler/state/state-store.js';
 import { placeholderSecrets } from '../../renderers/template.js';
 import { TINY_HOST } from './tiny-repo.js';
 

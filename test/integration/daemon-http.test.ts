@@ -4,9 +4,10 @@
  * that abort the running reconcile once the grace period is over.
  */
 import assert from 'node:assert/strict';
-import { startDaemon, type Daemon, type DaemonOptions } from '../../reconciler/daemon.js';
+import { startDaemon, type Daemon, type DaemonOptions } from '../../reconciler/agent/daemon.js';
 import { createControlServer, isLoopback, parseListen } from '../../reconciler/triggers/http-server.js';
-import { ReconcileWorker, RunCancelledError, type RunReport, type RunRequest, type TriggerEvent } from '../../reconciler/triggers/worker.js';
+import { RunCancelledError, type RunReport, type RunRequest, type TriggerEvent } from '../../reconciler/triggers/run-request.js';
+import { ReconcileWorker } from '../../reconciler/triggers/worker.js';
 import { silentLogger } from '../../reconciler/run-context.js';
 
 const STATUS = { host: 'lod-prod', updatedAt: '2024-06-01T10:00:00.000Z', lastApplied: { revision: 'a'.repeat(40), generation: 7, at: '2024-06-01T10:00:00.000Z' }, history: [] };

@@ -8,8 +8,8 @@ import { execa } from 'execa';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { exportRevision, type SourceOptions } from '../../reconciler/git.js';
-import { tagCandidates } from '../../reconciler/git-refs.js';
+import { exportRevision, type SourceOptions } from '../../reconciler/source/git.js';
+import { tagCandidates } from '../../reconciler/source/git-refs.js';
 import { createUpstream, startGitHttpServer, startSilentServer, type GitHttpServer, type Upstream } from '../helpers/git-server.js';
 import { rejection } from '../helpers/assertions.js';
 

@@ -12,8 +12,8 @@ import { join } from 'node:path';
 import { shimContext, SystemctlShim } from '../helpers/systemctl-shim.js';
 import { reconcile } from '../../reconciler/reconcile.js';
 import type { RunContext } from '../../reconciler/run-context.js';
-import { StateStore } from '../../reconciler/state-store.js';
-import { readStatus } from '../../reconciler/status.js';
+import { StateStore } from '../../reconciler/state/state-store.js';
+import { readStatus } from '../../reconciler/state/status.js';
 import { git } from '../helpers/git-repo.js';
 import { TINY_HOST, writeTinyRepo } from '../helpers/tiny-repo.js';
 

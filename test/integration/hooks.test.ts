@@ -8,7 +8,7 @@ import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { reconcile } from '../../reconciler/reconcile.js';
-import { StateStore } from '../../reconciler/state-store.js';
+import { StateStore } from '../../reconciler/state/state-store.js';
 import { git } from '../helpers/git-repo.js';
 import { shimContext } from '../helpers/systemctl-shim.js';
 import { TINY_HOST, writeTinyRepo } from '../helpers/tiny-repo.js';

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { DEFAULT_PATH_POLICY } from '../../reconciler/path-policy.js';
+import { DEFAULT_PATH_POLICY } from '../../reconciler/host/path-policy.js';
 import { loadDesiredState } from '../../reconciler/stages/load.js';
 import { renderHost } from '../../reconciler/stages/render.js';
 import { EXAMPLE_SECRETS, runCli, writeSecretsDir } from '../helpers/cli.js';

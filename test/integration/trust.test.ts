@@ -8,12 +8,12 @@ import { execa } from 'execa';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { exportRevision, type ExportedRevision, type SourceOptions } from '../../reconciler/git.js';
+import { exportRevision, type ExportedRevision, type SourceOptions } from '../../reconciler/source/git.js';
 import { silentLogger, type RunContext, type RunState } from '../../reconciler/run-context.js';
-import { StateStore } from '../../reconciler/state-store.js';
-import { recordRun } from '../../reconciler/status.js';
+import { StateStore } from '../../reconciler/state/state-store.js';
+import { recordRun } from '../../reconciler/state/status.js';
 import { fetchRevision } from '../../reconciler/stages/fetch.js';
-import { checkMonotonic, checkTrust, isDescendant, verifyRevision, type TrustOptions } from '../../reconciler/trust.js';
+import { checkMonotonic, checkTrust, isDescendant, verifyRevision, type TrustOptions } from '../../reconciler/source/trust.js';
 import { createUpstream, startGitHttpServer, type GitHttpServer, type Upstream } from '../helpers/git-server.js';
 import { rejection } from '../helpers/assertions.js';
 

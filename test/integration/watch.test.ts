@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { chmod, chown, mkdir, mkdtemp, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { Host, TEMP_PREFIX, type IdResolver } from '../../reconciler/host.js';
-import { sha256, type InventoryEntry } from '../../reconciler/inventory.js';
+import { Host, TEMP_PREFIX, type IdResolver } from '../../reconciler/host/host.js';
+import { sha256, type InventoryEntry } from '../../reconciler/state/inventory.js';
 import { watchManagedFiles, watchSecrets, type Drift, type DriftWatcher, type SecretsWatcher, type WatchLog } from '../../reconciler/triggers/watch.js';
 
 const DEBOUNCE_MS = 100;

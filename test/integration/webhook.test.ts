@@ -8,7 +8,8 @@ import { createHmac, randomUUID } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import { createControlServer, type ControlServer } from '../../reconciler/triggers/http-server.js';
 import type { WatchedRef } from '../../reconciler/triggers/webhook.js';
-import { ReconcileWorker, type RunReport, type RunRequest } from '../../reconciler/triggers/worker.js';
+import type { RunReport, RunRequest } from '../../reconciler/triggers/run-request.js';
+import { ReconcileWorker } from '../../reconciler/triggers/worker.js';
 
 const SECRET = 'whsec-do-not-echo-7f3a9c';
 const AFTER = '3f786850e387550fdab836ed7e6dc881de23001b';

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer } from 'node:net';
-import { ExecRunner, RecordingRunner, type CommandOptions, type CommandResult, type CommandRunner } from '../../reconciler/host.js';
-import { runHealthChecks, type HealthOptions } from '../../reconciler/health.js';
-import { judgeUnit, parseSystemctlShow } from '../../reconciler/health-probes.js';
+import { ExecRunner, RecordingRunner, type CommandOptions, type CommandResult, type CommandRunner } from '../../reconciler/host/host.js';
+import { runHealthChecks, type HealthOptions } from '../../reconciler/host/health.js';
+import { judgeUnit, parseSystemctlShow } from '../../reconciler/host/health-probes.js';
 import type { HealthCheckSpec } from '../../reconciler/model.js';
-import { redactorFor } from '../../reconciler/redact.js';
+import { redactorFor } from '../../reconciler/secrets/redact.js';
 
 function check(name: string, type: HealthCheckSpec['type'], fields: Record<string, unknown>): HealthCheckSpec {
   return { name, type, spec: { name, type, ...fields }, source: { file: 'roles/app/role.yaml', path: `/health/0` } };

@@ -12,7 +12,7 @@ import {
   type HookInvocation,
 } from '../../hooks/runner.js';
 import type { HookPhase, RoleSpec } from '../../reconciler/model.js';
-import { redactorFor } from '../../reconciler/redact.js';
+import { redactorFor } from '../../reconciler/secrets/redact.js';
 import { PROJECT_ROOT } from '../helpers/paths.js';
 
 const ENV: HookEnv = { revision: 'a1b2c3d4e5f6', generation: 7, host: 'edge-1' };

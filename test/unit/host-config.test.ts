@@ -9,8 +9,8 @@ import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EdgeError, formatProblem } from '../../reconciler/errors.js';
-import { loadHostConfig, parseHostConfig, parseListen, renderDefaultConfig, type HostConfig } from '../../reconciler/host-config.js';
-import { CONFIG_SCHEMA_FILE, configSchemaText, hostConfigSchema } from '../../reconciler/host-config-schema.js';
+import { loadHostConfig, parseHostConfig, parseListen, renderDefaultConfig, type HostConfig } from '../../reconciler/config/host-config.js';
+import { CONFIG_SCHEMA_FILE, configSchemaText, hostConfigSchema } from '../../reconciler/config/host-config-schema.js';
 import { PROJECT_ROOT } from '../helpers/paths.js';
 
 const FILE = '/etc/edge-reconciler/config.yaml';

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { REDACTED, redactorFor } from '../../reconciler/redact.js';
+import { REDACTED, redactorFor } from '../../reconciler/secrets/redact.js';
 
 describe('redactorFor', () => {
   it('replaces every occurrence of every value, longest first', () => {

@@ -1,6 +1,6 @@
 /** Maintenance windows: allow and deny windows read in their time zone, across DST changes, with the next opening. */
 import assert from 'node:assert/strict';
-import { applyAllowed, cronProblem, formatInZone, isValidTimeZone, type MaintenanceConfig, type MaintenanceWindow } from '../../reconciler/schedule.js';
+import { applyAllowed, cronProblem, formatInZone, isValidTimeZone, type MaintenanceConfig, type MaintenanceWindow } from '../../reconciler/config/schedule.js';
 
 const weekdayNights: MaintenanceWindow = { action: 'allow', cron: '* 2-4 * * 1-5', description: 'weekday nights' };
 const fridayFreeze: MaintenanceWindow = { action: 'deny', cron: '0 12 * * 5', durationMinutes: 3600, description: 'weekend freeze' };

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { allSchemas } from '../../reconciler/schemas.js';
+import { allSchemas } from '../../reconciler/config/repo-schemas.js';
 import { EXAMPLE_REPO } from '../helpers/paths.js';
 
 describe('desired-state schemas', () => {

@@ -7,8 +7,8 @@ import { execa } from 'execa';
 import { mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { MaintenanceConfig } from '../../reconciler/schedule.js';
-import { applyGate, readSuspension, resumeHost, suspendHost, suspensionPath } from '../../reconciler/suspend.js';
+import type { MaintenanceConfig } from '../../reconciler/config/schedule.js';
+import { applyGate, readSuspension, resumeHost, suspendHost, suspensionPath } from '../../reconciler/state/suspend.js';
 import { PROJECT_ROOT } from '../helpers/paths.js';
 
 async function stateDir(): Promise<string> {

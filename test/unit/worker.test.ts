@@ -5,14 +5,8 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { startPolling } from '../../reconciler/triggers/poll.js';
-import {
-  MAX_REASONS,
-  ReconcileWorker,
-  RunCancelledError,
-  type RunEndEvent,
-  type RunReport,
-  type RunRequest,
-} from '../../reconciler/triggers/worker.js';
+import { MAX_REASONS, RunCancelledError, type RunEndEvent, type RunReport, type RunRequest } from '../../reconciler/triggers/run-request.js';
+import { ReconcileWorker } from '../../reconciler/triggers/worker.js';
 
 const SHA_A = 'a'.repeat(40);
 const SHA_B = 'b'.repeat(40);

@@ -1,6 +1,6 @@
 /** Which kinds a revision must validate again: only those with a file that changed against the live generation. */
 import assert from 'node:assert/strict';
-import { inventoryOf } from '../../../reconciler/inventory.js';
+import { inventoryOf } from '../../../reconciler/state/inventory.js';
 import { changedKinds } from '../../../reconciler/stages/validate.js';
 import type { RenderedFile } from '../../../renderers/types.js';
 

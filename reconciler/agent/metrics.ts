@@ -4,8 +4,8 @@
  * results, stages and revisions.
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { Stage } from './errors.js';
-import type { RunResult } from './status.js';
+import type { Stage } from '../errors.js';
+import type { RunResult } from '../state/status.js';
 
 /** What one reconcile tells the metrics. */
 export interface RunObservation {

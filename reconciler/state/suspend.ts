@@ -5,8 +5,8 @@
  */
 import { readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { syncDir } from './host.js';
-import { applyAllowed, type MaintenanceConfig } from './schedule.js';
+import { syncDir } from '../host/host.js';
+import { applyAllowed, type MaintenanceConfig } from '../config/schedule.js';
 import { writeFileAtomic } from './state-store.js';
 
 /** `suspend.json`: why, since when and by whom the host is suspended. */

@@ -5,22 +5,22 @@
  * dir into triggers of their own.
  */
 import { performance } from 'node:perf_hooks';
-import { setupSecrets } from './secrets.js';
+import { setupSecrets } from '../secrets/secrets.js';
 import { startDaemon, type Daemon } from './daemon.js';
-import { EdgeError } from './errors.js';
-import { ExecRunner, Host, RecordingRunner } from './host.js';
-import type { HostConfig } from './host-config.js';
-import type { InventoryEntry } from './inventory.js';
+import { EdgeError } from '../errors.js';
+import { ExecRunner, Host, RecordingRunner } from '../host/host.js';
+import type { HostConfig } from '../config/host-config.js';
+import type { InventoryEntry } from '../state/inventory.js';
 import { AgentMetrics } from './metrics.js';
-import { DEFAULT_PATH_POLICY } from './path-policy.js';
-import { reconcile, type ReconcileOptions } from './reconcile.js';
-import { redactorFor, type Redactor } from './redact.js';
-import type { Logger, RunContext } from './run-context.js';
-import { StateStore } from './state-store.js';
-import { liveGeneration, readStatus, recordRun } from './status.js';
-import { readSuspension } from './suspend.js';
-import { watchManagedFiles, watchSecrets, type DriftWatcher, type SecretsWatcher } from './triggers/watch.js';
-import type { RunReport, RunRequest } from './triggers/worker.js';
+import { DEFAULT_PATH_POLICY } from '../host/path-policy.js';
+import { reconcile, type ReconcileOptions } from '../reconcile.js';
+import { redactorFor, type Redactor } from '../secrets/redact.js';
+import type { Logger, RunContext } from '../run-context.js';
+import { StateStore } from '../state/state-store.js';
+import { liveGeneration, readStatus, recordRun } from '../state/status.js';
+import { readSuspension } from '../state/suspend.js';
+import { watchManagedFiles, watchSecrets, type DriftWatcher, type SecretsWatcher } from '../triggers/watch.js';
+import type { RunReport, RunRequest } from '../triggers/run-request.js';
 
 /** A running agent. */
 export interface Agent {

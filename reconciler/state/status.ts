@@ -2,7 +2,7 @@
  * The status document (`status.json`): what the agent last tried and what is live, why, and how long each
  * stage took, with a capped history. It is the source for `edge-reconciler status`, `/status` and the metrics.
  */
-import type { Stage } from './errors.js';
+import type { Stage } from '../errors.js';
 import type { GenerationMeta, Pin, StateStore } from './state-store.js';
 
 /** How a reconcile ended. */

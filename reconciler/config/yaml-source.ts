@@ -4,7 +4,7 @@
  */
 import { isNode, LineCounter, parseDocument, type Document } from 'yaml';
 import type { ErrorObject, ValidateFunction } from 'ajv';
-import type { Problem } from './errors.js';
+import type { Problem } from '../errors.js';
 
 /** A parsed YAML file: its plain value and a way back from a JSON pointer to a line. */
 export interface YamlSource {

@@ -6,7 +6,7 @@
 import { setMaxListeners } from 'node:events';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { CommandRunner } from './host.js';
-import type { HealthCheckSpec, SourceRef } from './model.js';
+import type { HealthCheckSpec, SourceRef } from '../model.js';
 import { probe, type ProbeVerdict } from './health-probes.js';
 
 /** Ordered worst-first. */

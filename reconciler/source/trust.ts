@@ -8,7 +8,7 @@
 import { execa } from 'execa';
 import { access, constants } from 'node:fs/promises';
 import { join } from 'node:path';
-import { EdgeError } from './errors.js';
+import { EdgeError } from '../errors.js';
 import type { ExportedRevision } from './git.js';
 
 /** The trust policy of a host's source. */

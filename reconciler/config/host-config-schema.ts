@@ -197,7 +197,7 @@ export function configSchemaText(): string {
   return `${JSON.stringify(hostConfigSchema, null, 2)}\n`;
 }
 
-/** Writes the schema for editors (`npm run build && node -e "import('./dist/reconciler/host-config-schema.js').then((m) => m.writeConfigSchema())"`). */
+/** Writes the schema for editors (`npm run build && node -e "import('../dist/reconciler/config/host-config-schema.js').then((m) => m.writeConfigSchema())"`). */
 export async function writeConfigSchema(path: string = CONFIG_SCHEMA_FILE): Promise<void> {
   await writeFile(path, configSchemaText());
 }

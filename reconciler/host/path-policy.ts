@@ -3,8 +3,8 @@
  * root. `..`, relative paths and odd spellings are refused before anything is rendered to disk.
  */
 import { posix } from 'node:path';
-import type { Problem } from './errors.js';
-import type { ResourceKind } from './model.js';
+import type { Problem } from '../errors.js';
+import type { ResourceKind } from '../model.js';
 
 /** The roots a host lets the repo write under. */
 export interface PathPolicy {

@@ -8,10 +8,10 @@ import { link, mkdir, open, readdir, readFile, rename, rm, unlink, writeFile } f
 import { constants } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { EdgeError } from './errors.js';
-import { syncDir } from './host.js';
+import { EdgeError } from '../errors.js';
+import { syncDir } from '../host/host.js';
 import { sha256, type InventoryEntry, type ManagedFile } from './inventory.js';
-import type { HealthCheckSpec } from './model.js';
+import type { HealthCheckSpec } from '../model.js';
 
 /** What became of a generation. */
 export type GenerationResult = 'pending' | 'good' | 'failed' | 'rolled-back' | 'interrupted';

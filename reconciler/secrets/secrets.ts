@@ -2,10 +2,10 @@
  * A run's secrets: the source templates read them from (the host's secrets dir, or placeholders when there is
  * none) and the redactor that hides their values in every output.
  */
-import { EdgeError } from './errors.js';
-import { readSecretsDir, SecretsDirError } from './host.js';
+import { EdgeError } from '../errors.js';
+import { readSecretsDir, SecretsDirError } from '../host/host.js';
 import { redactorFor, type Redactor } from './redact.js';
-import { placeholderSecrets, type SecretSource } from '../renderers/template.js';
+import { placeholderSecrets, type SecretSource } from '../../renderers/template.js';
 
 /** The secrets of a run and the redactor that hides their values. */
 export interface SecretsSetup {

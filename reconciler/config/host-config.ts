@@ -8,7 +8,7 @@ import { lstat, readFile } from 'node:fs/promises';
 import { isIPv4, isIPv6 } from 'node:net';
 import { Ajv, type ValidateFunction } from 'ajv';
 import { isMap, isScalar, LineCounter, parse as parseYamlValue, parseDocument } from 'yaml';
-import { EdgeError, formatProblem, type Problem } from './errors.js';
+import { EdgeError, formatProblem, type Problem } from '../errors.js';
 import { hostConfigSchema } from './host-config-schema.js';
 import { cronProblem, isValidTimeZone, type MaintenanceConfig } from './schedule.js';
 import { parseYaml, schemaProblems, type YamlSource } from './yaml-source.js';

@@ -3,8 +3,8 @@
  * activation (stop and disable a removed unit) without the repo at hand.
  */
 import { createHash } from 'node:crypto';
-import type { ResourceKind } from './model.js';
-import type { OnChange, RenderedFile, UnitIntent } from '../renderers/types.js';
+import type { ResourceKind } from '../model.js';
+import type { OnChange, RenderedFile, UnitIntent } from '../../renderers/types.js';
 
 /** One managed file of a generation. */
 export interface InventoryEntry {

@@ -4,7 +4,7 @@
  */
 import { connect } from 'node:net';
 import type { CommandRunner } from './host.js';
-import type { HealthCheckSpec } from './model.js';
+import type { HealthCheckSpec } from '../model.js';
 
 /** What one attempt saw. `pending` means "not decided yet" (a unit still starting): it does not use up a retry. */
 export interface ProbeVerdict {

@@ -3,7 +3,7 @@
  * (`desired-state/schema/*.schema.json` are written from here by `edge-reconciler schemas --write`; a test keeps
  * them in step).
  */
-import { RENDERERS } from '../renderers/registry.js';
+import { RENDERERS } from '../../renderers/registry.js';
 
 const SCHEMA_BASE = 'https://edge-reconciler.dev/schema';
 const NAME = '^[a-z0-9][a-z0-9-]*$';

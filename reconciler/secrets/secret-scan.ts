@@ -2,7 +2,7 @@
  * The repo-wide secret scan: a desired-state repo must never hold key material or forge tokens. Findings name the
  * file, line and what the thing looks like, never the thing itself.
  */
-import type { Problem } from './errors.js';
+import type { Problem } from '../errors.js';
 
 interface Pattern {
   code: 'SECRET_PRIVATE_KEY' | 'SECRET_TOKEN';

@@ -7,10 +7,10 @@
  */
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { crashPoint } from './crash-points.js';
-import type { Host, LiveFile } from './host.js';
+import { crashPoint } from '../host/crash-points.js';
+import type { Host, LiveFile } from '../host/host.js';
 import { sha256, type ManagedFile } from './inventory.js';
-import type { ResourceKind } from './model.js';
+import type { ResourceKind } from '../model.js';
 import { writeFileAtomic, type StateStore } from './state-store.js';
 
 /** The state of one path at one moment. */

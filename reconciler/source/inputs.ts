@@ -4,13 +4,13 @@
  * untouched" without exporting, rendering or validating anything.
  */
 import { readFileSync } from 'node:fs';
-import { sha256 } from './inventory.js';
-import type { SecretSource } from '../renderers/template.js';
+import { sha256 } from '../state/inventory.js';
+import type { SecretSource } from '../../renderers/template.js';
 
 /** The engine's version (renderers may change output between versions): from the package's own package.json. */
 export const ENGINE_VERSION: string = (() => {
   try {
-    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+    return (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
   } catch {
     return 'unknown';
   }

@@ -3,11 +3,12 @@
  * feeding one reconcile worker, the control endpoints, and the signal handling. The reconcile itself is injected:
  * the daemon only decides when to run it, never how.
  */
-import type { Logger } from './run-context.js';
-import { createControlServer, DEFAULT_LISTEN, type ControlServer } from './triggers/http-server.js';
-import { DEFAULT_POLL_INTERVAL_MS, startPolling, type Poller } from './triggers/poll.js';
-import type { WebhookOptions } from './triggers/webhook.js';
-import { ReconcileWorker, type RunFunction, type TriggerDecision, type TriggerOptions } from './triggers/worker.js';
+import type { Logger } from '../run-context.js';
+import { createControlServer, DEFAULT_LISTEN, type ControlServer } from '../triggers/http-server.js';
+import { DEFAULT_POLL_INTERVAL_MS, startPolling, type Poller } from '../triggers/poll.js';
+import type { WebhookOptions } from '../triggers/webhook.js';
+import type { RunFunction, TriggerDecision, TriggerOptions } from '../triggers/run-request.js';
+import { ReconcileWorker } from '../triggers/worker.js';
 
 /** Options of the daemon. */
 export interface DaemonOptions {

@@ -4,10 +4,10 @@
  * Caddy (a failed reload keeps Caddy's old config and counts as a failure); apply the firewall behind a
  * dead-man switch that restores the previous rules unless the run disarms it in time.
  */
-import { EdgeError } from './errors.js';
+import { EdgeError } from '../errors.js';
 import { crashPoint } from './crash-points.js';
 import type { CommandResult, CommandRunner, Host } from './host.js';
-import type { Activation } from './stages/plan.js';
+import type { Activation } from '../model.js';
 
 /** What activation needs from the run. */
 export interface ActivationContext {

@@ -1,0 +1,153 @@
+/**
+ * The git source: resolves the revision to apply and exports its tree into a clean staging dir. A remote (URL
+ * or bare repo) is mirrored into the state dir and only the watched ref is fetched: a branch (`release`) or the
+ * newest tag matching a pattern (`prod-*`, see git-refs.ts); every network operation has a deadline and runs
+ * with the deploy key or token of `auth`. A local checkout exports its committed tree (uncommitted edits never go
+ * live); a plain directory (no git) is copied and named by a hash of its content.
+ */
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+import { simpleGit } from 'simple-git';
+import { EdgeError } from '../errors.js';
+import { sha256 } from '../state/inventory.js';
+import { describeRepo, fetchError } from './git-errors.js';
+import { ensureMirror, fetchNewestTag, fetchRef, remoteAccess, tagOf, type RemoteOptions } from './git-remote.js';
+import { archive, readTree, type TreeFiles } from './git-tree.js';
+
+/** What kind of source a revision came from; trust checks apply to `remote` only. */
+export type SourceKind = 'remote' | 'checkout' | 'directory';
+
+/** An exported revision. */
+export interface ExportedRevision {
+  /** False when `skipExport` said the tree is not needed: `dir` is then empty. */
+  exported: boolean;
+  /** The commit id, or `tree:<sha256>` for a plain directory. */
+  revision: string;
+  /** The exported tree (the desired-state repo root). */
+  dir: string;
+  kind: SourceKind;
+  /** The resolved ref (`refs/heads/release`, `refs/tags/prod-1.2.3`, `HEAD`); none for a plain directory. */
+  ref?: string;
+  /** The tag name, when the ref is a tag. */
+  tag?: string;
+  /** The repository holding the revision (the mirror, or the checkout); none for a plain directory. */
+  gitDir?: string;
+  /** The tree read straight from git into memory (not for a plain directory, which is read from `dir`). */
+  files?: TreeFiles;
+  /** Writes the tree into `dir`, for what needs it on disk (hooks); a no-op when it is there already. */
+  materialize(): Promise<void>;
+}
+
+/** Where to get the desired state from. */
+export interface SourceOptions extends RemoteOptions {
+  /** A URL, a bare repo, a checkout, or a plain directory. */
+  repo: string;
+  /** The branch, tag or commit to apply (remote and checkout; default: HEAD). */
+  ref?: string;
+  /** Apply the newest tag matching this glob (`prod-*`); remote only, exclusive with `ref`. */
+  tagPattern?: string;
+  /** Parent of the staging dir the tree is exported into. */
+  stagingParent: string;
+  /** Asked once the revision is resolved: true skips the export (a live, unchanged revision needs no tree). */
+  skipExport?: (revision: string) => Promise<boolean>;
+}
+
+async function isDir(path: string): Promise<boolean> {
+  return (await stat(path).catch(() => undefined))?.isDirectory() ?? false;
+}
+
+/** Resolves and exports the revision to apply. */
+export async function exportRevision(options: SourceOptions): Promise<ExportedRevision> {
+  if (options.tagPattern !== undefined && options.ref !== undefined) {
+    throw new EdgeError('FETCH_FAILED', `the source ${describeRepo(options.repo)} sets both a ref (${options.ref}) and a tag pattern (${options.tagPattern}): choose one`, {
+      stage: 'fetch',
+      retry: 'invalid',
+    });
+  }
+  await mkdir(options.stagingParent, { recursive: true, mode: 0o700 });
+  const dir = await mkdtemp(join(options.stagingParent, 'tree-'));
+  try {
+    return await exportInto(options, dir);
+  } catch (error) {
+    await rm(dir, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+async function exportInto(options: SourceOptions, dir: string): Promise<ExportedRevision> {
+  if (await isDir(options.repo)) {
+    const git = simpleGit(options.repo);
+    const inside = await git.revparse(['--is-inside-work-tree']).catch(() => 'false');
+    const bare = inside.trim() === 'true' ? 'false' : await git.revparse(['--is-bare-repository']).catch(() => 'false');
+    if (inside.trim() === 'true' || bare.trim() !== 'true') {
+      if (options.tagPattern !== undefined) {
+        throw new EdgeError('FETCH_FAILED', `a tag pattern (${options.tagPattern}) needs a remote or bare repo, and ${options.repo} is a working directory`, {
+          stage: 'fetch',
+          retry: 'invalid',
+        });
+      }
+      return inside.trim() === 'true' ? exportCheckout(options, dir) : exportPlainDir(options.repo, dir);
+    }
+  }
+  return exportRemote(options, dir);
+}
+
+/** True when the caller needs no tree for this revision (it is live and unchanged): the export is skipped. */
+async function skipped(options: SourceOptions, revision: string): Promise<boolean> {
+  return (await options.skipExport?.(revision)) === true;
+}
+
+async function exportCheckout(options: SourceOptions, dir: string): Promise<ExportedRevision> {
+  const git = simpleGit(options.repo);
+  const asked = options.ref ?? 'HEAD';
+  const prefix = (await git.revparse(['--show-prefix'])).trim();
+  const revision = (await git.revparse([`${asked}^{commit}`]).catch((error) => {
+    throw fetchError(`cannot resolve ${asked} in ${options.repo}`, error, 'refused');
+  })).trim();
+  const ref = (await git.revparse(['--symbolic-full-name', asked]).catch(() => '')).trim() || asked;
+  const top = (await git.revparse(['--show-toplevel'])).trim();
+  const treeish = prefix ? `${revision}:${prefix.replace(/\/$/, '')}` : revision;
+  const skip = await skipped(options, revision);
+  const files = skip ? undefined : await readTree(top, treeish);
+  return { revision, dir, kind: 'checkout', ref, ...tagOf(ref), gitDir: top, exported: !skip, files, materialize: once(() => archive(top, treeish, dir)) };
+}
+
+async function exportRemote(options: SourceOptions, dir: string): Promise<ExportedRevision> {
+  const remote = await remoteAccess(options);
+  await ensureMirror(options.mirrorDir).catch((error) => {
+    throw fetchError(`cannot create the mirror ${options.mirrorDir}`, error);
+  });
+  const { ref, tag } = options.tagPattern !== undefined ? await fetchNewestTag(remote, options.tagPattern) : await fetchRef(remote, options.ref ?? 'HEAD');
+  const revision = (await simpleGit(options.mirrorDir).revparse(['refs/edge/watched^{commit}']).catch((error) => {
+    throw fetchError(`${ref} from ${describeRepo(options.repo)} is not a commit`, error, 'refused');
+  })).trim();
+  const skip = await skipped(options, revision);
+  const files = skip ? undefined : await readTree(options.mirrorDir, revision);
+  return {
+    revision,
+    dir,
+    kind: 'remote',
+    ref,
+    ...(tag ? { tag } : {}),
+    gitDir: options.mirrorDir,
+    exported: !skip,
+    files,
+    materialize: once(() => archive(options.mirrorDir, revision, dir)),
+  };
+}
+
+/** Runs `fn` the first time only; later calls share its promise. */
+function once(fn: () => Promise<void>): () => Promise<void> {
+  let running: Promise<void> | undefined;
+  return () => (running ??= fn());
+}
+
+async function exportPlainDir(source: string, dir: string): Promise<ExportedRevision> {
+  await cp(source, dir, { recursive: true, verbatimSymlinks: true, filter: (path) => !path.endsWith('/.git') });
+  const files = (await readdir(dir, { recursive: true, withFileTypes: true }))
+    .filter((entry) => entry.isFile())
+    .map((entry) => join(entry.parentPath, entry.name))
+    .sort();
+  const hash = await Promise.all(files.map(async (file) => `${relative(dir, file)}\0${sha256(await readFile(file))}`));
+  return { revision: `tree:${sha256(hash.join('\n'))}`, dir, kind: 'directory', exported: true, materialize: async () => undefined };
+}
