@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { waitUntil } from '../helpers/container.js';
+import { waitUntil } from '../helpers/wait.js';
 import { EdgeHost, KILLED } from '../helpers/e2e-host.js';
 
 const DEADMAN = 'edge-reconciler-ufw-deadman';

@@ -7,7 +7,10 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { ContainerError, STATE_DIR, SystemdContainer, checkPrerequisites, waitUntil } from '../helpers/container.js';
+import { SystemdContainer } from '../helpers/container.js';
+import { ContainerError } from '../helpers/container-error.js';
+import { STATE_DIR, checkPrerequisites } from '../helpers/container-runs.js';
+import { waitUntil } from '../helpers/wait.js';
 
 /** Boot includes building the cached root on a fresh machine (about 2 minutes). */
 const BOOT_TIMEOUT_MS = 15 * 60_000;

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { head } from '../helpers/git-repo.js';
-import { waitUntil } from '../helpers/container.js';
+import { waitUntil } from '../helpers/wait.js';
 import { AGENT, EdgeHost, KILLED, SERVICE, type ServiceStatus } from '../helpers/e2e-host.js';
 
 const WORKERS = (count: number) => (text: string) => text.replace(/workers: \d+/, `workers: ${count}`);

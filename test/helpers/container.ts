@@ -4,37 +4,37 @@
  * writable overlay of the cached root; see docs/e2e.md.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { isAlive } from '../../reconciler/state-store.js';
-import { access, constants, mkdir, open, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
-import { existsSync, readFileSync, readlinkSync } from 'node:fs';
-import { delimiter, join, resolve } from 'node:path';
+import { mkdir, open, readFile, readlink, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
+import { ContainerError } from './container-error.js';
+import {
+  checkBind,
+  checkPrerequisites,
+  childrenOf,
+  consoleTail,
+  ensureRoot,
+  isContainerInit,
+  makeRoot,
+  reapStaleRuns,
+  removeRunDir,
+  ROOT_CACHE,
+  SETUP_ROOT_SCRIPT,
+  STATE_DIR,
+  waitForExit,
+  writeRecord,
+  type RunRecord,
+} from './container-runs.js';
 import { PROJECT_ROOT } from './paths.js';
-
-/** The cached root, as setup-root.sh builds it. */
-export const ROOT_CACHE = process.env.EDGE_E2E_ROOT_CACHE ?? '/var/cache/edge-reconciler/e2e-root';
-
-/**
- * Where each boot's writable copy lives. Not under /tmp, /var/tmp or /run: the container's systemd-tmpfiles
- * would empty a host folder of those that is bind-mounted into it.
- */
-export const STATE_DIR = process.env.EDGE_E2E_STATE_DIR ?? '/var/lib/edge-reconciler-e2e';
-
-/** The script that builds the cached root (a cache hit takes milliseconds). */
-export const SETUP_ROOT_SCRIPT = join(PROJECT_ROOT, 'test', 'e2e', 'setup-root.sh');
+import { waitUntil } from './wait.js';
 
 /** Where the project is bind-mounted (read-only) inside the container. */
 export const PROJECT_IN_CONTAINER = '/opt/edge-reconciler';
 
 const CONTAINER_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
-const FORBIDDEN_BIND_SOURCES = ['/tmp', '/var/tmp', '/run'];
 const TERMINATING_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
-
-/** A failure of the harness itself (not of the code under test), with the evidence in the message. */
-export class ContainerError extends Error {
-  override name = 'ContainerError';
-}
 
 /** A host folder bind-mounted into the container. */
 export interface Bind {
@@ -78,14 +78,6 @@ export interface ExecOptions {
 export interface HttpResponse {
   status: number;
   body: string;
-}
-
-/** What a run dir records so that a later run can clean up after a crashed one. */
-interface RunRecord {
-  ownerPid: number;
-  nspawnPid?: number;
-  initPid?: number;
-  mode: 'overlay' | 'copy';
 }
 
 let bootCount = 0;
@@ -348,162 +340,5 @@ export class SystemdContainer {
     }
     parts.push(`console tail (${join(this.runDir, 'nspawn.log')}):\n${consoleTail(this.runDir, 30)}`);
     return parts.join('\n');
-  }
-}
-
-/**
- * Throws a clear error when a tool the harness needs is missing from the given PATH (setup-root.sh installs them).
- */
-export async function checkPrerequisites(path = process.env.PATH ?? ''): Promise<void> {
-  for (const tool of ['systemd-nspawn', 'nsenter', 'mount', 'umount']) {
-    const found = await Promise.any(
-      path.split(delimiter).filter(Boolean).map((dir) => access(join(dir, tool), constants.X_OK)),
-    ).then(() => true, () => false);
-    if (!found) {
-      const hint = tool === 'systemd-nspawn' ? ' (apt-get install -y systemd-container)' : '';
-      throw new ContainerError(`${tool} not found on PATH${hint}: the e2e container cannot boot`);
-    }
-  }
-}
-
-/** Polls check until it returns a truthy value or the time runs out; returns that value, or throws the last error. */
-export async function waitUntil<T>(
-  check: () => Promise<T>,
-  { timeoutMs = 10_000, intervalMs = 50, what = 'condition' } = {},
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value) return value;
-      last = undefined;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) {
-      throw new ContainerError(`timed out after ${timeoutMs} ms waiting for ${what}`, { cause: last });
-    }
-    await sleep(intervalMs);
-  }
-}
-
-/** Runs setup-root.sh, which builds the cached root when missing or outdated and installs the host tools. */
-async function ensureRoot(): Promise<void> {
-  const result = await execa('bash', [SETUP_ROOT_SCRIPT], { reject: false, all: true, timeout: 15 * 60_000 });
-  if (result.failed) {
-    throw new ContainerError(`${SETUP_ROOT_SCRIPT} failed (${result.exitCode}):\n${result.all?.slice(-4000)}`);
-  }
-}
-
-function checkBind(bind: Bind): Bind {
-  const host = resolve(bind.host);
-  if (FORBIDDEN_BIND_SOURCES.some((dir) => host === dir || host.startsWith(`${dir}/`))) {
-    throw new ContainerError(
-      `cannot bind ${host}: the container's systemd-tmpfiles would empty it; use a folder under ${STATE_DIR} or /srv`,
-    );
-  }
-  return { ...bind, host };
-}
-
-/** Makes runDir/root a pristine writable copy of the cached root; falls back to a copy where overlayfs fails. */
-async function makeRoot(runDir: string, wanted: 'overlay' | 'copy'): Promise<'overlay' | 'copy'> {
-  const root = join(runDir, 'root');
-  if (wanted === 'overlay') {
-    await Promise.all(['root', 'upper', 'work'].map((dir) => mkdir(join(runDir, dir))));
-    // redirect_dir=on lets directories of the lower root be renamed (else rename(2) gives EXDEV).
-    const options = `lowerdir=${ROOT_CACHE},upperdir=${join(runDir, 'upper')},workdir=${join(runDir, 'work')}`;
-    const mounted = await execa('mount', ['-t', 'overlay', 'overlay', '-o', `${options},redirect_dir=on`, root], {
-      reject: false,
-    });
-    if (!mounted.failed) return 'overlay';
-    await rm(root, { recursive: true });
-  }
-  await execa('cp', ['-a', '--reflink=auto', ROOT_CACHE, root]);
-  return 'copy';
-}
-
-async function removeRunDir(runDir: string): Promise<void> {
-  const root = join(runDir, 'root');
-  if (await isMountPoint(root)) {
-    const unmounted = await execa('umount', [root], { reject: false });
-    if (unmounted.failed) await execa('umount', ['-l', root]);
-  }
-  // --one-file-system: never descend into something still mounted there (like a bind of the project).
-  await execa('rm', ['-rf', '--one-file-system', '--', runDir]);
-}
-
-async function isMountPoint(path: string): Promise<boolean> {
-  const mountInfo = await readFile('/proc/self/mountinfo', 'utf8');
-  return mountInfo.split('\n').some((line) => line.split(' ')[4] === path);
-}
-
-/** Cleans the run dirs of test processes that died without shutdown (SIGKILL, a crash). */
-async function reapStaleRuns(): Promise<void> {
-  const entries = await readdir(STATE_DIR).catch(() => [] as string[]);
-  for (const entry of entries) {
-    const runDir = join(STATE_DIR, entry);
-    let record: RunRecord;
-    try {
-      record = JSON.parse(await readFile(join(runDir, 'run.json'), 'utf8')) as RunRecord;
-    } catch {
-      continue;
-    }
-    if (record.ownerPid === process.pid || isAlive(record.ownerPid)) continue;
-    if (isContainerInit(record.initPid)) process.kill(record.initPid!, 'SIGKILL');
-    if (record.nspawnPid && commOf(record.nspawnPid) === 'systemd-nspawn') process.kill(record.nspawnPid, 'SIGKILL');
-    await sleep(200);
-    await removeRunDir(runDir);
-  }
-}
-
-function writeRecord(runDir: string, record: RunRecord): Promise<void> {
-  return writeFile(join(runDir, 'run.json'), JSON.stringify(record));
-}
-
-async function childrenOf(pid: number): Promise<number[]> {
-  const tasks = await readdir(`/proc/${pid}/task`).catch(() => [] as string[]);
-  const lists = await Promise.all(tasks.map((task) => readFile(`/proc/${pid}/task/${task}/children`, 'utf8').catch(() => '')));
-  return lists.join(' ').split(/\s+/).filter(Boolean).map(Number);
-}
-
-
-/** Whether pid is (still) a systemd in a PID namespace other than ours: a container's init, not a zombie. */
-function isContainerInit(pid: number | undefined): boolean {
-  if (!pid || commOf(pid) !== 'systemd') return false;
-  try {
-    const state = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '')[0];
-    return state !== 'Z' && readlinkSync(`/proc/${pid}/ns/pid`) !== readlinkSync('/proc/self/ns/pid');
-  } catch {
-    return false;
-  }
-}
-
-function commOf(pid: number): string {
-  try {
-    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
-  } catch {
-    return '';
-  }
-}
-
-function waitForExit(child: ChildProcess, timeoutMs: number): Promise<boolean> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
-  return new Promise((resolveExit) => {
-    const timer = setTimeout(() => resolveExit(false), timeoutMs);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolveExit(true);
-    });
-  });
-}
-
-function consoleTail(runDir: string, lines: number): string {
-  try {
-    // eslint-disable-next-line no-control-regex
-    const text = readFileSync(join(runDir, 'nspawn.log'), 'utf8').replace(/\x1b\[[0-9;]*m/g, '');
-    return text.split('\n').slice(-lines).join('\n');
-  } catch {
-    return '(no console log)';
   }
 }

@@ -10,10 +10,11 @@ import { copyFile, cp, mkdir, readFile, realpath, writeFile } from 'node:fs/prom
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { stringify } from 'yaml';
-import { PROJECT_IN_CONTAINER, SystemdContainer, waitUntil, type ExecResult } from './container.js';
+import { PROJECT_IN_CONTAINER, SystemdContainer, type ExecResult } from './container.js';
 import { EXAMPLE_SECRETS } from './cli.js';
 import { commitEdit, git, revertLast } from './git-repo.js';
 import { EXAMPLE_REPO, PROJECT_ROOT } from './paths.js';
+import { waitUntil } from './wait.js';
 
 /** The agent's paths inside the container, as on a VM. */
 export const AGENT = {
