@@ -39,7 +39,7 @@ async function assertGone(container: SystemdContainer): Promise<void> {
 }
 
 describe('e2e: systemd container', function () {
-  this.timeout(60_000);
+  this.timeout(180_000);
   let container: SystemdContainer;
   let hostRulesBefore: string;
 

@@ -15,7 +15,7 @@ import { AGENT, EdgeHost, KILLED, SERVICE, type ServiceStatus } from '../helpers
 const WORKERS = (count: number) => (text: string) => text.replace(/workers: \d+/, `workers: ${count}`);
 
 describe('e2e serve: the agent as a systemd service', function () {
-  this.timeout(90_000);
+  this.timeout(240_000);
   let edge: EdgeHost;
   let webhookSecret: string;
 

@@ -121,6 +121,18 @@ remove_tree() {
   rm -rf --one-file-system -- "$dir"
 }
 
+# While debootstrap runs (a minute or two, far longer on a loaded machine), prints its current step every 10 s,
+# so a CI log never sits silent.
+report_progress() {
+  local pid=$1 logfile=$2 start=$3 step
+  while kill -0 "$pid" 2>/dev/null; do
+    sleep 10
+    kill -0 "$pid" 2>/dev/null || break
+    step=$(grep -a '^I: ' "$logfile" 2>/dev/null | tail -n 1)
+    log "debootstrap, $(awk -v s="$start" -v e="$EPOCHREALTIME" 'BEGIN { printf "%.0f", e - s }') s: ${step#I: }"
+  done
+}
+
 BUILD_DIR=
 BUILD_PID=
 # On any exit before the rename: stop debootstrap, unmount and remove the half-built root.
@@ -168,6 +180,7 @@ main() {
   log "building $SUITE root from $mirror into $build"
   debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$build" "$mirror" >"$build.log" 2>&1 &
   BUILD_PID=$!
+  report_progress "$BUILD_PID" "$build.log" "$start"
   if ! wait "$BUILD_PID"; then
     BUILD_PID=
     tail -n 30 "$build.log" >&2

@@ -238,7 +238,7 @@ export class EdgeHost {
         const answer = await this.box.httpGet('http://127.0.0.1:8080/env');
         return answer.status === 200 ? answer : false;
       },
-      { timeoutMs: 15_000, intervalMs: 200, what: 'lod to answer /env' },
+      { timeoutMs: 90_000, intervalMs: 200, what: 'lod to answer /env' },
     );
     return JSON.parse((response as { body: string }).body) as LodEnv;
   }

@@ -88,7 +88,7 @@ const BAD_INPUTS: BadInput[] = [
 ];
 
 describe('check: each way to break the example repo gives its own error', function () {
-  this.timeout(60_000);
+  this.timeout(180_000);
   const repos: string[] = [];
   let secretsDir: string;
 

@@ -27,7 +27,7 @@ function untilAborted(signal: AbortSignal): Promise<Partial<RunReport>> {
 }
 
 describe('daemon over http', function () {
-  this.timeout(60_000);
+  this.timeout(180_000);
   let daemon: Daemon | undefined;
 
   const start = async (options: Partial<DaemonOptions> & Pick<DaemonOptions, 'run'>): Promise<Daemon> => {

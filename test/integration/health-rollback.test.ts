@@ -20,7 +20,7 @@ import { TINY_HOST, writeTinyRepo } from '../helpers/tiny-repo.js';
 const UNIT = (version: string) => `[Unit]\nDescription=app ${version}\n\n[Service]\nExecStart=/srv/apps/app/bin/app --version ${version}\n\n[Install]\nWantedBy=multi-user.target\n`;
 
 describe('automatic rollback when health fails', function () {
-  this.timeout(60_000);
+  this.timeout(180_000);
   const cleanup: string[] = [];
   let repo: string;
   let root: string;
@@ -107,7 +107,7 @@ describe('automatic rollback when health fails', function () {
 });
 
 describe('a newer commit cancels a pending health wait', function () {
-  this.timeout(60_000);
+  this.timeout(180_000);
   const cleanup: string[] = [];
   after(async () => {
     await Promise.all(cleanup.map((dir) => rm(dir, { recursive: true, force: true })));

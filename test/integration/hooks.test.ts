@@ -14,7 +14,7 @@ import { shimContext } from '../helpers/systemctl-shim.js';
 import { TINY_HOST, writeTinyRepo } from '../helpers/tiny-repo.js';
 
 describe('hooks in a reconcile', function () {
-  this.timeout(60_000);
+  this.timeout(180_000);
   const cleanup: string[] = [];
   after(async () => {
     await Promise.all(cleanup.map((dir) => rm(dir, { recursive: true, force: true })));

@@ -31,7 +31,7 @@ async function materialize(root: string, host: string, secrets: Record<string, s
 }
 
 describe('plan', function () {
-  this.timeout(60_000);
+  this.timeout(180_000);
   const cleanup: string[] = [];
   let secretsDir: string;
   const newRoot = async () => {

@@ -18,7 +18,7 @@ import { createUpstream, startGitHttpServer, type GitHttpServer, type Upstream }
 import { rejection } from '../helpers/assertions.js';
 
 describe('trust: signatures and monotonic revisions', function () {
-  this.timeout(60_000);
+  this.timeout(180_000);
   let root: string;
   let state: string;
   let server: GitHttpServer;

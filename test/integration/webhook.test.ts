@@ -78,7 +78,7 @@ function postRaw(server: ControlServer, path: string, body: Buffer, headers: Rec
 }
 
 describe('webhooks over http', function () {
-  this.timeout(60_000);
+  this.timeout(180_000);
   let server: ControlServer;
   let worker: ReconcileWorker;
   let requests: RunRequest[];

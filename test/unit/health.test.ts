@@ -244,7 +244,7 @@ describe('health checks', () => {
         [check('a', 'command', { command: ['/bin/hang'], timeoutSeconds: 30 }), check('b', 'command', { command: ['/bin/hang'], timeoutSeconds: 30 })],
         { runner, deadlineMs: 60_000, intervalMs: 1_000, standby: false, signal: controller.signal },
       );
-      assert.ok(Date.now() - started < 2_000, 'resolved promptly');
+      assert.ok(Date.now() - started < 20_000, 'resolved well before the 30 s check timeout');
       assert.deepEqual(report.results.map((result) => [result.status, result.message]), [
         ['timeout', 'cancelled'],
         ['timeout', 'cancelled'],
@@ -265,7 +265,7 @@ describe('health checks', () => {
         standby: false,
         signal: controller.signal,
       });
-      assert.ok(Date.now() - started < 2_000);
+      assert.ok(Date.now() - started < 20_000, 'did not wait out the 30 s pause');
       assert.equal(report.results[0]?.status, 'timeout');
       assert.equal(report.results[0]?.message, 'cancelled; last attempt: /bin/warm: exit 1: warming up');
     });

@@ -154,7 +154,7 @@ describe('caddy renderer', () => {
   });
 
   describe('validate (real caddy)', function () {
-    this.timeout(60_000);
+    this.timeout(180_000);
     let stagingDir: string;
 
     beforeEach(async () => {

@@ -147,7 +147,7 @@ describe('systemd-unit renderer', () => {
   });
 
   describe('validate (real systemd-analyze verify)', function () {
-    this.timeout(60_000);
+    this.timeout(180_000);
     let stagingDir: string;
 
     beforeEach(async () => {
