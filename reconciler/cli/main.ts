@@ -11,11 +11,12 @@ import { registerSchemas } from './schemas.js';
 import { registerServe } from './serve.js';
 import { registerStateCommands } from './state-commands.js';
 import { registerSuspend } from './suspend.js';
+import { ENGINE_VERSION } from '../version.js';
 
 const program = new Command()
   .name('edge-reconciler')
   .description('Git-driven reconciler for small edge data centers: Caddy, systemd units, env files, UFW and config files')
-  .version('0.1.0')
+  .version(ENGINE_VERSION)
   .showHelpAfterError();
 
 registerApply(program);
@@ -27,4 +28,8 @@ registerServe(program);
 registerStateCommands(program);
 registerSuspend(program);
 
-await program.parseAsync(process.argv);
+// Not a top-level await: the bundled executable is CommonJS.
+program.parseAsync(process.argv).catch((error: unknown) => {
+  console.error(error);
+  process.exitCode = 1;
+});
