@@ -2,7 +2,8 @@
  * `edge-reconciler serve` as the systemd service a VM runs (the project's own unit, ExecStartPre recover), against
  * a real systemd: it applies the release branch at start; a push plus one signed webhook brings the new revision
  * live and healthy (the time from webhook to healthy is printed); forged webhooks change nothing; with the webhook
- * off, polling alone brings a push live; `systemctl stop` ends it cleanly. One container for the whole file: the
+ * off, polling alone brings a push live; `systemctl stop` ends it cleanly. The unit is the hardened one
+ * (`systemd-analyze security` at most 4.0). One container for the whole file: the
  * scenarios follow each other as on one host.
  */
 import assert from 'node:assert/strict';
@@ -58,6 +59,11 @@ describe('e2e serve: the agent as a systemd service', function () {
     assert.ok(status.lastAttempted?.durations?.health !== undefined, `health ran: ${JSON.stringify(status.lastAttempted)}`);
 
     for (const unit of ['lod.service', 'lod-backup.timer']) assert.equal(await edge.box.unitState(unit), 'active', `${unit}\n${await serviceEvidence()}`);
+
+    // The hardened unit, as systemd itself rates it on this host: the apply above ran under it.
+    const security = (await edge.box.exec(['systemd-analyze', 'security', '--no-pager', SERVICE.unit])).stdout;
+    const exposure = Number(/Overall exposure level for \S+: ([\d.]+)/.exec(security)?.[1]);
+    assert.ok(exposure <= 4.0, `systemd-analyze security rates the agent's unit ${exposure} (at most 4.0):\n${security}`);
     assert.deepEqual(await edge.box.httpGet('http://127.0.0.1:8080/healthz'), { status: 200, body: 'ok' });
     assert.equal((await edge.lodEnv()).LOD_WORKERS, '4');
     assert.deepEqual(await edge.box.httpGet(`http://${SERVICE.listen}/healthz`), { status: 200, body: 'ok\n' });

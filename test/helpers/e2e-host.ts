@@ -32,7 +32,7 @@ export const AGENT = {
  */
 export const SERVICE = {
   unit: 'edge-reconciler.service',
-  bin: '/usr/local/bin/edge-reconciler',
+  bin: '/usr/bin/edge-reconciler',
   config: '/etc/edge-reconciler/config.yaml',
   webhookSecretFile: '/etc/edge-reconciler/webhook-secret',
   listen: '127.0.0.1:9321',

@@ -35,7 +35,7 @@ describe('the agent\'s own units (systemd/)', () => {
         allFiles: files,
         stagingDir,
         guards: { allowManagementCut: false, allowSshFromAnywhere: false, managementInterface: 'tailscale0' },
-        externalExecPrefixes: ['/usr/local/bin/edge-reconciler'],
+        externalExecPrefixes: ['/usr/bin/edge-reconciler'],
       });
       assert.deepEqual(problems, []);
     } finally {
