@@ -20,3 +20,12 @@ export function printError(error: unknown, redact: Redactor = (text) => text): n
 export function out(text: string, redact: Redactor): void {
   process.stdout.write(redact(text) + '\n');
 }
+
+/** An error in one line: its message (or its problems) and its code. */
+export function describeError(error: unknown): string {
+  if (error instanceof EdgeError) {
+    const text = error.problems.length > 0 ? error.problems.map(formatProblem).join('; ') : error.message;
+    return `${text} [${error.code}]`;
+  }
+  return error instanceof Error ? error.message : String(error);
+}

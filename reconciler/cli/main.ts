@@ -5,9 +5,11 @@
 import { Command } from 'commander';
 import { registerApply } from './apply.js';
 import { registerCheck } from './check.js';
+import { registerDoctor } from './doctor.js';
 import { registerInit } from './init.js';
 import { registerPlan } from './plan.js';
 import { registerSchemas } from './schemas.js';
+import { registerSecrets } from './secrets.js';
 import { registerServe } from './serve.js';
 import { registerStateCommands } from './state-commands.js';
 import { registerSuspend } from './suspend.js';
@@ -21,9 +23,11 @@ const program = new Command()
 
 registerApply(program);
 registerCheck(program);
+registerDoctor(program);
 registerInit(program);
 registerPlan(program);
 registerSchemas(program);
+registerSecrets(program);
 registerServe(program);
 registerStateCommands(program);
 registerSuspend(program);

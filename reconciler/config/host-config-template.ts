@@ -9,6 +9,9 @@ import { hostConfigSchema } from './host-config-schema.js';
 /** Values `init` puts into the default config instead of the schema's defaults and examples. */
 export interface DefaultConfigOptions {
   repo?: string;
+  /** The branch to follow; exclusive with tagPattern (then `ref` is written commented out). */
+  ref?: string;
+  tagPattern?: string;
   host?: string;
   stateDir?: string;
   secretsDir?: string;
@@ -26,6 +29,9 @@ interface SchemaNode {
 }
 
 const WIDTH = 116;
+
+/** A value that writes its key commented out, default and all (a key that another one replaces). */
+const COMMENTED_OUT = Symbol('commented out');
 
 /** This machine's name as a host name (`[a-z0-9][a-z0-9-]*`): the first label, lowercased, odd characters dropped. */
 export function defaultHostName(): string {
@@ -71,6 +77,8 @@ function renderObject(node: SchemaNode, indent: string, values: Record<string, u
       lines.push(`${indent}${key}:`, ...renderObject(child, `${indent}  `, {}, false));
     } else if (child.type === 'array' && child.items?.properties) {
       lines.push(...renderArrayExample(key, child, indent));
+    } else if (values[key] === COMMENTED_OUT) {
+      lines.push(`${indent}# ${key}: ${scalar(child.default ?? child.examples?.[0])}`);
     } else if (values[key] !== undefined) {
       lines.push(`${indent}${key}: ${scalar(values[key])}`);
     } else if (child.default !== undefined) {
@@ -102,12 +110,14 @@ export function renderDefaultConfig(options: DefaultConfigOptions = {}): string 
   const schema = hostConfigSchema as unknown as SchemaNode;
   const values: Record<string, unknown> = {
     repo: options.repo,
+    ref: options.tagPattern !== undefined ? COMMENTED_OUT : options.ref,
+    tagPattern: options.tagPattern,
     host: options.host ?? defaultHostName(),
     stateDir: options.stateDir,
     secretsDir: options.secretsDir,
   };
   const header = [
-    '# yaml-language-server: $schema=/opt/edge-reconciler/systemd/config.schema.json',
+    '# yaml-language-server: $schema=/usr/share/edge-reconciler/config.schema.json',
     '# edge-reconciler host config, written by `edge-reconciler init`. Every key is shown with what it does and its',
     '# default; a commented-out key is unset. The agent reads this file at start (restart it after a change).',
     ...(options.repo ? [] : ['# repo below is a placeholder: set it to your desired-state repo.']),
