@@ -43,5 +43,5 @@ for script in postinst prerm postrm; do install -m 0755 "packaging/debian/$scrip
 chmod 0644 "$stage/DEBIAN/md5sums" "$stage/DEBIAN/control"
 
 out=dist-bin/edge-reconciler_${version}_amd64.deb
-dpkg-deb --root-owner-group -Zxz --build "$stage" "$out" >/dev/null
+dpkg-deb --root-owner-group -Zgzip --build "$stage" "$out" >/dev/null
 echo "built $out ($(du -h "$out" | cut -f1))"

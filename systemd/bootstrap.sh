@@ -9,19 +9,21 @@
 #   7. the secrets the host needs (`edge-reconciler secrets list`) and the next commands. With --start, the agent is
 #      enabled and started once `edge-reconciler doctor` passes; otherwise it stays off until you start it.
 #
+# --webhook creates a random webhook secret (/etc/edge-reconciler/webhook-secret, 0600) and enables push webhooks.
+#
 #   sudo bash bootstrap.sh --deb ./edge-reconciler_0.1.0_amd64.deb --repo git@github.com:acme/desired-state.git \
-#     --ref release --host lod-prod [--path desired-state] [--tailscale] [--caddy] [--start]
+#     --ref release --host lod-prod [--path desired-state] [--webhook] [--tailscale] [--caddy] [--start]
 set -euo pipefail
 
 usage() {
   cat >&2 <<'USAGE'
 usage: bootstrap.sh --deb FILE --repo URL (--ref BRANCH | --tag-pattern GLOB) --host NAME
-                    [--path DIR] [--tailscale] [--caddy] [--start] [--force-config]
+                    [--path DIR] [--webhook] [--tailscale] [--caddy] [--start] [--force-config]
 USAGE
   exit 2
 }
 
-deb="" repo="" ref="" tag_pattern="" host="" path="" tailscale=no caddy=no start=no force_config=no
+deb="" repo="" ref="" tag_pattern="" host="" path="" webhook=no tailscale=no caddy=no start=no force_config=no
 while [ $# -gt 0 ]; do
   case "$1" in
     --deb) deb=${2:?}; shift 2 ;;
@@ -30,6 +32,7 @@ while [ $# -gt 0 ]; do
     --tag-pattern) tag_pattern=${2:?}; shift 2 ;;
     --host) host=${2:?}; shift 2 ;;
     --path) path=${2:?}; shift 2 ;;
+    --webhook) webhook=yes; shift ;;
     --tailscale) tailscale=yes; shift ;;
     --caddy) caddy=yes; shift ;;
     --start) start=yes; shift ;;
@@ -136,6 +139,14 @@ init_args=(--repo "$repo" --host "$host")
 [ -n "$ref" ] && init_args+=(--ref "$ref")
 [ -n "$tag_pattern" ] && init_args+=(--tag-pattern "$tag_pattern")
 [ -n "$path" ] && init_args+=(--path "$path")
+if [ "$webhook" = yes ]; then
+  webhook_secret=/etc/edge-reconciler/webhook-secret
+  if [ ! -s "$webhook_secret" ]; then
+    (umask 077 && head -c 32 /dev/urandom | base64 | tr -d '\n' >"$webhook_secret" && echo >>"$webhook_secret")
+    say "wrote a random webhook secret to $webhook_secret (give it to the forge's webhook)"
+  fi
+  init_args+=(--webhook-secret-file "$webhook_secret")
+fi
 if [ ! -f "$config" ] || [ "$force_config" = yes ]; then
   force=()
   [ "$force_config" = yes ] && force=(--force)

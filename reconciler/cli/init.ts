@@ -17,6 +17,7 @@ interface InitOptions {
   host?: string;
   stateDir?: string;
   secretsDir?: string;
+  webhookSecretFile?: string;
   force?: boolean;
   check?: boolean;
   quiet?: boolean;
@@ -36,6 +37,7 @@ export function registerInit(program: Command): void {
     .option('--host <name>', 'this host\'s name in the repo (default: the machine\'s hostname, said aloud)')
     .option('--state-dir <dir>', 'the agent\'s state dir to put in the config')
     .option('--secrets-dir <dir>', 'the secrets dir to put in the config (created 0700 if missing)')
+    .option('--webhook-secret-file <file>', 'enable push webhooks, checked with the secret in this file (0600)')
     .option('--force', 'overwrite an existing config')
     .option('--check', 'write nothing: exit 0 when the existing config has these repo, ref/tag pattern and host, 1 otherwise')
     .option('--quiet', 'print only problems')
@@ -79,7 +81,9 @@ async function runInit(options: InitOptions): Promise<number> {
     'next steps:',
     `  1. review ${options.config}: ${options.repo ? 'repo and' : 'set repo, and check'} ref (a branch) or tagPattern (tags); every key is commented`,
     '  2. edge-reconciler secrets list: the secrets this host needs; edge-reconciler secrets set NAME < file for each',
-    '  3. for push webhooks: write a random secret to a 0600 file, set webhook.secretFile and webhook.enabled: true',
+    options.webhookSecretFile
+      ? `  3. give the forge's webhook (push events, JSON) the secret in ${options.webhookSecretFile}`
+      : '  3. for push webhooks: write a random secret to a 0600 file, set webhook.secretFile and webhook.enabled: true',
     '  4. edge-reconciler doctor, then systemctl enable --now edge-reconciler.service; watch edge-reconciler status',
   );
   out(lines.join('\n'), plain);

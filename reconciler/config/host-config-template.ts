@@ -13,6 +13,8 @@ export interface DefaultConfigOptions {
   ref?: string;
   tagPattern?: string;
   host?: string;
+  /** A file holding the webhook secret: the webhook is then enabled. */
+  webhookSecretFile?: string;
   stateDir?: string;
   secretsDir?: string;
 }
@@ -74,7 +76,8 @@ function renderObject(node: SchemaNode, indent: string, values: Record<string, u
     const required = node.required?.includes(key) ?? false;
     lines.push(...comment(indent, describeKey(child, required)));
     if (child.type === 'object' && child.properties) {
-      lines.push(`${indent}${key}:`, ...renderObject(child, `${indent}  `, {}, false));
+      const nested = (values[key] ?? {}) as Record<string, unknown>;
+      lines.push(`${indent}${key}:`, ...renderObject(child, `${indent}  `, nested, false));
     } else if (child.type === 'array' && child.items?.properties) {
       lines.push(...renderArrayExample(key, child, indent));
     } else if (values[key] === COMMENTED_OUT) {
@@ -113,6 +116,7 @@ export function renderDefaultConfig(options: DefaultConfigOptions = {}): string 
     ref: options.tagPattern !== undefined ? COMMENTED_OUT : options.ref,
     tagPattern: options.tagPattern,
     host: options.host ?? defaultHostName(),
+    webhook: options.webhookSecretFile !== undefined ? { enabled: true, secretFile: options.webhookSecretFile } : undefined,
     stateDir: options.stateDir,
     secretsDir: options.secretsDir,
   };

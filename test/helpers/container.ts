@@ -54,6 +54,8 @@ export interface BootOptions {
   ensureRoot?: boolean;
   /** `overlay` (default: a few ms) or `copy` (cp -a --reflink=auto: about 1 s). */
   copyMode?: 'overlay' | 'copy';
+  /** Bind the host's node at /usr/local/bin/node (default true); false boots a container with no Node at all. */
+  node?: boolean;
 }
 
 /** What a command inside printed and how it ended. */
@@ -146,7 +148,7 @@ export class SystemdContainer {
     const machine = `edge-e2e-${id}`;
     const args = [
       '-D', root, `--machine=${machine}`, '--register=no', '--keep-unit', '--private-network',
-      '--console=read-only', '--bind-ro=/usr/bin/node:/usr/local/bin/node',
+      '--console=read-only', ...(options.node === false ? [] : ['--bind-ro=/usr/bin/node:/usr/local/bin/node']),
       `--bind-ro=${PROJECT_ROOT}:${PROJECT_IN_CONTAINER}`,
       ...binds.map((b) => `--bind${b.readOnly ? '-ro' : ''}=${b.host}:${b.container ?? b.host}`),
       '-b',
@@ -196,6 +198,14 @@ export class SystemdContainer {
       });
     }
     return outcome;
+  }
+
+  /**
+   * Adds a tun interface that exists only in the container's network namespace, as Tailscale's `tailscale0` is on a
+   * VM of the mesh. Uses the host's `ip` in that namespace (the root has no iproute2).
+   */
+  async addTunInterface(name: string): Promise<void> {
+    await execa('nsenter', ['-t', String(this.initPid), '-n', '--', 'ip', 'tuntap', 'add', name, 'mode', 'tun']);
   }
 
   /** Whether the unit is active (`systemctl is-active`). */

@@ -53,6 +53,9 @@ export interface ServiceStatus extends StatusJson {
   daemon?: Record<string, unknown>;
 }
 
+/** The lod app's own runtime, in a container without Node (its release carries it, as a real app's could). */
+const LOD_RUNTIME = '/srv/apps/lod/current/bin/node';
+
 /** The working repo developers commit to; lives in the container's root so it goes with the container. */
 const WORK_REPO = '/srv/work/desired-state';
 
@@ -122,9 +125,15 @@ export class EdgeHost {
     readonly workRepo: string,
   ) {}
 
-  /** Boots a fresh container, pushes the example repo to its forge, writes the secrets and deploys the lod app. */
-  static async boot(): Promise<EdgeHost> {
-    const box = await SystemdContainer.boot();
+  /**
+   * Boots a fresh container, pushes the example repo to its forge, writes the secrets and deploys the lod app.
+   * With `node: false` the container has no Node at all: the lod release then carries its own runtime
+   * (`/srv/apps/lod/current/bin/node`, which the unit names in a commit of the work repo), and no secrets are
+   * written (the operator sets them with `edge-reconciler secrets set`).
+   */
+  static async boot(options: { node?: boolean } = {}): Promise<EdgeHost> {
+    const withNode = options.node ?? true;
+    const box = await SystemdContainer.boot({ node: withNode });
     try {
       const workRepo = box.hostPath(WORK_REPO);
       await mkdir(workRepo, { recursive: true });
@@ -132,13 +141,19 @@ export class EdgeHost {
       await git(workRepo, 'init', '-q', '-b', AGENT.ref);
       await git(workRepo, 'add', '-A');
       await git(workRepo, 'commit', '-q', '-m', 'example desired state');
+      if (!withNode) {
+        await commitEdit(workRepo, 'roles/lod/templates/lod.service.hbs', (text) =>
+          text.replace('ExecStart=/usr/bin/env node ', `ExecStart=${LOD_RUNTIME} `), 'lod: the release brings its own node');
+      }
       await execa('git', ['init', '-q', '--bare', box.hostPath(AGENT.repo)]);
       const host = new EdgeHost(box, workRepo);
       await host.push();
-      for (const [name, value] of Object.entries(EXAMPLE_SECRETS)) {
-        await box.writeFile(`${AGENT.secretsDir}/${name}`, `${value}\n`, 0o600);
+      if (withNode) {
+        for (const [name, value] of Object.entries(EXAMPLE_SECRETS)) {
+          await box.writeFile(`${AGENT.secretsDir}/${name}`, `${value}\n`, 0o600);
+        }
       }
-      await host.deployLodApp();
+      await host.deployLodApp(!withNode);
       await installLogrotate(box);
       return host;
     } catch (error) {
@@ -148,9 +163,13 @@ export class EdgeHost {
   }
 
   /** Installs the lod fixture where lod.service runs it (an app release is deployed outside the desired state). */
-  private async deployLodApp(): Promise<void> {
+  private async deployLodApp(withRuntime: boolean): Promise<void> {
     const release = this.box.hostPath('/srv/apps/lod/current');
     await mkdir(release, { recursive: true, mode: 0o755 });
+    if (withRuntime) {
+      await mkdir(join(release, 'bin'), { mode: 0o755 });
+      await copyFile(process.execPath, join(release, 'bin', 'node'));
+    }
     await writeFile(join(release, 'server.js'), await readFile(LOD_SERVER_FIXTURE), { mode: 0o644 });
     await writeFile(join(release, 'package.json'), '{ "type": "module" }\n', { mode: 0o644 });
   }
