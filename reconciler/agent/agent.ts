@@ -68,6 +68,7 @@ export async function contextFromConfig(config: HostConfig, options: AgentOption
       ...(config.tagPattern ? { tagPattern: config.tagPattern } : { ref: config.ref }),
       auth: config.auth,
       trust: config.trust,
+      limits: config.limits,
     },
     deadmanSeconds: config.deadmanSeconds,
     keepGenerations: config.keepGenerations,

@@ -41,6 +41,7 @@ export interface HostConfig {
   webhook: { enabled: boolean; secretFile?: string; readonly secret?: string };
   auth: { sshKeyFile?: string; knownHostsFile?: string; tokenFile?: string };
   trust: { requireSignatures: boolean; allowedSignersFile?: string; gpgHome?: string; allowRewinds: boolean };
+  limits: { maxFileBytes: number; maxTreeBytes: number };
   drift: { policy: DriftPolicy; watch: boolean };
   deadmanSeconds: number;
   keepGenerations: number;

@@ -7,6 +7,7 @@
  * ignored; equal versions (`1.2` and `1.2.0`) are decided by date. When no tag carries a version, the newest by
  * date wins: the tagger date of an annotated tag, the committer date of a lightweight one; then the name.
  */
+import { shortTagPattern } from '../config/git-names.js';
 
 /** A tag the remote advertises. */
 export interface RemoteTag {
@@ -33,11 +34,11 @@ export interface TagCandidates {
 
 /** Normalises a tag pattern (`prod-*` or `refs/tags/prod-*`) to the short form; throws on an unusable one. */
 export function normaliseTagPattern(pattern: string): string {
-  const short = pattern.startsWith('refs/tags/') ? pattern.slice('refs/tags/'.length) : pattern;
-  if (!short || /[\s\\^~:]|\.\./.test(short) || short.startsWith('-')) {
-    throw new Error(`tag pattern ${JSON.stringify(pattern)} is not a usable glob (expected something like prod-*)`);
+  try {
+    return shortTagPattern(pattern);
+  } catch (error) {
+    throw new Error(`tag pattern ${JSON.stringify(pattern)} ${(error as Error).message} (expected a glob such as prod-*)`);
   }
-  return short;
 }
 
 /** A RegExp for a tag glob: `*` and `?` never match `/`, `[...]` is a class; each `*` is a capture group. */

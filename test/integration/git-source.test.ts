@@ -83,11 +83,11 @@ describe('git source (a real git server on 127.0.0.1)', function () {
     assert.deepEqual(refs, ['refs/edge/watched']);
   });
 
-  it('resolves a ref that is a tag to refs/tags/<name>', async () => {
+  it('follows a tag named in full (refs/tags/<name>) as a tag', async () => {
     const tagged = await upstream.commit('tagged');
     await upstream.git(['tag', '-a', '-m', 'v1', 'v1']);
     await upstream.push('release', 'v1');
-    const exported = await exportRevision(options({ ref: 'v1' }));
+    const exported = await exportRevision(options({ ref: 'refs/tags/v1' }));
     assert.equal(exported.revision, tagged);
     assert.equal(exported.ref, 'refs/tags/v1');
     assert.equal(exported.tag, 'v1');
@@ -224,7 +224,7 @@ describe('git source (a real git server on 127.0.0.1)', function () {
       await writeFile(tokenFile, 'wrong-token-value\n');
       const wrong = await rejection(exportRevision(options({ repo: guarded.url('desired.git'), ref: 'release', auth: { tokenFile } })));
       assert.equal(wrong.code, 'FETCH_FAILED');
-      assert.match(wrong.message, /cannot fetch release from http:\/\/127\.0\.0\.1:\d+\/desired\.git/);
+      assert.match(wrong.message, /cannot fetch refs\/heads\/release from http:\/\/127\.0\.0\.1:\d+\/desired\.git/);
 
       // A server that hangs up: the token was sent, and still appears nowhere in the error.
       await writeFile(tokenFile, `${TOKEN}\n`);

@@ -72,6 +72,7 @@ describe('host config', () => {
       webhook: { enabled: false },
       auth: {},
       trust: { requireSignatures: false, allowRewinds: false },
+      limits: { maxFileBytes: 16777216, maxTreeBytes: 134217728 },
       drift: { policy: 'heal', watch: true },
       deadmanSeconds: 120,
       keepGenerations: 10,
