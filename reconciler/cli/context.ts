@@ -3,6 +3,7 @@
  * `--dry-activate`), secrets, the state store and the logger.
  */
 import type { Command } from 'commander';
+import { resolve } from 'node:path';
 import pino from 'pino';
 import { EdgeError } from '../errors.js';
 import { ExecRunner, Host, RecordingRunner } from '../host/host.js';
@@ -56,14 +57,22 @@ export function createLogger(redact: (text: string) => string, quiet = false): L
   );
 }
 
-/** The context of an applying command. `--root` other than `/` needs `--dry-activate`: the units would not match. */
-export async function applyingContext(options: ApplyingOptions): Promise<RunContext> {
-  if (options.root !== '/' && !options.dryActivate) {
-    throw new EdgeError('ROOT_NEEDS_DRY_ACTIVATE', `--root ${options.root} applies files into a sandbox: add --dry-activate, or systemctl would act on this machine's units`, {
+/**
+ * Refuses a sandbox root (anything but `/`) without `--dry-activate`: the files would go into the sandbox while
+ * systemctl, caddy and ufw acted on this machine's own units. `what` names where the root was set.
+ */
+export function checkSandboxRoot(root: string, dryActivate: boolean | undefined, what = '--root'): void {
+  if (resolve(root) !== '/' && !dryActivate) {
+    throw new EdgeError('ROOT_NEEDS_DRY_ACTIVATE', `${what} ${root} applies files into a sandbox: add --dry-activate, or systemctl would act on this machine's units`, {
       stage: 'apply',
       retry: 'invalid',
     });
   }
+}
+
+/** The context of an applying command. `--root` other than `/` needs `--dry-activate`: the units would not match. */
+export async function applyingContext(options: ApplyingOptions): Promise<RunContext> {
+  checkSandboxRoot(options.root, options.dryActivate);
   const secrets = await setupSecrets(options.secretsDir);
   return {
     hostName: options.host,
