@@ -11,6 +11,7 @@ import { DEFAULT_PATH_POLICY } from '../host/path-policy.js';
 import type { Logger, RunContext } from '../run-context.js';
 import { StateStore } from '../state/state-store.js';
 import { setupSecrets } from '../secrets/secrets.js';
+import { scrub } from '../source/git-errors.js';
 
 /** The default state dir on a VM. */
 export const DEFAULT_STATE_DIR = '/var/lib/edge-reconciler';
@@ -40,8 +41,9 @@ export function withHostOptions(command: Command): Command {
     .option('--quiet', 'log warnings and errors only');
 }
 
-/** A pino logger on stderr whose string fields and messages pass through `redact`. */
-export function createLogger(redact: (text: string) => string, quiet = false): Logger {
+/** A pino logger on stderr whose string fields and messages pass through `redact`, and lose any URL's userinfo. */
+export function createLogger(redactSecrets: (text: string) => string, quiet = false): Logger {
+  const redact = (text: string) => scrub(redactSecrets(text), []);
   return pino(
     {
       level: quiet ? 'warn' : 'info',

@@ -13,10 +13,6 @@ import { describeRepo, scrub } from '../source/git-errors.js';
 import { checkSandboxRoot, createLogger } from './context.js';
 import { out, printError } from './io.js';
 
-/** The agent's logger: secrets redacted, and the userinfo of any URL dropped from every line. */
-function agentLogger(redact: () => Redactor, quiet?: boolean) {
-  return createLogger((text) => scrub(redact()(text), []), quiet);
-}
 
 /** Registers `serve` and `reconcile`. */
 export function registerServe(program: Command): void {
@@ -27,7 +23,7 @@ export function registerServe(program: Command): void {
     .option('--dry-activate', 'record activation instead of running it (a sandbox root; demos and tests)')
     .action(async (options: { config: string; dryActivate?: boolean }) => {
       let redact: Redactor = (text) => text;
-      const log = agentLogger(() => redact);
+      const log = createLogger((text) => redact(text));
       let config: HostConfig;
       try {
         config = await loadHostConfig(options.config);
@@ -67,7 +63,7 @@ export function registerServe(program: Command): void {
         }
         checkSandboxRoot(config.root, options.dryActivate, `"root" of ${options.config}:`);
         let redact: Redactor = (text) => text;
-        const log = agentLogger(() => redact, true);
+        const log = createLogger((text) => redact(text), true);
         const ctx = await contextFromConfig(config, { log, dryActivate: options.dryActivate, setRedactor: (next) => (redact = next) });
         const outcome = await reconcile(ctx, { mode: runMode(config, ['manual']), force: options.now === true, lockWaitMs: 600_000 });
         out(`no agent listens at ${url}; reconciled here: ${outcome.result} ${outcome.revision?.slice(0, 12) ?? ''}`, redact);

@@ -7,7 +7,7 @@
  * ignored; equal versions (`1.2` and `1.2.0`) are decided by date. When no tag carries a version, the newest by
  * date wins: the tagger date of an annotated tag, the committer date of a lightweight one; then the name.
  */
-import { shortTagPattern } from '../config/git-names.js';
+import { refNameProblem, shortTagPattern } from '../config/git-names.js';
 
 /** A tag the remote advertises. */
 export interface RemoteTag {
@@ -61,14 +61,17 @@ export function tagGlob(pattern: string): RegExp {
   return new RegExp(`^${source}$`);
 }
 
-/** Parses `git ls-remote --tags` output: one tag per name, peeled lines (`^{}`) folded in. */
+/**
+ * Parses `git ls-remote --tags` output: one tag per name, peeled lines (`^{}`) folded in. A name git itself would
+ * refuse (`a*`, `..`) is dropped: a server may advertise anything, and such a name would make a refspec a pattern.
+ */
 export function parseLsRemoteTags(output: string): RemoteTag[] {
   const tags = new Map<string, RemoteTag>();
   for (const line of output.split('\n')) {
     const match = /^([0-9a-f]{40,64})\trefs\/tags\/(.+)$/.exec(line.trim());
     if (!match) continue;
     const [, object, ref] = match as unknown as [string, string, string];
-    if (ref.endsWith('^{}')) continue;
+    if (ref.endsWith('^{}') || refNameProblem(`refs/tags/${ref}`) !== undefined) continue;
     tags.set(ref, { name: ref, object });
   }
   return [...tags.values()];

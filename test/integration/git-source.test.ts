@@ -9,7 +9,7 @@ import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportRevision, type SourceOptions } from '../../reconciler/source/git.js';
-import { tagCandidates } from '../../reconciler/source/git-refs.js';
+import { parseLsRemoteTags, tagCandidates } from '../../reconciler/source/git-refs.js';
 import { createUpstream, startGitHttpServer, startSilentServer, type GitHttpServer, type Upstream } from '../helpers/git-server.js';
 import { rejection } from '../helpers/assertions.js';
 
@@ -298,6 +298,12 @@ describe('tag order (the rule of docs/git-source.md)', () => {
     const dated = pick(['prod-alpha', 'prod-beta']);
     assert.equal(dated.by, 'date');
     assert.equal(dated.candidates.length, 2);
+  });
+
+  it('drops advertised tag names git would refuse, so no refspec becomes a pattern', () => {
+    const sha = '0'.repeat(40);
+    const listed = ['prod-1.0.0', 'prod-*', 'prod-2..0', 'prod-3.0.0.lock', '-prod-4', 'prod-5:x'].map((name) => `${sha}\trefs/tags/${name}`).join('\n');
+    assert.deepEqual(parseLsRemoteTags(listed).map((tag) => tag.name), ['prod-1.0.0', '-prod-4']);
   });
 
   it('matches the whole name, and a * never crosses a slash', () => {

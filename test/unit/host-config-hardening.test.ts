@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { EdgeError, formatProblem } from '../../reconciler/errors.js';
 import { parseHostConfig } from '../../reconciler/config/host-config.js';
 import { fullRefName, parseRepo } from '../../reconciler/config/git-names.js';
+import { scrub } from '../../reconciler/source/git-errors.js';
 
 const FILE = '/etc/edge-reconciler/config.yaml';
 const HOST = 'host: lod-prod\n';
@@ -188,5 +189,14 @@ describe('host config: what reaches git and the network', () => {
       `${FILE}:3: secret file ${dir}/DB_PASSWORD in "secretsDir" is owned by uid 65534: it must belong to the agent's user or root (at /secretsDir) [CONFIG_INVALID]`,
     ]);
     assert.ok(problems.every((problem) => !problem.includes('NeverShown')));
+  });
+});
+
+describe('userinfo in logs and messages', () => {
+  it('drops a URL\'s userinfo from any text, and a JSON log line stays JSON', () => {
+    const line = JSON.stringify({ repo: 'https://deploy:tok3n@git.example.org/x.git', other: 'http://a.example', mail: 'ops@example.org', ssh: 'ssh://git@host/x' });
+    const clean = scrub(line, []);
+    assert.deepEqual(JSON.parse(clean), { repo: 'https://git.example.org/x.git', other: 'http://a.example', mail: 'ops@example.org', ssh: 'ssh://host/x' });
+    assert.equal(scrub('cannot fetch from https://u:p@h/x: fatal', []), 'cannot fetch from https://h/x: fatal');
   });
 });
