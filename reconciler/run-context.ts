@@ -7,7 +7,7 @@ import type { HealthReport } from './host/health.js';
 import type { InventoryEntry } from './state/inventory.js';
 import type { DesiredState, Plan } from './model.js';
 import type { PathPolicy } from './host/path-policy.js';
-import type { TreeFiles } from './source/git-tree.js';
+import type { TreeFiles, TreeLimits } from './source/git-tree.js';
 import type { Redactor } from './secrets/redact.js';
 import type { MaintenanceConfig } from './config/schedule.js';
 import type { GenerationMeta, StateStore } from './state/state-store.js';
@@ -35,6 +35,8 @@ export interface SourceConfig {
   auth?: { sshKeyFile?: string; knownHostsFile?: string; tokenFile?: string; tokenUser?: string };
   trust?: { requireSignatures: boolean; allowedSignersFile?: string; gpgHome?: string; allowRewinds: boolean };
   timeoutMs?: number;
+  /** The caps on the tree read into memory (default DEFAULT_TREE_LIMITS). */
+  limits?: TreeLimits;
 }
 
 /** What a run is asked to do; fixed for its duration. */

@@ -68,6 +68,7 @@ export async function contextFromConfig(config: HostConfig, options: AgentOption
       ...(config.tagPattern ? { tagPattern: config.tagPattern } : { ref: config.ref }),
       auth: config.auth,
       trust: config.trust,
+      limits: config.limits,
     },
     deadmanSeconds: config.deadmanSeconds,
     keepGenerations: config.keepGenerations,
@@ -144,7 +145,7 @@ export async function startAgent(config: HostConfig, options: AgentOptions): Pro
     log,
     metrics: () => metrics.render(),
     ...(config.webhook.enabled && config.webhook.secret
-      ? { webhook: { secret: config.webhook.secret, watch: config.tagPattern ? { tagPattern: config.tagPattern } : { branch: config.ref ?? 'release' } } }
+      ? { webhook: { secret: config.webhook.secret, watch: config.tagPattern ? { tagPattern: config.tagPattern } : watchedRef(config.ref ?? 'release') } }
       : {}),
     poll: config.poll.enabled ? { intervalMs: config.poll.intervalSeconds * 1000, jitterMs: config.poll.jitterSeconds * 1000 } : false,
     backoff: { initialMs: config.backoff.initialSeconds * 1000, maxMs: config.backoff.maxSeconds * 1000 },
@@ -203,4 +204,9 @@ async function recordSetupFailure(store: StateStore, host: string, error: unknow
   });
   log.error({ code: edge.code }, edge.message);
   return { result: 'failed', retry: edge.retry, durationMs };
+}
+
+/** What a webhook must name for a `ref`: a tag written in full (`refs/tags/v1`) is that one tag, else the branch. */
+function watchedRef(ref: string): { branch: string } | { tagPattern: string } {
+  return ref.startsWith('refs/tags/') ? { tagPattern: ref.slice('refs/tags/'.length) } : { branch: ref };
 }

@@ -3,6 +3,7 @@
  * `--dry-activate`), secrets, the state store and the logger.
  */
 import type { Command } from 'commander';
+import { resolve } from 'node:path';
 import pino from 'pino';
 import { EdgeError } from '../errors.js';
 import { ExecRunner, Host, RecordingRunner } from '../host/host.js';
@@ -10,6 +11,7 @@ import { DEFAULT_PATH_POLICY } from '../host/path-policy.js';
 import type { Logger, RunContext } from '../run-context.js';
 import { StateStore } from '../state/state-store.js';
 import { setupSecrets } from '../secrets/secrets.js';
+import { scrub } from '../source/git-errors.js';
 
 /** The default state dir on a VM. */
 export const DEFAULT_STATE_DIR = '/var/lib/edge-reconciler';
@@ -39,8 +41,9 @@ export function withHostOptions(command: Command): Command {
     .option('--quiet', 'log warnings and errors only');
 }
 
-/** A pino logger on stderr whose string fields and messages pass through `redact`. */
-export function createLogger(redact: (text: string) => string, quiet = false): Logger {
+/** A pino logger on stderr whose string fields and messages pass through `redact`, and lose any URL's userinfo. */
+export function createLogger(redactSecrets: (text: string) => string, quiet = false): Logger {
+  const redact = (text: string) => scrub(redactSecrets(text), []);
   return pino(
     {
       level: quiet ? 'warn' : 'info',
@@ -56,14 +59,22 @@ export function createLogger(redact: (text: string) => string, quiet = false): L
   );
 }
 
-/** The context of an applying command. `--root` other than `/` needs `--dry-activate`: the units would not match. */
-export async function applyingContext(options: ApplyingOptions): Promise<RunContext> {
-  if (options.root !== '/' && !options.dryActivate) {
-    throw new EdgeError('ROOT_NEEDS_DRY_ACTIVATE', `--root ${options.root} applies files into a sandbox: add --dry-activate, or systemctl would act on this machine's units`, {
+/**
+ * Refuses a sandbox root (anything but `/`) without `--dry-activate`: the files would go into the sandbox while
+ * systemctl, caddy and ufw acted on this machine's own units. `what` names where the root was set.
+ */
+export function checkSandboxRoot(root: string, dryActivate: boolean | undefined, what = '--root'): void {
+  if (resolve(root) !== '/' && !dryActivate) {
+    throw new EdgeError('ROOT_NEEDS_DRY_ACTIVATE', `${what} ${root} applies files into a sandbox: add --dry-activate, or systemctl would act on this machine's units`, {
       stage: 'apply',
       retry: 'invalid',
     });
   }
+}
+
+/** The context of an applying command. `--root` other than `/` needs `--dry-activate`: the units would not match. */
+export async function applyingContext(options: ApplyingOptions): Promise<RunContext> {
+  checkSandboxRoot(options.root, options.dryActivate);
   const secrets = await setupSecrets(options.secretsDir);
   return {
     hostName: options.host,

@@ -6,10 +6,13 @@
 import type { Command } from 'commander';
 import { contextFromConfig, runMode, startAgent } from '../agent/agent.js';
 import { DEFAULT_CONFIG_PATH, loadHostConfig, parseListen, type HostConfig } from '../config/host-config.js';
+import { isWildcard } from '../config/listen-address.js';
 import { reconcile } from '../reconcile.js';
 import type { Redactor } from '../secrets/redact.js';
-import { createLogger } from './context.js';
+import { describeRepo, scrub } from '../source/git-errors.js';
+import { checkSandboxRoot, createLogger } from './context.js';
 import { out, printError } from './io.js';
+
 
 /** Registers `serve` and `reconcile`. */
 export function registerServe(program: Command): void {
@@ -24,12 +27,13 @@ export function registerServe(program: Command): void {
       let config: HostConfig;
       try {
         config = await loadHostConfig(options.config);
+        checkSandboxRoot(config.root, options.dryActivate, `"root" of ${options.config}:`);
       } catch (error) {
-        process.exitCode = printError(error);
+        process.exitCode = printError(error, (text) => scrub(text, []));
         return;
       }
       const agent = await startAgent(config, { log, dryActivate: options.dryActivate, setRedactor: (next) => (redact = next) });
-      log.info({ url: agent.daemon.url, host: config.host, repo: config.repo }, `edge-reconciler serving ${config.host} on ${agent.daemon.url}`);
+      log.info({ url: agent.daemon.url, host: config.host, repo: describeRepo(config.repo) }, `edge-reconciler serving ${config.host} on ${agent.daemon.url}`);
       await agent.closed;
       log.info({}, 'edge-reconciler stopped');
     });
@@ -39,11 +43,12 @@ export function registerServe(program: Command): void {
     .description('ask the running agent for a reconcile now (or run one here when no agent listens)')
     .option('--config <path>', 'the host config', DEFAULT_CONFIG_PATH)
     .option('--now', 'override the maintenance windows (never a suspension)')
-    .action(async (options: { config: string; now?: boolean }) => {
+    .option('--dry-activate', 'when no agent listens: record activation instead of running it (a sandbox root)')
+    .action(async (options: { config: string; now?: boolean; dryActivate?: boolean }) => {
       try {
         const config = await loadHostConfig(options.config);
         const listen = parseListen(config.listen);
-        const host = listen?.host === '0.0.0.0' || listen?.host === '::' || !listen ? '127.0.0.1' : listen.host;
+        const host = !listen || isWildcard(listen.host) ? '127.0.0.1' : listen.host;
         const url = `http://${host.includes(':') ? `[${host}]` : host}:${listen?.port ?? 9321}/reconcile`;
         const response = await fetch(url, {
           method: 'POST',
@@ -56,9 +61,10 @@ export function registerServe(program: Command): void {
           process.exitCode = response.ok ? 0 : 1;
           return;
         }
+        checkSandboxRoot(config.root, options.dryActivate, `"root" of ${options.config}:`);
         let redact: Redactor = (text) => text;
         const log = createLogger((text) => redact(text), true);
-        const ctx = await contextFromConfig(config, { log, setRedactor: (next) => (redact = next) });
+        const ctx = await contextFromConfig(config, { log, dryActivate: options.dryActivate, setRedactor: (next) => (redact = next) });
         const outcome = await reconcile(ctx, { mode: runMode(config, ['manual']), force: options.now === true, lockWaitMs: 600_000 });
         out(`no agent listens at ${url}; reconciled here: ${outcome.result} ${outcome.revision?.slice(0, 12) ?? ''}`, redact);
         if (outcome.error) printError(outcome.error, redact);

@@ -141,6 +141,16 @@ export const hostConfigSchema = {
       },
       additionalProperties: false,
     },
+    limits: {
+      type: 'object',
+      default: {},
+      description: 'Caps on the desired-state tree the agent reads into memory; a revision over them is refused (TREE_TOO_LARGE) before it is read.',
+      properties: {
+        maxFileBytes: { type: 'integer', minimum: 1024, default: 16777216, description: 'The largest single file of the tree, in bytes (16 MiB).' },
+        maxTreeBytes: { type: 'integer', minimum: 1024, default: 134217728, description: 'The largest tree, all its files together, in bytes (128 MiB).' },
+      },
+      additionalProperties: false,
+    },
     drift: {
       type: 'object',
       default: {},

@@ -4,16 +4,19 @@
  * a safe listen address, signature settings, time zone and crons, secret files that exist and are private).
  * Every problem names the config file, the line and the key; a secret's content never appears in one.
  */
-import { lstat, readFile } from 'node:fs/promises';
-import { isIPv4, isIPv6 } from 'node:net';
+import { readFile } from 'node:fs/promises';
 import { Ajv, type ValidateFunction } from 'ajv';
 import { isMap, isScalar, LineCounter, parse as parseYamlValue, parseDocument } from 'yaml';
 import { EdgeError, formatProblem, type Problem } from '../errors.js';
+import { parseRepo, refProblem, tagPatternProblem, withoutUserinfo } from './git-names.js';
+import { fileProblems } from './host-config-files.js';
 import { hostConfigSchema } from './host-config-schema.js';
+import { formatListen, isWildcard, parseListenAddress } from './listen-address.js';
 import { cronProblem, isValidTimeZone, type MaintenanceConfig } from './schedule.js';
 import { parseYaml, schemaProblems, type YamlSource } from './yaml-source.js';
 
 export { defaultHostName, renderDefaultConfig, type DefaultConfigOptions } from './host-config-template.js';
+export { parseListen } from './listen-address.js';
 
 /** Where the agent looks for its config unless told otherwise. */
 export const DEFAULT_CONFIG_PATH = '/etc/edge-reconciler/config.yaml';
@@ -38,6 +41,7 @@ export interface HostConfig {
   webhook: { enabled: boolean; secretFile?: string; readonly secret?: string };
   auth: { sshKeyFile?: string; knownHostsFile?: string; tokenFile?: string };
   trust: { requireSignatures: boolean; allowedSignersFile?: string; gpgHome?: string; allowRewinds: boolean };
+  limits: { maxFileBytes: number; maxTreeBytes: number };
   drift: { policy: DriftPolicy; watch: boolean };
   deadmanSeconds: number;
   keepGenerations: number;
@@ -86,6 +90,8 @@ export async function parseHostConfig(file: string, text: string): Promise<HostC
 
   const config = value as unknown as HostConfig;
   if (config.tagPattern !== undefined) delete config.ref;
+  // The server binds exactly the address that was checked, in its normal form.
+  config.listen = formatListen(parseListenAddress(config.listen));
   if (secret !== undefined) Object.defineProperty(config.webhook, 'secret', { value: secret, enumerable: false });
   return config;
 }
@@ -148,11 +154,16 @@ function crossFieldProblems(source: YamlSource, value: Record<string, unknown>, 
     at('/tagPattern', 'set either "ref" (a branch) or "tagPattern" (tags), not both');
   }
 
+  problems.push(...gitProblems(source, value, explicitRef));
+
   if (typeof value.listen === 'string') {
-    const listen = parseListen(value.listen);
-    if (!listen) at('/listen', `"listen" must be host:port (or [ipv6]:port), got "${value.listen}"`);
-    else if (isWildcard(listen.host) && value.allowPublicListen !== true) {
-      at('/listen', `"listen" ${value.listen} would listen on every interface: use 127.0.0.1 or the tailscale address, or set "allowPublicListen: true"`);
+    try {
+      const listen = parseListenAddress(value.listen);
+      if (isWildcard(listen.host) && value.allowPublicListen !== true) {
+        at('/listen', `"listen" ${value.listen} would listen on every interface: use 127.0.0.1 or the tailscale address, or set "allowPublicListen: true"`);
+      }
+    } catch (error) {
+      at('/listen', `"listen" "${value.listen}" ${(error as Error).message}`);
     }
   }
 
@@ -192,69 +203,34 @@ function crossFieldProblems(source: YamlSource, value: Record<string, unknown>, 
   return problems;
 }
 
-/** Checks the files the config names; returns the webhook secret when the webhook is enabled. */
-async function fileProblems(source: YamlSource, value: Record<string, unknown>, problems: Problem[]): Promise<string | undefined> {
+/** The values that reach git: the repo, the ref or tag pattern, and the credentials that go with the repo. */
+function gitProblems(source: YamlSource, value: Record<string, unknown>, explicitRef: boolean): Problem[] {
+  const problems: Problem[] = [];
   const at = (pointer: string, message: string) => {
     problems.push({ code: 'CONFIG_INVALID', file: source.file, line: source.lineOf(pointer), path: pointer, message });
   };
-  const check = async (pointer: string, path: unknown, kind: 'private file' | 'file' | 'dir'): Promise<boolean> => {
-    if (typeof path !== 'string') return false;
-    const key = pointer.slice(1).replace(/\//g, '.');
-    const stat = await lstat(path).catch(() => undefined);
-    if (!stat) {
-      at(pointer, `"${key}" ${path} does not exist`);
-      return false;
-    }
-    if (kind === 'dir' ? !stat.isDirectory() : !stat.isFile()) {
-      at(pointer, `"${key}" ${path} is not a ${kind === 'dir' ? 'directory' : 'regular file'}`);
-      return false;
-    }
-    if (kind === 'private file' && (stat.mode & 0o077) !== 0) {
-      at(pointer, `"${key}" ${path} has mode ${(stat.mode & 0o777).toString(8).padStart(4, '0')}: make it 0600 (readable by its owner only)`);
-      return false;
-    }
-    return true;
-  };
-
   const auth = section(value, 'auth');
-  await check('/auth/sshKeyFile', auth.sshKeyFile, 'private file');
-  await check('/auth/knownHostsFile', auth.knownHostsFile, 'file');
-  await check('/auth/tokenFile', auth.tokenFile, 'private file');
-  const trust = section(value, 'trust');
-  await check('/trust/allowedSignersFile', trust.allowedSignersFile, 'file');
-  await check('/trust/gpgHome', trust.gpgHome, 'dir');
-
-  const webhook = section(value, 'webhook');
-  if (webhook.enabled !== true || !(await check('/webhook/secretFile', webhook.secretFile, 'private file'))) return undefined;
-  const secret = await readFile(webhook.secretFile as string, 'utf8').then(
-    (text) => text.trim(),
-    (error: NodeJS.ErrnoException) => {
-      at('/webhook/secretFile', `cannot read "webhook.secretFile" ${String(webhook.secretFile)}: ${error.code ?? 'error'}`);
-      return undefined;
-    },
-  );
-  if (secret === undefined) return undefined;
-  if (secret === '') at('/webhook/secretFile', `"webhook.secretFile" ${String(webhook.secretFile)} is empty`);
-  return secret === '' ? undefined : secret;
-}
-
-/** Splits `host:port` or `[v6]:port`; undefined when it is neither (or the port is out of range). */
-export function parseListen(listen: string): { host: string; port: number } | undefined {
-  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(listen);
-  if (!match) return undefined;
-  const host = match[1] ?? match[2] ?? '';
-  const port = Number(match[3]);
-  // Port 0 asks the kernel for a free port (tests; the agent logs the one it got).
-  if (port > 65535) return undefined;
-  if (match[1] !== undefined && !isIPv6(host)) return undefined;
-  if (match[2] !== undefined && host !== '' && !isIPv4(host) && !/^[a-zA-Z0-9]([a-zA-Z0-9.-]*[a-zA-Z0-9])?$/.test(host)) return undefined;
-  return { host, port };
-}
-
-/** True for an address that means every interface: empty, 0.0.0.0 or :: (in any spelling). */
-function isWildcard(host: string): boolean {
-  if (host === '' || host === '0.0.0.0') return true;
-  return isIPv6(host) && new URL(`http://[${host}]`).hostname === '[::]';
+  if (typeof value.repo === 'string' && value.repo !== '') {
+    try {
+      const repo = parseRepo(value.repo);
+      if (auth.tokenFile !== undefined && repo.kind !== 'http') {
+        at('/auth/tokenFile', `"auth.tokenFile" is for http(s) URLs, and "repo" ${withoutUserinfo(value.repo)} is not one (use "auth.sshKeyFile" for ssh)`);
+      } else if (auth.tokenFile !== undefined && repo.credentials) {
+        at('/auth/tokenFile', '"repo" carries a password in its URL and "auth.tokenFile" is set: keep the token in the token file only');
+      }
+    } catch (error) {
+      at('/repo', `"repo" ${JSON.stringify(withoutUserinfo(value.repo))} ${(error as Error).message}`);
+    }
+  }
+  if (explicitRef && typeof value.ref === 'string') {
+    const problem = refProblem(value.ref);
+    if (problem) at('/ref', `"ref" ${JSON.stringify(value.ref)} ${problem}`);
+  }
+  if (typeof value.tagPattern === 'string') {
+    const problem = tagPatternProblem(value.tagPattern);
+    if (problem) at('/tagPattern', `"tagPattern" ${JSON.stringify(value.tagPattern)} ${problem}`);
+  }
+  return problems;
 }
 
 /**

@@ -215,6 +215,9 @@ export async function readSecretsDir(dir: string): Promise<Map<string, string>> 
     if (!entry.isFile() || entry.name.startsWith('.')) continue;
     const path = join(dir, entry.name);
     const stat = await lstat(path);
+    if (stat.uid !== 0 && stat.uid !== process.getuid?.()) {
+      throw new SecretsDirError('SECRET_PERMISSIONS', path, `secret file ${path} is owned by uid ${stat.uid}: it must belong to the agent's user or root`);
+    }
     if ((stat.mode & 0o077) !== 0) {
       throw new SecretsDirError(
         'SECRET_PERMISSIONS',

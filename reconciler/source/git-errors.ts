@@ -12,7 +12,8 @@ export function fetchError(message: string, cause: unknown, retry: 'transient' |
 
 /** `text` without URL userinfo and without any of `secrets`. */
 export function scrub(text: string, secrets: string[]): string {
-  let clean = text.replace(/(\w+:\/\/)[^/@\s]+@/g, '$1');
+  // Userinfo stops at the first character that cannot be in it, so a JSON or quoted text keeps its shape.
+  let clean = text.replace(/(\w+:\/\/)[^/?#@\s"'\\<>]+@/g, '$1');
   for (const secret of secrets) if (secret) clean = clean.split(secret).join('[redacted]');
   return clean;
 }

@@ -7,6 +7,7 @@
  * ignored; equal versions (`1.2` and `1.2.0`) are decided by date. When no tag carries a version, the newest by
  * date wins: the tagger date of an annotated tag, the committer date of a lightweight one; then the name.
  */
+import { refNameProblem, shortTagPattern } from '../config/git-names.js';
 
 /** A tag the remote advertises. */
 export interface RemoteTag {
@@ -33,11 +34,11 @@ export interface TagCandidates {
 
 /** Normalises a tag pattern (`prod-*` or `refs/tags/prod-*`) to the short form; throws on an unusable one. */
 export function normaliseTagPattern(pattern: string): string {
-  const short = pattern.startsWith('refs/tags/') ? pattern.slice('refs/tags/'.length) : pattern;
-  if (!short || /[\s\\^~:]|\.\./.test(short) || short.startsWith('-')) {
-    throw new Error(`tag pattern ${JSON.stringify(pattern)} is not a usable glob (expected something like prod-*)`);
+  try {
+    return shortTagPattern(pattern);
+  } catch (error) {
+    throw new Error(`tag pattern ${JSON.stringify(pattern)} ${(error as Error).message} (expected a glob such as prod-*)`);
   }
-  return short;
 }
 
 /** A RegExp for a tag glob: `*` and `?` never match `/`, `[...]` is a class; each `*` is a capture group. */
@@ -60,14 +61,17 @@ export function tagGlob(pattern: string): RegExp {
   return new RegExp(`^${source}$`);
 }
 
-/** Parses `git ls-remote --tags` output: one tag per name, peeled lines (`^{}`) folded in. */
+/**
+ * Parses `git ls-remote --tags` output: one tag per name, peeled lines (`^{}`) folded in. A name git itself would
+ * refuse (`a*`, `..`) is dropped: a server may advertise anything, and such a name would make a refspec a pattern.
+ */
 export function parseLsRemoteTags(output: string): RemoteTag[] {
   const tags = new Map<string, RemoteTag>();
   for (const line of output.split('\n')) {
     const match = /^([0-9a-f]{40,64})\trefs\/tags\/(.+)$/.exec(line.trim());
     if (!match) continue;
     const [, object, ref] = match as unknown as [string, string, string];
-    if (ref.endsWith('^{}')) continue;
+    if (ref.endsWith('^{}') || refNameProblem(`refs/tags/${ref}`) !== undefined) continue;
     tags.set(ref, { name: ref, object });
   }
   return [...tags.values()];

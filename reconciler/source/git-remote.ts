@@ -5,6 +5,7 @@
 import { access, constants, mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { simpleGit, type SimpleGit } from 'simple-git';
+import { fullRefName, parseRepo, type RepoLocation } from '../config/git-names.js';
 import { EdgeError } from '../errors.js';
 import { describeRepo, fetchError, scrubbedCause } from './git-errors.js';
 import { newestByDate, normaliseTagPattern, parseLsRemoteTags, tagCandidates } from './git-refs.js';
@@ -39,7 +40,10 @@ export const DEFAULT_FETCH_TIMEOUT_MS = 60_000;
 
 /** How to reach a remote: the environment of every network git command and the secrets to keep out of errors. */
 export interface RemoteAccess {
+  /** The repo as configured, for messages (describeRepo drops its userinfo). */
   repo: string;
+  /** The repo as git is given it: checked, never an option, without a password. */
+  url: string;
   env: Record<string, string>;
   secrets: string[];
   timeoutMs: number;
@@ -71,8 +75,31 @@ async function readable(file: string, what: string): Promise<void> {
   });
 }
 
+/** Checks the repo before git sees it (see config/git-names.ts); a bad one is a config mistake. */
+export function locateRepo(repo: string): RepoLocation {
+  try {
+    return parseRepo(repo);
+  } catch (error) {
+    throw new EdgeError('FETCH_FAILED', `repo ${JSON.stringify(describeRepo(repo))} ${(error as Error).message}`, { stage: 'fetch', retry: 'invalid' });
+  }
+}
+
+/** The HTTP Basic header git sends to the repo's origin, passed through the environment (never argv or the URL). */
+function basicAuthEnv(url: string, user: string, password: string): { env: Record<string, string>; basic: string } {
+  const basic = Buffer.from(`${user}:${password}`).toString('base64');
+  return {
+    basic,
+    env: {
+      GIT_CONFIG_COUNT: '1',
+      GIT_CONFIG_KEY_0: `http.${new URL(url).origin}/.extraHeader`,
+      GIT_CONFIG_VALUE_0: `Authorization: Basic ${basic}`,
+    },
+  };
+}
+
 /** The environment, secrets and deadline of every network git command of one fetch. */
 export async function remoteAccess(options: RemoteOptions): Promise<RemoteAccess> {
+  const location = locateRepo(options.repo);
   const auth = options.auth ?? {};
   const timeoutMs = options.timeoutMs ?? DEFAULT_FETCH_TIMEOUT_MS;
   const env: Record<string, string> = {};
@@ -89,22 +116,27 @@ export async function remoteAccess(options: RemoteOptions): Promise<RemoteAccess
   if (auth.knownHostsFile) await readable(auth.knownHostsFile, 'known_hosts file');
   const secrets: string[] = [];
   if (auth.tokenFile) {
-    if (!/^https?:\/\//i.test(options.repo)) {
+    if (location.kind !== 'http') {
       throw new EdgeError('FETCH_FAILED', `auth.tokenFile is for http(s) URLs, and the repo is ${describeRepo(options.repo)}`, { stage: 'fetch', retry: 'invalid' });
+    }
+    if (location.credentials) {
+      throw new EdgeError('FETCH_FAILED', `the repo ${describeRepo(options.repo)} carries a password in its URL and auth.tokenFile is set: keep the token in the token file only`, { stage: 'fetch', retry: 'invalid' });
     }
     await readable(auth.tokenFile, 'token file');
     const token = (await readFile(auth.tokenFile, 'utf8')).trim();
     if (!token) throw new EdgeError('FETCH_FAILED', `the token file ${auth.tokenFile} is empty`, { stage: 'fetch', retry: 'transient' });
-    const basic = Buffer.from(`${auth.tokenUser ?? 'x-access-token'}:${token}`).toString('base64');
     // Through the environment, not `-c`: argv is world-readable in /proc and shows up in error messages.
-    Object.assign(env, {
-      GIT_CONFIG_COUNT: '1',
-      GIT_CONFIG_KEY_0: `http.${new URL(options.repo).origin}/.extraHeader`,
-      GIT_CONFIG_VALUE_0: `Authorization: Basic ${basic}`,
-    });
-    secrets.push(token, basic);
+    const header = basicAuthEnv(location.url, auth.tokenUser ?? 'x-access-token', token);
+    Object.assign(env, header.env);
+    secrets.push(token, header.basic);
+  } else if (location.credentials) {
+    // A password in the URL travels like a token: as a header through the environment, never in git's argv.
+    const { user, password } = location.credentials;
+    const header = basicAuthEnv(location.url, user, password);
+    Object.assign(env, header.env);
+    secrets.push(password, encodeURIComponent(password), header.basic);
   }
-  return { repo: options.repo, env, secrets, timeoutMs, signal: options.signal, mirrorDir: options.mirrorDir };
+  return { repo: options.repo, url: location.url, env, secrets, timeoutMs, signal: options.signal, mirrorDir: options.mirrorDir };
 }
 
 /** Runs one network git command in the mirror under the deadline; a timeout is FETCH_TIMEOUT. */
@@ -138,10 +170,19 @@ export async function ensureMirror(mirrorDir: string): Promise<void> {
   await simpleGit(mirrorDir).init(true);
 }
 
-/** Fetches one ref into `refs/edge/watched` (no tags, no other branch); returns the ref's full name. */
+/**
+ * Fetches one ref into `refs/edge/watched` (no tags, no other branch) by its full name, so that a tag named like
+ * the watched branch never stands in for it; returns the ref's full name.
+ */
 export async function fetchRef(remote: RemoteAccess, asked: string): Promise<{ ref: string; tag?: string }> {
-  await overNetwork(remote, `fetch ${asked}`, ['fetch', '--quiet', '--no-tags', '--force', '--no-recurse-submodules', remote.repo, `+${asked}:refs/edge/watched`]);
-  const ref = resolvedRef(await readFile(`${remote.mirrorDir}/FETCH_HEAD`, 'utf8').catch(() => ''), asked);
+  let full: string;
+  try {
+    full = fullRefName(asked);
+  } catch (error) {
+    throw new EdgeError('FETCH_FAILED', `ref ${JSON.stringify(asked)} ${(error as Error).message}`, { stage: 'fetch', retry: 'invalid' });
+  }
+  await overNetwork(remote, `fetch ${full}`, ['fetch', '--quiet', '--no-tags', '--force', '--no-recurse-submodules', '--', remote.url, `+${full}:refs/edge/watched`]);
+  const ref = full.startsWith('refs/') ? full : resolvedRef(await readFile(`${remote.mirrorDir}/FETCH_HEAD`, 'utf8').catch(() => ''), full);
   if (ref.startsWith('refs/tags/')) {
     // Keep the tag under its own name too, so that its signature can be verified.
     await simpleGit(remote.mirrorDir).raw(['update-ref', ref, 'refs/edge/watched']);
@@ -168,14 +209,14 @@ export async function fetchNewestTag(remote: RemoteAccess, pattern: string): Pro
   } catch (error) {
     throw new EdgeError('FETCH_FAILED', (error as Error).message, { stage: 'fetch', retry: 'invalid' });
   }
-  const listed = await overNetwork(remote, `list tags ${short}`, ['ls-remote', '--tags', remote.repo, `refs/tags/${short}`]);
+  const listed = await overNetwork(remote, `list tags ${short}`, ['ls-remote', '--tags', '--', remote.url, `refs/tags/${short}`]);
   const choice = tagCandidates(parseLsRemoteTags(listed), short);
   if (choice.candidates.length === 0) {
     throw new EdgeError('NO_MATCHING_TAG', `no tag of ${describeRepo(remote.repo)} matches ${short}; waiting for one`, { stage: 'fetch', retry: 'refused' });
   }
   const names = choice.candidates.map((tag) => tag.name);
   await overNetwork(remote, `fetch ${names.length === 1 ? `tag ${names[0]}` : `${names.length} tags matching ${short}`}`, [
-    'fetch', '--quiet', '--no-tags', '--force', '--no-recurse-submodules', remote.repo,
+    'fetch', '--quiet', '--no-tags', '--force', '--no-recurse-submodules', '--', remote.url,
     ...names.map((name) => `+refs/tags/${name}:refs/tags/${name}`),
   ]);
   let tag = names[0] as string;

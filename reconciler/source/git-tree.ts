@@ -1,9 +1,48 @@
 /**
  * Reading a revision's tree: into memory for the stages (two git processes), or onto disk for what needs files
- * (hooks), through `git archive`.
+ * (hooks), through `git archive`. The sizes are read first (`ls-tree -l`) and capped, so a huge blob is refused
+ * by name before a byte of it is read.
  */
 import { execa } from 'execa';
+import { EdgeError } from '../errors.js';
 import { fetchError } from './git-errors.js';
+
+/** The caps on a tree read into memory. */
+export interface TreeLimits {
+  /** The largest single file, in bytes. */
+  maxFileBytes: number;
+  /** The largest tree: the sum of its files, in bytes. */
+  maxTreeBytes: number;
+}
+
+/** The default caps: generous for config files, far below what would strain the agent's memory. */
+export const DEFAULT_TREE_LIMITS: TreeLimits = { maxFileBytes: 16 * 1024 * 1024, maxTreeBytes: 128 * 1024 * 1024 };
+
+function mebibytes(bytes: number): string {
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+/** Refuses (TREE_TOO_LARGE, invalid: wait for a new commit) a tree over its caps, naming the file. */
+export function checkTreeSize(entries: { path: string; size: number }[], limits: TreeLimits, what: string): void {
+  let total = 0;
+  for (const entry of entries) {
+    if (entry.size > limits.maxFileBytes) {
+      throw new EdgeError('TREE_TOO_LARGE', `${entry.path} in ${what} is ${mebibytes(entry.size)}, over the limit of ${mebibytes(limits.maxFileBytes)} per file (limits.maxFileBytes)`, {
+        stage: 'fetch',
+        retry: 'invalid',
+        problems: [{ code: 'TREE_TOO_LARGE', file: entry.path, message: `${mebibytes(entry.size)} is over limits.maxFileBytes` }],
+      });
+    }
+    total += entry.size;
+    if (total > limits.maxTreeBytes) {
+      throw new EdgeError('TREE_TOO_LARGE', `${what} holds more than ${mebibytes(limits.maxTreeBytes)} of files (limits.maxTreeBytes), reached at ${entry.path}`, {
+        stage: 'fetch',
+        retry: 'invalid',
+        problems: [{ code: 'TREE_TOO_LARGE', file: entry.path, message: 'the tree is over limits.maxTreeBytes here' }],
+      });
+    }
+  }
+}
 
 /** A file of a tree in memory: its bytes and git mode (`100644`, `100755`, `120000` for a symlink). */
 export interface TreeFile {
@@ -18,22 +57,23 @@ export type TreeFiles = Map<string, TreeFile>;
  * Reads a whole tree into memory with two git processes (`ls-tree` and one `cat-file --batch`): much cheaper than
  * writing hundreds of small files to disk only to read them back.
  */
-export async function readTree(gitDir: string, treeish: string): Promise<TreeFiles> {
-  let entries: { mode: string; sha: string; path: string }[];
+export async function readTree(gitDir: string, treeish: string, limits: TreeLimits = DEFAULT_TREE_LIMITS): Promise<TreeFiles> {
+  let entries: { mode: string; sha: string; path: string; size: number }[];
   try {
-    const listed = await execa('git', ['-C', gitDir, 'ls-tree', '-r', '-z', '--full-tree', treeish], { encoding: 'utf8' });
+    const listed = await execa('git', ['-C', gitDir, 'ls-tree', '-r', '-z', '-l', '--full-tree', '--end-of-options', treeish], { encoding: 'utf8' });
     entries = listed.stdout
       .split('\0')
       .filter(Boolean)
       .map((line) => {
         const tab = line.indexOf('\t');
-        const [mode = '', type = '', sha = ''] = line.slice(0, tab).split(' ');
-        return { mode, type, sha, path: line.slice(tab + 1) };
+        const [mode = '', type = '', sha = '', size = '0'] = line.slice(0, tab).split(/ +/);
+        return { mode, type, sha, size: Number(size), path: line.slice(tab + 1) };
       })
       .filter((entry) => entry.type === 'blob');
   } catch (error) {
     throw fetchError(`cannot list ${treeish}`, error);
   }
+  checkTreeSize(entries, limits, treeish);
   const files: TreeFiles = new Map();
   if (entries.length === 0) return files;
   let out: Buffer;
@@ -41,7 +81,8 @@ export async function readTree(gitDir: string, treeish: string): Promise<TreeFil
     const batch = await execa('git', ['-C', gitDir, 'cat-file', '--batch'], {
       input: `${entries.map((entry) => entry.sha).join('\n')}\n`,
       encoding: 'buffer',
-      maxBuffer: 512 * 1024 * 1024,
+      // The blobs, plus one header line per blob.
+      maxBuffer: limits.maxTreeBytes + entries.length * 128 + 1024,
     });
     out = Buffer.from(batch.stdout);
   } catch (error) {
@@ -61,7 +102,7 @@ export async function readTree(gitDir: string, treeish: string): Promise<TreeFil
 /** Writes the tree of `treeish` into `dir`. */
 export async function archive(gitDir: string, treeish: string, dir: string): Promise<void> {
   try {
-    await execa('git', ['-C', gitDir, 'archive', '--format=tar', treeish]).pipe('tar', ['-x', '-C', dir]);
+    await execa('git', ['-C', gitDir, 'archive', '--format=tar', '--end-of-options', treeish]).pipe('tar', ['-x', '-C', dir]);
   } catch (error) {
     throw fetchError(`cannot export ${treeish}`, error);
   }

@@ -5,26 +5,23 @@
  * with the deploy key or token of `auth`. A local checkout exports its committed tree (uncommitted edits never go
  * live); a plain directory (no git) is copied and named by a hash of its content.
  */
-import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
-import { join, relative } from 'node:path';
+import { cp, lstat, mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { join, relative, resolve } from 'node:path';
 import { simpleGit } from 'simple-git';
+import { isCommitId, refNameProblem } from '../config/git-names.js';
 import { EdgeError } from '../errors.js';
 import { sha256 } from '../state/inventory.js';
 import { describeRepo, fetchError } from './git-errors.js';
 import { ensureMirror, fetchNewestTag, fetchRef, remoteAccess, tagOf, type RemoteOptions } from './git-remote.js';
-import { archive, readTree, type TreeFiles } from './git-tree.js';
+import { archive, checkTreeSize, DEFAULT_TREE_LIMITS, readTree, type TreeFiles, type TreeLimits } from './git-tree.js';
 
 /** What kind of source a revision came from; trust checks apply to `remote` only. */
 export type SourceKind = 'remote' | 'checkout' | 'directory';
 
-/** An exported revision. */
-export interface ExportedRevision {
-  /** False when `skipExport` said the tree is not needed: `dir` is then empty. */
-  exported: boolean;
+/** A revision once resolved, before its tree is read: what the trust checks look at. */
+export interface ResolvedRevision {
   /** The commit id, or `tree:<sha256>` for a plain directory. */
   revision: string;
-  /** The exported tree (the desired-state repo root). */
-  dir: string;
   kind: SourceKind;
   /** The resolved ref (`refs/heads/release`, `refs/tags/prod-1.2.3`, `HEAD`); none for a plain directory. */
   ref?: string;
@@ -32,6 +29,14 @@ export interface ExportedRevision {
   tag?: string;
   /** The repository holding the revision (the mirror, or the checkout); none for a plain directory. */
   gitDir?: string;
+}
+
+/** An exported revision. */
+export interface ExportedRevision extends ResolvedRevision {
+  /** False when `skipExport` said the tree is not needed: `dir` is then empty. */
+  exported: boolean;
+  /** The exported tree (the desired-state repo root). */
+  dir: string;
   /** The tree read straight from git into memory (not for a plain directory, which is read from `dir`). */
   files?: TreeFiles;
   /** Writes the tree into `dir`, for what needs it on disk (hooks); a no-op when it is there already. */
@@ -50,6 +55,10 @@ export interface SourceOptions extends RemoteOptions {
   stagingParent: string;
   /** Asked once the revision is resolved: true skips the export (a live, unchanged revision needs no tree). */
   skipExport?: (revision: string) => Promise<boolean>;
+  /** Runs once the revision is resolved and before anything of its tree is read (the trust checks); may throw. */
+  beforeRead?: (resolved: ResolvedRevision) => Promise<void>;
+  /** The caps on the tree read (default DEFAULT_TREE_LIMITS). */
+  limits?: TreeLimits;
 }
 
 async function isDir(path: string): Promise<boolean> {
@@ -74,7 +83,9 @@ export async function exportRevision(options: SourceOptions): Promise<ExportedRe
   }
 }
 
-async function exportInto(options: SourceOptions, dir: string): Promise<ExportedRevision> {
+async function exportInto(given: SourceOptions, dir: string): Promise<ExportedRevision> {
+  // A local dir is named by its absolute path, so that it is never mistaken for an option or a URL.
+  const options = !given.repo.startsWith('-') && (await isDir(given.repo)) ? { ...given, repo: resolve(given.repo) } : given;
   if (await isDir(options.repo)) {
     const git = simpleGit(options.repo);
     const inside = await git.revparse(['--is-inside-work-tree']).catch(() => 'false');
@@ -86,29 +97,40 @@ async function exportInto(options: SourceOptions, dir: string): Promise<Exported
           retry: 'invalid',
         });
       }
-      return inside.trim() === 'true' ? exportCheckout(options, dir) : exportPlainDir(options.repo, dir);
+      return inside.trim() === 'true' ? exportCheckout(options, dir) : exportPlainDir(options, dir);
     }
   }
   return exportRemote(options, dir);
 }
 
-/** True when the caller needs no tree for this revision (it is live and unchanged): the export is skipped. */
-async function skipped(options: SourceOptions, revision: string): Promise<boolean> {
-  return (await options.skipExport?.(revision)) === true;
+/** Runs the caller's checks on the resolved revision, then asks whether the tree is needed at all. */
+async function resolved(options: SourceOptions, revision: ResolvedRevision): Promise<boolean> {
+  await options.beforeRead?.(revision);
+  return (await options.skipExport?.(revision.revision)) === true;
+}
+
+/** The name a checkout resolves for `ref`: a branch before a tag of the same name, never an option. */
+async function checkoutRef(repo: string, asked: string): Promise<string> {
+  if (asked === 'HEAD' || isCommitId(asked) || asked.startsWith('refs/')) return asked;
+  const problem = asked.startsWith('-') ? 'begins with "-"' : /^[0-9a-f]{4,63}$/.test(asked) ? undefined : refNameProblem(asked);
+  if (problem) throw new EdgeError('FETCH_FAILED', `ref ${JSON.stringify(asked)} ${problem}`, { stage: 'fetch', retry: 'invalid' });
+  const branch = `refs/heads/${asked}`;
+  const known = await simpleGit(repo).raw(['show-ref', '--verify', '--quiet', branch]).then(() => true, () => false);
+  return known ? branch : asked;
 }
 
 async function exportCheckout(options: SourceOptions, dir: string): Promise<ExportedRevision> {
   const git = simpleGit(options.repo);
-  const asked = options.ref ?? 'HEAD';
+  const asked = await checkoutRef(options.repo, options.ref ?? 'HEAD');
   const prefix = (await git.revparse(['--show-prefix'])).trim();
-  const revision = (await git.revparse([`${asked}^{commit}`]).catch((error) => {
+  const revision = (await git.revparse(['--verify', '--quiet', `${asked}^{commit}`]).catch((error) => {
     throw fetchError(`cannot resolve ${asked} in ${options.repo}`, error, 'refused');
   })).trim();
   const ref = (await git.revparse(['--symbolic-full-name', asked]).catch(() => '')).trim() || asked;
   const top = (await git.revparse(['--show-toplevel'])).trim();
   const treeish = prefix ? `${revision}:${prefix.replace(/\/$/, '')}` : revision;
-  const skip = await skipped(options, revision);
-  const files = skip ? undefined : await readTree(top, treeish);
+  const skip = await resolved(options, { revision, kind: 'checkout', ref, ...tagOf(ref), gitDir: top });
+  const files = skip ? undefined : await readTree(top, treeish, options.limits);
   return { revision, dir, kind: 'checkout', ref, ...tagOf(ref), gitDir: top, exported: !skip, files, materialize: once(() => archive(top, treeish, dir)) };
 }
 
@@ -118,22 +140,13 @@ async function exportRemote(options: SourceOptions, dir: string): Promise<Export
     throw fetchError(`cannot create the mirror ${options.mirrorDir}`, error);
   });
   const { ref, tag } = options.tagPattern !== undefined ? await fetchNewestTag(remote, options.tagPattern) : await fetchRef(remote, options.ref ?? 'HEAD');
-  const revision = (await simpleGit(options.mirrorDir).revparse(['refs/edge/watched^{commit}']).catch((error) => {
+  const revision = (await simpleGit(options.mirrorDir).revparse(['--verify', '--quiet', 'refs/edge/watched^{commit}']).catch((error) => {
     throw fetchError(`${ref} from ${describeRepo(options.repo)} is not a commit`, error, 'refused');
   })).trim();
-  const skip = await skipped(options, revision);
-  const files = skip ? undefined : await readTree(options.mirrorDir, revision);
-  return {
-    revision,
-    dir,
-    kind: 'remote',
-    ref,
-    ...(tag ? { tag } : {}),
-    gitDir: options.mirrorDir,
-    exported: !skip,
-    files,
-    materialize: once(() => archive(options.mirrorDir, revision, dir)),
-  };
+  const found: ResolvedRevision = { revision, kind: 'remote', ref, ...(tag ? { tag } : {}), gitDir: options.mirrorDir };
+  const skip = await resolved(options, found);
+  const files = skip ? undefined : await readTree(options.mirrorDir, revision, options.limits);
+  return { ...found, dir, exported: !skip, files, materialize: once(() => archive(options.mirrorDir, revision, dir)) };
 }
 
 /** Runs `fn` the first time only; later calls share its promise. */
@@ -142,12 +155,20 @@ function once(fn: () => Promise<void>): () => Promise<void> {
   return () => (running ??= fn());
 }
 
-async function exportPlainDir(source: string, dir: string): Promise<ExportedRevision> {
+async function exportPlainDir(options: SourceOptions, dir: string): Promise<ExportedRevision> {
+  const source = options.repo;
+  const listed = (await readdir(source, { recursive: true, withFileTypes: true }))
+    .filter((entry) => entry.isFile() && !relative(source, entry.parentPath).split('/').includes('.git'))
+    .map((entry) => join(entry.parentPath, entry.name));
+  const sized = await Promise.all(listed.map(async (file) => ({ path: relative(source, file), size: (await lstat(file)).size })));
+  checkTreeSize(sized, options.limits ?? DEFAULT_TREE_LIMITS, source);
   await cp(source, dir, { recursive: true, verbatimSymlinks: true, filter: (path) => !path.endsWith('/.git') });
   const files = (await readdir(dir, { recursive: true, withFileTypes: true }))
     .filter((entry) => entry.isFile())
     .map((entry) => join(entry.parentPath, entry.name))
     .sort();
   const hash = await Promise.all(files.map(async (file) => `${relative(dir, file)}\0${sha256(await readFile(file))}`));
-  return { revision: `tree:${sha256(hash.join('\n'))}`, dir, kind: 'directory', exported: true, materialize: async () => undefined };
+  const revision = `tree:${sha256(hash.join('\n'))}`;
+  await options.beforeRead?.({ revision, kind: 'directory' });
+  return { revision, dir, kind: 'directory', exported: true, materialize: async () => undefined };
 }

@@ -9,7 +9,7 @@ import { execa } from 'execa';
 import { access, constants } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EdgeError } from '../errors.js';
-import type { ExportedRevision } from './git.js';
+import type { ResolvedRevision } from './git.js';
 
 /** The trust policy of a host's source. */
 export interface TrustPolicy {
@@ -60,8 +60,8 @@ async function git(gitDir: string, args: string[], env?: Record<string, string>)
   return execa('git', ['-C', gitDir, ...args], { reject: false, timeout: VERIFY_TIMEOUT_MS, env: { LC_ALL: 'C', ...env }, stdin: 'ignore' });
 }
 
-/** Runs every trust check the policy asks for on a fetched revision; throws a refused EdgeError. */
-export async function checkTrust(exported: ExportedRevision, options: TrustOptions): Promise<TrustVerdict> {
+/** Runs every trust check the policy asks for on a fetched revision, before its tree is read; throws a refused EdgeError. */
+export async function checkTrust(exported: ResolvedRevision, options: TrustOptions): Promise<TrustVerdict> {
   if (exported.kind !== 'remote' || !exported.gitDir) return { rewound: false, skipped: true };
   const signer = await verifyRevision(exported.gitDir, exported.revision, { ...options, tag: exported.tag });
   const rewound = await checkMonotonic(exported.gitDir, options.lastApplied, exported.revision, options.allowRewinds);
@@ -85,6 +85,13 @@ export async function verifyRevision(gitDir: string, revision: string, options: 
   if (type !== 'commit' && type !== 'tag') throw new EdgeError('UNSIGNED', `${what} is not in the mirror, so its signature cannot be checked`, REFUSED);
   const body = (await git(gitDir, ['cat-file', type, object])).stdout;
   if (!hasSignature(body, type)) throw new EdgeError('UNSIGNED', `${what} has no signature, and signatures are required (trust.requireSignatures)`, REFUSED);
+  if (options.tag) {
+    // The signature covers the tag object's own name, not the ref it was pushed as: they must be the same.
+    const named = /^tag (.*)$/m.exec(body.split('\n\n')[0] ?? '')?.[1];
+    if (named !== options.tag) {
+      throw new EdgeError('UNTRUSTED_SIGNATURE', `${what} is refused: the signed tag object is named ${JSON.stringify(named ?? '')}, not ${options.tag} (a signed tag pushed under another name)`, REFUSED);
+    }
+  }
 
   if (options.allowedSignersFile) {
     const missing = await access(options.allowedSignersFile, constants.R_OK).then(() => false, () => true);

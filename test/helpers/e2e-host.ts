@@ -152,6 +152,7 @@ export class EdgeHost {
         for (const [name, value] of Object.entries(EXAMPLE_SECRETS)) {
           await box.writeFile(`${AGENT.secretsDir}/${name}`, `${value}\n`, 0o600);
         }
+        await box.exec(['chmod', '0700', AGENT.secretsDir]);
       }
       await host.deployLodApp(!withNode);
       await installLogrotate(box);

@@ -9,7 +9,7 @@ import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportRevision, type SourceOptions } from '../../reconciler/source/git.js';
-import { tagCandidates } from '../../reconciler/source/git-refs.js';
+import { parseLsRemoteTags, tagCandidates } from '../../reconciler/source/git-refs.js';
 import { createUpstream, startGitHttpServer, startSilentServer, type GitHttpServer, type Upstream } from '../helpers/git-server.js';
 import { rejection } from '../helpers/assertions.js';
 
@@ -83,11 +83,11 @@ describe('git source (a real git server on 127.0.0.1)', function () {
     assert.deepEqual(refs, ['refs/edge/watched']);
   });
 
-  it('resolves a ref that is a tag to refs/tags/<name>', async () => {
+  it('follows a tag named in full (refs/tags/<name>) as a tag', async () => {
     const tagged = await upstream.commit('tagged');
     await upstream.git(['tag', '-a', '-m', 'v1', 'v1']);
     await upstream.push('release', 'v1');
-    const exported = await exportRevision(options({ ref: 'v1' }));
+    const exported = await exportRevision(options({ ref: 'refs/tags/v1' }));
     assert.equal(exported.revision, tagged);
     assert.equal(exported.ref, 'refs/tags/v1');
     assert.equal(exported.tag, 'v1');
@@ -225,7 +225,7 @@ describe('git source (a real git server on 127.0.0.1)', function () {
       await writeFile(tokenFile, 'wrong-token-value\n');
       const wrong = await rejection(exportRevision(options({ repo: guarded.url('desired.git'), ref: 'release', auth: { tokenFile } })));
       assert.equal(wrong.code, 'FETCH_FAILED');
-      assert.match(wrong.message, /cannot fetch release from http:\/\/127\.0\.0\.1:\d+\/desired\.git/);
+      assert.match(wrong.message, /cannot fetch refs\/heads\/release from http:\/\/127\.0\.0\.1:\d+\/desired\.git/);
 
       // A server that hangs up: the token was sent, and still appears nowhere in the error.
       await writeFile(tokenFile, `${TOKEN}\n`);
@@ -299,6 +299,12 @@ describe('tag order (the rule of docs/git-source.md)', () => {
     const dated = pick(['prod-alpha', 'prod-beta']);
     assert.equal(dated.by, 'date');
     assert.equal(dated.candidates.length, 2);
+  });
+
+  it('drops advertised tag names git would refuse, so no refspec becomes a pattern', () => {
+    const sha = '0'.repeat(40);
+    const listed = ['prod-1.0.0', 'prod-*', 'prod-2..0', 'prod-3.0.0.lock', '-prod-4', 'prod-5:x'].map((name) => `${sha}\trefs/tags/${name}`).join('\n');
+    assert.deepEqual(parseLsRemoteTags(listed).map((tag) => tag.name), ['prod-1.0.0', '-prod-4']);
   });
 
   it('matches the whole name, and a * never crosses a slash', () => {

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { execa } from 'execa';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportRevision, type ExportedRevision, type SourceOptions } from '../../reconciler/source/git.js';
@@ -138,6 +138,21 @@ describe('trust: signatures and monotonic revisions', function () {
       assert.match(lightweight.message, /^tag prod-1\.0\.1 \(revision [0-9a-f]{12}\) is a lightweight tag: no signature/);
     });
 
+    it('refuses a trusted signed tag pushed under another name (staging-5.0.0 as prod-5.0.0)', async () => {
+      await upstream.commit('staged');
+      await upstream.git([...ssh(trustedKey), 'tag', '-s', '-m', 'staging only', 'staging-5.0.0']);
+      await upstream.push('release', 'staging-5.0.0:refs/tags/prod-5.0.0');
+      const exported = await exportRevision(options({ tagPattern: 'prod-*' }));
+      assert.equal(exported.tag, 'prod-5.0.0');
+      const error = await rejection(checkTrust(exported, required()));
+      assert.equal(error.code, 'UNTRUSTED_SIGNATURE');
+      assert.equal(error.retry, 'refused');
+      assert.match(error.message, /^tag prod-5\.0\.0 \(revision [0-9a-f]{12}\) is refused: the signed tag object is named "staging-5\.0\.0", not prod-5\.0\.0/);
+
+      const named = await rejection(checkTrust(await exportRevision(options({ ref: 'refs/tags/prod-5.0.0' })), required()));
+      assert.equal(named.code, 'UNTRUSTED_SIGNATURE', 'a ref naming the tag is checked the same way');
+    });
+
     it('refuses a tag signed by a stranger', async () => {
       await upstream.commit('commit');
       await upstream.git([...ssh(strangerKey), 'tag', '-s', '-m', 'release', 'prod-2.0.0']);
@@ -260,6 +275,35 @@ describe('trust: signatures and monotonic revisions', function () {
         source: { repo: server.url('desired.git'), ref: 'release', trust, timeoutMs: 20_000 },
       }) as unknown as RunContext;
 
+    it('checks the signature before reading the tree: an unsigned commit over the size caps is UNSIGNED, a signed one TREE_TOO_LARGE naming the file', async () => {
+      const store = new StateStore(state);
+      await store.init();
+      const big = 'x'.repeat(64 * 1024);
+      const unsigned = await upstream.commit('unsigned and big', { 'edge.yaml': 'version: 1\n', 'files/blob.bin': big });
+      await upstream.push('release');
+      const capped = (trust: Partial<TrustOptions>) => {
+        const ctx = context(store, trust);
+        return { ...ctx, source: { ...ctx.source, limits: { maxFileBytes: 16 * 1024, maxTreeBytes: 1024 * 1024 } } } as RunContext;
+      };
+      const refusedState: RunState = { previous: [], commands: [], durations: {} };
+      const error = await rejection(fetchRevision(capped(required()), refusedState));
+      assert.equal(error.code, 'UNSIGNED', 'the signature is checked first, so the size of the tree does not matter');
+      assert.equal(refusedState.revision, unsigned);
+
+      await upstream.git([...ssh(trustedKey), 'commit', '-q', '--allow-empty', '-S', '-m', 'signed and big']);
+      await upstream.push('release');
+      const tooLarge = await rejection(fetchRevision(capped(required()), { previous: [], commands: [], durations: {} }));
+      assert.equal(tooLarge.code, 'TREE_TOO_LARGE');
+      assert.equal(tooLarge.retry, 'invalid', 'waits for a new commit instead of retrying forever');
+      assert.match(tooLarge.message, /^files\/blob\.bin in [0-9a-f]{40} is 0\.1 MiB, over the limit of 0\.0 MiB per file \(limits\.maxFileBytes\)$/);
+      assert.deepEqual(tooLarge.problems.map((problem) => problem.file), ['files/blob.bin']);
+
+      const wholeTree = { ...capped(required()), source: { ...capped(required()).source, limits: { maxFileBytes: 1024 * 1024, maxTreeBytes: 32 * 1024 } } } as RunContext;
+      const treeError = await rejection(fetchRevision(wholeTree, { previous: [], commands: [], durations: {} }));
+      assert.equal(treeError.code, 'TREE_TOO_LARGE');
+      assert.match(treeError.message, /holds more than 0\.0 MiB of files \(limits\.maxTreeBytes\), reached at files\/blob\.bin/);
+    });
+
     it('refuses a force push against the last applied revision of the status document, keeping the revision for the status', async () => {
       const store = new StateStore(state);
       await store.init();
@@ -273,10 +317,12 @@ describe('trust: signatures and monotonic revisions', function () {
       await upstream.git(['commit', '-q', '--amend', '-m', 'amended']);
       await upstream.push('--force', 'release');
       const refusedState: RunState = { previous: [], commands: [], durations: {} };
+      const staged = await readdir(join(state, 'staging'));
       const error = await rejection(fetchRevision(context(store, {}), refusedState));
       assert.equal(error.code, 'NOT_DESCENDANT');
       assert.equal(refusedState.revision, await upstream.git(['rev-parse', 'HEAD']));
-      assert.ok(refusedState.tree, 'the staging tree is set, so the run cleans it');
+      assert.equal(refusedState.tree, undefined, 'the refused tree was never read nor exported');
+      assert.deepEqual(await readdir(join(state, 'staging')), staged, 'and no staging dir of it is left');
 
       const allowed: RunState = { previous: [], commands: [], durations: {} };
       await fetchRevision(context(store, { allowRewinds: true }), allowed);

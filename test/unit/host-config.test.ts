@@ -72,6 +72,7 @@ describe('host config', () => {
       webhook: { enabled: false },
       auth: {},
       trust: { requireSignatures: false, allowRewinds: false },
+      limits: { maxFileBytes: 16777216, maxTreeBytes: 134217728 },
       drift: { policy: 'heal', watch: true },
       deadmanSeconds: 120,
       keepGenerations: 10,
@@ -116,6 +117,7 @@ describe('host config', () => {
   it('reports every problem at once, each at its line', async () => {
     const problems = await problemsOf(`repo: x\nhost: Lod_Prod\ndrift:\n  policy: fix\nkeepGenerations: 1\n`);
     assert.deepEqual(problems.sort(), [
+      `${FILE}:1: "repo" "x" is neither a URL nor an absolute path: use an ssh or https URL (ssh://git@host/path, https://host/path), host:path (git@host:path), a file:// URL or an absolute path (at /repo) [CONFIG_INVALID]`,
       `${FILE}:2: must match pattern "^[a-z0-9][a-z0-9-]*$" (at /host) [SCHEMA]`,
       `${FILE}:4: must be one of "heal", "report" (at /drift/policy) [SCHEMA]`,
       `${FILE}:5: must be >= 2 (at /keepGenerations) [SCHEMA]`,
@@ -123,7 +125,7 @@ describe('host config', () => {
   });
 
   it('names a missing required key and a yaml syntax error with its line', async () => {
-    assert.deepEqual(await problemsOf('repo: x\n'), [`${FILE}:1: missing required field "host" (at /) [SCHEMA]`]);
+    assert.deepEqual(await problemsOf('repo: /srv/desired.git\n'), [`${FILE}:1: missing required field "host" (at /) [SCHEMA]`]);
     const [syntax] = await problemsOf(`${BASE}poll:\n  enabled: true\n  enabled: false\n`);
     assert.match(syntax ?? '', new RegExp(`^${FILE}:5: yaml syntax: .*\\[YAML_SYNTAX\\]$`));
   });
@@ -160,7 +162,7 @@ describe('host config', () => {
     }
     assert.equal((await parseHostConfig(FILE, `${BASE}listen: 0.0.0.0:9321\nallowPublicListen: true\n`)).listen, '0.0.0.0:9321');
     assert.equal((await parseHostConfig(FILE, `${BASE}listen: 100.101.102.103:9321\n`)).listen, '100.101.102.103:9321');
-    assert.match((await problemsOf(`${BASE}listen: localhost\n`))[0] ?? '', /"listen" must be host:port/);
+    assert.match((await problemsOf(`${BASE}listen: localhost\n`))[0] ?? '', /"listen" "localhost" must be host:port/);
   });
 
   it('splits listen addresses', () => {
@@ -224,7 +226,7 @@ describe('host config', () => {
     await writeFile(join(dir, 'signers'), 'ops@example.org ssh-ed25519 AAAA', { mode: 0o644 });
     await mkdir(join(dir, 'gnupg'), { mode: 0o700 });
     const problems = await problemsOf(
-      `${BASE}auth:\n  sshKeyFile: ${dir}/key\n  tokenFile: ${dir}/token\ntrust:\n  requireSignatures: true\n  allowedSignersFile: ${dir}/signers\n  gpgHome: ${dir}/signers\n`,
+      `repo: https://git.example.org/ops/desired.git\nhost: lod-prod\nauth:\n  sshKeyFile: ${dir}/key\n  tokenFile: ${dir}/token\ntrust:\n  requireSignatures: true\n  allowedSignersFile: ${dir}/signers\n  gpgHome: ${dir}/signers\n`,
     );
     assert.deepEqual(problems, [
       `${FILE}:4: "auth.sshKeyFile" ${dir}/key has mode 0640: make it 0600 (readable by its owner only) (at /auth/sshKeyFile) [CONFIG_INVALID]`,
