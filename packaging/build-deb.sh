@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Builds dist-bin/edge-reconciler_<version>_amd64.deb with dpkg-deb, offline: the self-contained executable (built
-# by `npm run dist` when missing), the agent's units, the config schema, the docs and the example desired-state.
+# afresh, as `npm run dist` does), the agent's units, the config schema, the docs and the example desired-state.
 #   bash packaging/build-deb.sh        (npm run deb)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 version=$(node -p 'require("./package.json").version')
-[ -x dist-bin/edge-reconciler ] || node packaging/build-executable.mjs
-[ "$(dist-bin/edge-reconciler --version)" = "$version" ] || node packaging/build-executable.mjs
+# Always from the sources as they are: a package must never carry a stale executable.
+node packaging/build-executable.mjs
 
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Bootstraps a fresh Ubuntu 24.04 or Debian 12 VM for edge-reconciler, idempotently (a second run changes nothing):
-#   1. the baseline packages (git, ufw, logrotate, ssh client, gpg, curl, ca-certificates; caddy with --caddy),
+#   1. the baseline packages (git, ufw, logrotate, curl, ca-certificates; the ssh client for ssh repos; caddy with
+#      --caddy),
 #   2. the directory standard: /srv/apps (apps), /srv/backups (0750), /srv/data (the app data root),
 #   3. a persistent journal (/var/log/journal),
 #   4. optionally Tailscale's apt source and package (--tailscale; needs the VM's network),
@@ -81,8 +82,12 @@ apt_install() {
   apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# 1. Baseline packages. Caddy only where asked: installing it starts a web server on :80.
-baseline=(ca-certificates curl git gnupg logrotate openssh-client ufw)
+# 1. Baseline packages: what the agent runs. The ssh client only for an ssh repo; gpg only if you require GPG
+# signatures (apt install gnupg); Caddy only where asked: installing it starts a web server on :80.
+baseline=(ca-certificates curl git logrotate ufw)
+case "$repo" in
+  ssh://* | *@*:*) baseline+=(openssh-client) ;;
+esac
 [ "$caddy" = yes ] && baseline+=(caddy)
 apt_install "${baseline[@]}"
 

@@ -72,8 +72,9 @@ describe('e2e package: the .deb and bootstrap.sh on a host without Node', functi
     });
     assert.equal(status.host, 'lod-prod');
     assert.equal(await edge.box.unitState('lod.service'), 'active');
-    const env = await edge.lodEnv();
-    assert.equal(env.LOD_SESSION_SECRET, EXAMPLE_SECRETS.LOD_SESSION_SECRET);
+    assert.equal((await edge.lodEnv()).LOD_WORKERS, '4');
+    const envFile = await edge.box.readFile('/etc/edge-reconciler/env/lod.env');
+    assert.ok(envFile.includes(EXAMPLE_SECRETS.LOD_SESSION_SECRET as string), 'the secret set from stdin reached the env file');
 
     const pid = await edge.box.mainPid(SERVICE.unit);
     const exe = (await edge.box.exec(['readlink', `/proc/${pid}/exe`])).stdout.trim();
