@@ -9,6 +9,7 @@ import { constants } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { EdgeError } from '../errors.js';
+import { crashPoint } from '../host/crash-points.js';
 import { syncDir } from '../host/host.js';
 import { sha256, type InventoryEntry, type ManagedFile } from './inventory.js';
 import type { HealthCheckSpec } from '../model.js';
@@ -221,6 +222,7 @@ export class StateStore {
       const doomed = join(this.generationsDir, `${PRUNED_PREFIX}${n}.${randomBytes(4).toString('hex')}`);
       await rename(join(this.generationsDir, String(n)), doomed);
       await syncDir(this.generationsDir);
+      crashPoint('prune:renamed');
       await rm(doomed, { recursive: true, force: true });
       pruned.push(n);
     }
