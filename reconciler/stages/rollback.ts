@@ -5,6 +5,7 @@
  * activation or health is marked bad, so it is not retried until a newer commit arrives.
  */
 import { existsSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { activate, deactivateRemoved, restoreFirewall, type ActivationContext } from '../host/activation.js';
 import { EdgeError } from '../errors.js';
@@ -128,6 +129,8 @@ export async function recoverInterrupted(ctx: RunContext, commands: string[][]):
     if (after) await store.setResult(journal.generation, 'interrupted', `interrupted in ${journal.phase}; undone at startup`);
     return { generation: journal.generation, outcome: 'undone' };
   }
+  // Without a journal, backups (copies of env files, so secrets) belong to no transaction: a kill before it began.
+  await rm(store.txnDir, { recursive: true, force: true });
   const newest = (await store.generations()).at(-1);
   if (newest !== undefined && (await store.readGeneration(newest)).result === 'pending') {
     await store.setResult(newest, 'interrupted', 'interrupted before any file changed');

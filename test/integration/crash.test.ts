@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { execa } from 'execa';
+import { existsSync } from 'node:fs';
 import { lstat, mkdtemp, readdir, readFile, readlink, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -144,6 +145,7 @@ describe('crash safety: SIGKILL at every step boundary', function () {
       assert.ok(on, `${point}: after recovery the root is neither the old nor the new generation: ${differences(now, roots.B).join(', ')}`);
       seen.set(point, on);
       assert.equal((await status(host.state)).lastApplied?.revision, on === 'old' ? commits.A : commits.B, `${point}: the status does not name the live generation`);
+      assert.ok(!existsSync(join(host.state, 'journal.json')) && !existsSync(join(host.state, 'txn')), `${point}: the transaction is still open`);
 
       const next = await apply(commits.C, host);
       assert.equal(next.exitCode, 0, `${point}: ${String(next.stderr)}`);

@@ -97,6 +97,31 @@ describe('the state dir under faults', function () {
     assert.notEqual((await stat(stored(2))).ino, (await stat(stored(1))).ino);
   });
 
+  it('fsyncs every stored file and directory of a new generation before it is renamed into place', async function () {
+    const strace = await execa('strace', ['-V'], { reject: false }).catch(() => undefined);
+    if (strace?.exitCode !== 0) this.skip();
+    await commitEdit(repo, 'hosts/lod-prod.yaml', (text) => text.replace('workers: 4', 'workers: 6'));
+    const trace = `${stateDir}.strace`;
+    cleanup.push(trace);
+    const args = ['apply', '--repo', repo, '--secrets-dir', secretsDir, ...hostArgs()];
+    const traced = await execa('strace', ['-f', '-y', '-e', 'trace=fsync', '-o', trace, process.execPath, CLI, ...args], { reject: false, timeout: 120_000 });
+    assert.equal(traced.exitCode, 0, String(traced.stderr));
+    const generation = join(stateDir, 'generations', '2');
+    const synced = new Set(
+      [...(await readFile(trace, 'utf8')).matchAll(/fsync\(\d+<([^>]+)>\)/g)].flatMap(([, path]) => {
+        const inside = new RegExp(`^${join(stateDir, 'generations')}/\\.2\\.[0-9a-f]{8}(.*)$`).exec(path ?? '');
+        return inside ? [inside[1] ?? ''] : [];
+      }),
+    );
+    const expected = [''];
+    for (const entry of await readdir(generation, { recursive: true, withFileTypes: true })) {
+      const path = join(entry.parentPath, entry.name);
+      if (entry.isDirectory() || (await stat(path)).nlink === 1) expected.push(path.slice(generation.length));
+    }
+    assert.ok(expected.includes('/files/etc/edge-reconciler/env/lod.env'));
+    assert.deepEqual(expected.filter((path) => !synced.has(path)).sort(), []);
+  });
+
   it('names a live generation that went missing, with the way out, and changes nothing', async () => {
     await commitEdit(repo, 'hosts/lod-prod.yaml', (text) => text.replace('workers: 4', 'workers: 6'));
     assert.equal((await apply()).exitCode, 0);
@@ -216,5 +241,23 @@ describe('the state dir under faults', function () {
     assert.match(run.stderr, /STATE_DIR_UNWRITABLE/);
     assert.match(run.stderr, /cannot take the lock in the state dir .*a-file\/state: ENOTDIR/);
     assert.doesNotMatch(run.stderr, /\n\s+at /);
+  });
+
+  it('names a full state dir (ENOSPC) at lock time instead of crashing with a stack trace', async function () {
+    const mountPoint = await mkdtemp(join(tmpdir(), 'edge-full-'));
+    cleanup.push(mountPoint);
+    const mounted = await execa('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', mountPoint], { reject: false });
+    if (mounted.exitCode !== 0) this.skip();
+    try {
+      await mkdir(join(mountPoint, 'state/generations'), { recursive: true });
+      await writeFile(join(mountPoint, 'filler'), Buffer.alloc(128 * 1024)).catch(() => undefined);
+      const run = await cli(['apply', '--repo', repo, '--secrets-dir', secretsDir, '--host', 'lod-prod', '--root', root, '--state-dir', join(mountPoint, 'state'), '--dry-activate', '--quiet']);
+      assert.equal(run.exitCode, 1);
+      assert.match(run.stderr, /STATE_DIR_UNWRITABLE/);
+      assert.match(run.stderr, /cannot take the lock in the state dir .*state: ENOSPC; free space/);
+      assert.doesNotMatch(run.stderr, /\n\s+at /);
+    } finally {
+      await execa('umount', [mountPoint]);
+    }
   });
 });
