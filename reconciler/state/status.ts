@@ -62,6 +62,10 @@ export async function readStatus(store: StateStore, host: string): Promise<Statu
   if (typeof status !== 'object' || status === null || !Array.isArray(status.history)) {
     throw stateDamaged(store.statusPath, 'it is not a status document', STATUS_FIX);
   }
+  const live = status.lastApplied;
+  if (live !== undefined && (typeof live !== 'object' || live === null || !Number.isInteger(live.generation) || typeof live.revision !== 'string')) {
+    throw stateDamaged(store.statusPath, 'its lastApplied names no generation', STATUS_FIX);
+  }
   return status;
 }
 

@@ -6,7 +6,7 @@
  * backups, byte for byte; a health failure undoes it the same way.
  */
 import { mkdir, readFile, rm } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname, join, posix } from 'node:path';
 import { crashPoint } from '../host/crash-points.js';
 import type { Host, LiveFile } from '../host/host.js';
 import { sha256, type ManagedFile } from './inventory.js';
@@ -151,7 +151,9 @@ export class Transaction {
    */
   async undo(): Promise<JournalOp[]> {
     const restored: JournalOp[] = [];
+    let index = 0;
     for (const op of [...this.journal.ops].reverse()) {
+      crashPoint(`undo:op:${index++}`);
       await this.host.removeTempFiles(op.path);
       const live = await this.host.read(op.path);
       const now = live?.type === 'file' ? stateOf(live) : null;
@@ -188,13 +190,18 @@ function journalDamage(journal: Journal): string | undefined {
   if (!Number.isInteger(journal.generation) || typeof journal.revision !== 'string') return 'it names no generation and revision';
   if (!Array.isArray(journal.ops)) return 'it lists no steps';
   const bad = journal.ops.findIndex(
-    (op) => typeof op?.path !== 'string' || !op.path.startsWith('/') || (op.action !== 'write' && op.action !== 'delete') || !isState(op.before) || !isState(op.after),
+    (op) => !isHostPath(op?.path) || (op.action !== 'write' && op.action !== 'delete') || !isState(op.before) || !isState(op.after),
   );
   if (bad >= 0) return `step ${bad} is malformed`;
-  if (journal.createdDirs !== undefined && !(Array.isArray(journal.createdDirs) && journal.createdDirs.every((dir) => typeof dir === 'string' && dir.startsWith('/')))) {
+  if (journal.createdDirs !== undefined && !(Array.isArray(journal.createdDirs) && journal.createdDirs.every(isHostPath))) {
     return 'its created directories are malformed';
   }
   return undefined;
+}
+
+/** An absolute, normalized host path: undo must never be steered outside the root by a damaged journal. */
+function isHostPath(path: unknown): path is string {
+  return typeof path === 'string' && path.startsWith('/') && path.length > 1 && posix.normalize(path) === path && !path.split('/').includes('..');
 }
 
 function isState(state: unknown): boolean {

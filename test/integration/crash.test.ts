@@ -159,4 +159,22 @@ describe('crash safety: SIGKILL at every step boundary', function () {
     assert.equal(seen.get('apply:generation'), 'old');
     assert.equal(seen.get('record:good'), 'new');
   });
+
+  it('resolves a kill during the undo itself by undoing again, at each step of the undo', async () => {
+    const steps = points.filter((point) => point.startsWith('apply:op:')).map((point) => point.replace('apply:', 'undo:'));
+    await pool(steps, 2, async (step) => {
+      const host = await onA();
+      const crashed = await apply(commits.B, host, { EDGE_CRASH_AT: 'apply:done' });
+      assert.equal(crashed.signal, 'SIGKILL');
+      const recoverArgs = ['recover', '--host', 'lod-prod', '--root', host.root, '--state-dir', host.state, '--dry-activate', '--quiet'];
+      const killed = await run(recoverArgs, { EDGE_CRASH_AT: step });
+      assert.equal(killed.signal, 'SIGKILL', `${step}: the undo was not killed (exit ${killed.exitCode})`);
+      const recovered = await run(recoverArgs);
+      assert.equal(recovered.exitCode, 0, `${step}: ${String(recovered.stderr)}`);
+      assert.deepEqual(differences(await snapshot(host.root), roots.A), [], `${step}: the second undo did not end on the old generation`);
+      assert.equal((await status(host.state)).lastApplied?.revision, commits.A);
+      await rm(host.root, { recursive: true, force: true });
+      await rm(host.state, { recursive: true, force: true });
+    });
+  });
 });

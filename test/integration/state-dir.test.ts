@@ -191,6 +191,9 @@ describe('the state dir under faults', function () {
     assert.equal((JSON.parse(run.stdout) as { error: { code: string } }).error.code, 'STATE_DAMAGED');
     await writeFile(join(stateDir, 'journal.json'), '{"version": 1, "generation": 2, "revision": "x", "ops": [{"path": "etc"}]}');
     assert.match((await recover()).stderr, /journal\.json is damaged: step 0 is malformed/);
+    const outside = { path: '/etc/../../outside', kind: 'file', action: 'delete', before: null, after: null };
+    await writeFile(join(stateDir, 'journal.json'), JSON.stringify({ version: 1, generation: 2, revision: 'x', ops: [outside] }));
+    assert.match((await recover()).stderr, /journal\.json is damaged: step 0 is malformed/);
   });
 
   it('names a missing backup of an interrupted transaction instead of failing unnamed', async () => {
@@ -204,13 +207,19 @@ describe('the state dir under faults', function () {
     assert.match(recovered.stderr, /the backup of \/etc\/edge-reconciler\/env\/lod\.env is missing; restore \/etc\/edge-reconciler\/env\/lod\.env by hand/);
   });
 
-  it('sets a damaged status.json aside and rebuilds it from the generations', async () => {
-    await writeFile(join(stateDir, 'status.json'), '\0\0\0');
-    const run = await apply();
-    assert.equal(run.exitCode, 0, run.stderr);
-    assert.equal((await status()).lastApplied?.generation, 1);
-    assert.ok(existsSync(join(stateDir, 'status.json.damaged')));
-  });
+  for (const [damage, text] of [
+    ['NUL bytes', '\0\0\0'],
+    ['an array', '[]'],
+    ['a lastApplied without a generation', '{"history": [], "lastApplied": {"generation": "two"}}'],
+  ]) {
+    it(`sets a status.json holding ${damage} aside and rebuilds it from the generations`, async () => {
+      await writeFile(join(stateDir, 'status.json'), text);
+      const run = await apply();
+      assert.equal(run.exitCode, 0, run.stderr);
+      assert.equal((await status()).lastApplied?.generation, 1);
+      assert.equal(await readFile(join(stateDir, 'status.json.damaged'), 'utf8'), text);
+    });
+  }
 
   it('removes the leftovers of a killed run at the next start: temp files, partial generations, staging dirs', async () => {
     const dead = execa(process.execPath, ['-e', '']);
