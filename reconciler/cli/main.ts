@@ -3,6 +3,8 @@
  * The `edge-reconciler` command line.
  */
 import { Command } from 'commander';
+import { EdgeError } from '../errors.js';
+import { printError } from './io.js';
 import { registerApply } from './apply.js';
 import { registerCheck } from './check.js';
 import { registerInit } from './init.js';
@@ -27,4 +29,10 @@ registerServe(program);
 registerStateCommands(program);
 registerSuspend(program);
 
-await program.parseAsync(process.argv);
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  // A named error (a damaged state file read by `status` or `history`) is a message for the operator, not a bug.
+  if (!(error instanceof EdgeError)) throw error;
+  process.exitCode = printError(error);
+}

@@ -214,6 +214,12 @@ describe('the state dir under faults', function () {
   ]) {
     it(`sets a status.json holding ${damage} aside and rebuilds it from the generations`, async () => {
       await writeFile(join(stateDir, 'status.json'), text);
+      for (const command of ['status', 'history']) {
+        const read = await cli([command, '--state-dir', stateDir]);
+        assert.equal(read.exitCode, 1);
+        assert.match(read.stderr, /\[STATE_DAMAGED\]\n.*status\.json is damaged: .*moves it aside and rebuilds it/);
+        assert.doesNotMatch(read.stderr, /\n\s+at /);
+      }
       const run = await apply();
       assert.equal(run.exitCode, 0, run.stderr);
       assert.equal((await status()).lastApplied?.generation, 1);
