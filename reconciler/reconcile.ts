@@ -8,7 +8,9 @@ import { performance } from 'node:perf_hooks';
 import { EdgeError } from './errors.js';
 import { APPLY_PIPELINE, FETCH, PLAN_PIPELINE, runStages } from './pipeline.js';
 import { need, type RunContext, type RunState } from './run-context.js';
-import { liveGeneration, readStatus, recordRun, type RunRecord, type RunResult } from './state/status.js';
+import { liveGeneration, readStatus, recordRun, setAsideDamagedStatus, type RunRecord, type RunResult, type StatusDocument } from './state/status.js';
+import { removeLeftovers } from './state/leftovers.js';
+import { DEFAULT_KEEP_GENERATIONS } from './stages/record.js';
 import { recoverInterrupted, rollBack, type Recovery } from './stages/rollback.js';
 import { describeHookFailure, firstFailure, hooksFor, runHooks, type HookEnv } from '../hooks/runner.js';
 import type { HookPhase } from './model.js';
@@ -57,7 +59,7 @@ export function rollbackToGeneration(ctx: RunContext, target?: number, options: 
   return underLock(ctx, options, async (state) => {
     const store = need(ctx.store, 'state store');
     const status = await readStatus(store, ctx.hostName);
-    const live = status.lastApplied ? await store.readGeneration(status.lastApplied.generation) : undefined;
+    const live = await liveGeneration(store, ctx.hostName);
     const history = await store.history();
     const chosen = target !== undefined
       ? history.find((meta) => meta.generation === target)
@@ -111,19 +113,20 @@ async function underLock(
   { recordOnlyRecovery = false } = {},
 ): Promise<ReconcileOutcome> {
   const store = need(ctx.store, 'state store');
-  await store.init();
   const started = performance.now();
   const state: RunState = { previous: [], commands: [], durations: {} };
   let unlock: () => Promise<void>;
   try {
+    await store.init();
     unlock = await store.lock(options.lockWaitMs ?? 0);
   } catch (error) {
-    // Another run owns the state dir, its status document too: report, write nothing.
-    if (!(error instanceof EdgeError)) throw error;
-    return { result: 'failed', error, state, durationMs: Math.round(performance.now() - started) };
+    // Another run owns the state dir (or it cannot be written): report, write nothing.
+    const edge = error instanceof EdgeError ? error : stateDirUnusable(store.dir, error);
+    return { result: 'failed', error: edge, state, durationMs: Math.round(performance.now() - started) };
   }
   let recovery: Recovery | undefined;
   try {
+    await tidyStateDir(ctx);
     recovery = await recoverInterrupted(ctx, state.commands);
     if (recovery) ctx.log.warn({ recovery }, `recovered generation ${recovery.generation} after a crash: ${recovery.outcome}`);
     const outcome = await body(state);
@@ -148,6 +151,33 @@ async function underLock(
 }
 
 type PartialOutcome = Omit<ReconcileOutcome, 'state' | 'durationMs'>;
+
+/** The state dir cannot be created or locked (ENOSPC, EROFS, EACCES): a named error, not a stack trace. */
+function stateDirUnusable(dir: string, error: unknown): EdgeError {
+  const code = (error as NodeJS.ErrnoException).code ?? 'unknown';
+  return new EdgeError('STATE_DIR_UNWRITABLE', `cannot take the lock in the state dir ${dir}: ${code}; free space or fix its permissions, then run again`, {
+    stage: 'fetch',
+    retry: 'transient',
+    cause: error,
+  });
+}
+
+/** Before recovery: remove what killed runs left behind, and set a damaged status document aside to rebuild it. */
+async function tidyStateDir(ctx: RunContext): Promise<void> {
+  const store = need(ctx.store, 'state store');
+  const removed = await removeLeftovers(store);
+  if (removed.length > 0) ctx.log.warn({ removed }, `removed ${removed.length} leftover(s) of an interrupted run`);
+  const aside = await setAsideDamagedStatus(store, ctx.hostName);
+  if (aside) ctx.log.warn({ aside }, `${store.statusPath} was damaged: moved to ${aside}, rebuilt from the generations`);
+}
+
+/** Prunes old generations (failed ones too), never the live one nor a pinned one. */
+async function pruneGenerations(ctx: RunContext, status: StatusDocument | undefined): Promise<void> {
+  const store = need(ctx.store, 'state store');
+  const pin = await store.pin();
+  const protect = [status?.lastApplied?.generation, pin?.generation].filter((n) => n !== undefined);
+  await store.prune(ctx.keepGenerations ?? DEFAULT_KEEP_GENERATIONS, protect);
+}
 
 async function reconcileLocked(ctx: RunContext, state: RunState, options: ReconcileOptions): Promise<PartialOutcome> {
   const store = need(ctx.store, 'state store');
@@ -294,8 +324,11 @@ async function finish(ctx: RunContext, state: RunState, outcome: PartialOutcome,
   const applied = outcome.result === 'applied' && outcome.revision && outcome.generation !== undefined
     ? { revision: outcome.revision, generation: outcome.generation }
     : undefined;
-  await recordRun(store, ctx.hostName, record, applied).catch((error: unknown) =>
-    ctx.log.error({ err: String(error) }, 'could not write the status document'),
-  );
+  const status = await recordRun(store, ctx.hostName, record, applied).catch((error: unknown) => {
+    ctx.log.error({ err: String(error) }, 'could not write the status document');
+    return undefined;
+  });
+  // Only once the status names the live generation: pruning must never take the one a stale status names.
+  if (status) await pruneGenerations(ctx, status).catch((error: unknown) => ctx.log.error({ err: String(error) }, 'could not prune old generations'));
   return { ...outcome, state, durationMs };
 }

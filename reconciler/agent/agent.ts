@@ -87,7 +87,8 @@ export async function startAgent(config: HostConfig, options: AgentOptions): Pro
   const store = new StateStore(config.stateDir);
   await store.init();
   const host = new Host(config.root);
-  let live: InventoryEntry[] = await liveInventory(store, config.host);
+  // A damaged state dir must not keep the agent from starting: its first run names the damage (or repairs it).
+  let live: InventoryEntry[] = await liveInventory(store, config.host).catch(() => []);
   const metrics = new AgentMetrics();
   const initial = (await readStatus(store, config.host)).lastApplied;
   if (initial) metrics.setLive(initial);

@@ -3,6 +3,8 @@
  * The `edge-reconciler` command line.
  */
 import { Command } from 'commander';
+import { EdgeError } from '../errors.js';
+import { printError } from './io.js';
 import { registerApply } from './apply.js';
 import { registerCheck } from './check.js';
 import { registerDoctor } from './doctor.js';
@@ -34,6 +36,10 @@ registerSuspend(program);
 
 // Not a top-level await: the bundled executable is CommonJS.
 program.parseAsync(process.argv).catch((error: unknown) => {
-  console.error(error);
-  process.exitCode = 1;
+  // A named error (a damaged state file read by `status` or `history`) is a message for the operator, not a bug.
+  if (error instanceof EdgeError) process.exitCode = printError(error);
+  else {
+    console.error(error);
+    process.exitCode = 1;
+  }
 });

@@ -126,8 +126,9 @@ export function registerStateCommands(program: Command): void {
       try {
         const ctx = await applyingContext(await recoverOptions(options));
         const outcome = await recoverOnly(ctx);
-        out(outcome.recovery ? `recovered generation ${outcome.recovery.generation}: ${outcome.recovery.outcome}` : 'nothing to recover', ctx.redact);
+        if (outcome.recovery) out(`recovered generation ${outcome.recovery.generation}: ${outcome.recovery.outcome}`, ctx.redact);
         if (outcome.error) process.exitCode = printError(outcome.error, ctx.redact);
+        else if (!outcome.recovery) out('nothing to recover', ctx.redact);
       } catch (error) {
         process.exitCode = printError(error);
       }

@@ -3,7 +3,7 @@
  * configurable root (`/` on a VM, a sandbox dir in tests and the quick start), and never through a symlink.
  */
 import { readFileSync } from 'node:fs';
-import { chown, lstat, mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
+import { chown, lstat, mkdir, open, readdir, readFile, rename, rm, rmdir, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 
@@ -98,6 +98,19 @@ export class Host {
     if (stat.isDirectory()) throw new Error(`${path} is a directory; refusing to remove it`);
     await unlink(real);
     await syncDir(dirname(real));
+  }
+
+  /** Removes the directory `dir` when it is empty (never a symlink, never anything in it); true when removed. */
+  async removeEmptyDir(dir: string): Promise<boolean> {
+    const real = this.resolve(dir);
+    const stat = await lstat(real).catch(() => undefined);
+    if (!stat?.isDirectory()) return false;
+    const removed = await rmdir(real).then(() => true, (error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOTEMPTY' || error.code === 'EEXIST' || error.code === 'ENOENT') return false;
+      throw error;
+    });
+    if (removed) await syncDir(dirname(real));
+    return removed;
   }
 
   /** Removes temp files a crashed write left beside `path`. */

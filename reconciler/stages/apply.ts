@@ -78,13 +78,34 @@ async function refuseSymlinks(ctx: RunContext, paths: readonly string[]): Promis
   }
 }
 
+/**
+ * Refuses when something other than a file stands at a path to write or remove (a directory, a symlink, a
+ * device): someone put it there by hand, and only a human can say what it is for. Nothing is stored or changed.
+ */
+async function refuseOddObjects(ctx: RunContext, paths: readonly string[]): Promise<void> {
+  const odd: { path: string; type: string }[] = [];
+  for (const path of paths) {
+    const live = await ctx.host.read(path);
+    if (live && live.type !== 'file') odd.push({ path, type: live.type });
+  }
+  if (odd.length === 0) return;
+  const what = odd.map(({ path, type }) => `${path} is a ${type}`).join(', ');
+  throw new EdgeError('PATH_NOT_FILE', `refusing to apply: ${what}, where a managed file belongs; move it away by hand, then run again`, {
+    stage: 'apply',
+    retry: 'stuck',
+    problems: odd.map(({ path, type }) => ({ code: 'PATH_NOT_FILE', file: path, message: `${path} is a ${type}, not a file; move it away by hand` })),
+  });
+}
+
 /** Runs the apply stage. */
 export async function applyChanges(ctx: RunContext, state: RunState): Promise<void> {
   const store = need(ctx.store, 'state store');
   const files = need(state.files, 'rendered files');
   const plan = need(state.plan, 'plan');
   refuseUnmanaged(state, files);
+  const changedPaths = plan.changes.filter((change) => change.action !== 'unchanged').map((change) => change.path);
   await refuseSymlinks(ctx, plan.changes.map((change) => change.path));
+  await refuseOddObjects(ctx, changedPaths);
   state.generation = await store.createGeneration(
     {
       revision: need(state.revision, 'revision'),

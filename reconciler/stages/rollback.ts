@@ -5,10 +5,12 @@
  * activation or health is marked bad, so it is not retried until a newer commit arrives.
  */
 import { existsSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { activate, deactivateRemoved, restoreFirewall, type ActivationContext } from '../host/activation.js';
 import { EdgeError } from '../errors.js';
-import { sha256, type InventoryEntry } from '../state/inventory.js';
+import type { InventoryEntry } from '../state/inventory.js';
+import { liveGeneration, readStatus } from '../state/status.js';
 import { need, type RunContext, type RunState } from '../run-context.js';
 import type { GenerationMeta, StateStore } from '../state/state-store.js';
 import { Transaction, type JournalOp } from '../state/transaction.js';
@@ -96,38 +98,46 @@ export async function rollBack(ctx: RunContext, state: RunState, cause: EdgeErro
 /** What recovery found at startup. */
 export interface Recovery {
   generation: number;
-  /** `undone`: a journal was left and the host is back on the old generation; `completed`: the crash came after
-   * the last step, the new generation is live and now marked good; `abandoned`: it never began. */
-  outcome: 'undone' | 'completed' | 'abandoned';
+  /**
+   * `undone`: a journal was left and the host is back on the old generation; `completed`: the crash came after the
+   * generation was marked good, the journal is dropped and it is live; `abandoned`: it never touched the host;
+   * `recorded`: the status document did not name the live generation yet.
+   */
+  outcome: 'undone' | 'completed' | 'abandoned' | 'recorded';
 }
 
 /**
- * Resolves what a crash left behind, before anything else runs: a leftover journal is undone; a pending
- * generation without a journal is marked good when the live files are exactly its files, abandoned otherwise.
+ * Resolves what a crash left behind, before anything else runs. The generation's result is the commit point:
+ * a leftover journal whose generation is good is dropped (the new generation is live), any other is undone; a
+ * pending generation without a journal never touched the host (the journal is written before the first change
+ * and dropped only after the commit point or a complete undo) and is abandoned. Last, a status document that
+ * lags behind the generations is reported, so the run rewrites it.
  */
 export async function recoverInterrupted(ctx: RunContext, commands: string[][]): Promise<Recovery | undefined> {
   const store = need(ctx.store, 'state store');
   const transaction = await Transaction.pending(store, ctx.host);
   if (transaction) {
     const { journal } = transaction;
-    const before = await inventoryOfGeneration(store, journal.from);
     const after = await inventoryOfGeneration(store, journal.generation);
+    if (after?.result === 'good') {
+      await transaction.commit();
+      return { generation: journal.generation, outcome: 'completed' };
+    }
+    const before = await inventoryOfGeneration(store, journal.from);
     const state: RunState = { previous: before?.inventory ?? [], commands, durations: {}, revision: journal.revision };
     await undoAndReactivate(transaction, activationContext(ctx, state), before?.inventory ?? [], after?.inventory ?? []);
     if (after) await store.setResult(journal.generation, 'interrupted', `interrupted in ${journal.phase}; undone at startup`);
     return { generation: journal.generation, outcome: 'undone' };
   }
+  // Without a journal, backups (copies of env files, so secrets) belong to no transaction: a kill before it began.
+  await rm(store.txnDir, { recursive: true, force: true });
   const newest = (await store.generations()).at(-1);
-  if (newest === undefined) return undefined;
-  const meta = await store.readGeneration(newest);
-  if (meta.result !== 'pending') return undefined;
-  for (const entry of meta.inventory) {
-    const live = await ctx.host.read(entry.path);
-    if (!live || sha256(live.content) !== entry.sha256) {
-      await store.setResult(newest, 'interrupted', 'interrupted before any file changed');
-      return { generation: newest, outcome: 'abandoned' };
-    }
+  if (newest !== undefined && (await store.readGeneration(newest)).result === 'pending') {
+    await store.setResult(newest, 'interrupted', 'interrupted before any file changed');
+    return { generation: newest, outcome: 'abandoned' };
   }
-  await store.setResult(newest, 'good', 'completed; recorded at startup after a crash');
-  return { generation: newest, outcome: 'completed' };
+  const live = await liveGeneration(store, ctx.hostName);
+  const status = await readStatus(store, ctx.hostName);
+  if (live && live.generation !== status.lastApplied?.generation) return { generation: live.generation, outcome: 'recorded' };
+  return undefined;
 }

@@ -10,6 +10,7 @@ import type { DesiredState, ResourceKind } from '../model.js';
 import { sha256, type InventoryEntry } from '../state/inventory.js';
 import { RENDERERS } from '../../renderers/registry.js';
 import type { RenderedFile } from '../../renderers/types.js';
+import { stagingPrefix } from '../state/leftovers.js';
 
 /** Options of one validation run. */
 export interface ValidateOptions {
@@ -37,7 +38,7 @@ export async function collectValidationProblems(
 ): Promise<Problem[]> {
   const kinds = changedKinds(files, options.previous);
   if (kinds.size === 0) return [];
-  const stagingDir = await mkdtemp(join(tmpdir(), 'edge-validate-'));
+  const stagingDir = await mkdtemp(join(tmpdir(), stagingPrefix()));
   try {
     await stageFiles(stagingDir, files.filter((file) => kinds.has(file.kind)));
     const results = await Promise.all(

@@ -4,11 +4,12 @@
  * Every write is temp + fsync + rename (+ fsync of the directory); the dir is private (0700): generations hold
  * rendered env files, which hold secrets.
  */
-import { link, mkdir, open, readdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
+import { access, link, mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { EdgeError } from '../errors.js';
+import { crashPoint } from '../host/crash-points.js';
 import { syncDir } from '../host/host.js';
 import { sha256, type InventoryEntry, type ManagedFile } from './inventory.js';
 import type { HealthCheckSpec } from '../model.js';
@@ -90,32 +91,56 @@ export class StateStore {
     await writeFileAtomic(path, `${JSON.stringify(value, null, 2)}\n`);
   }
 
-  /** Reads JSON, or undefined when the file does not exist. */
-  async readJson<T>(path: string): Promise<T | undefined> {
+  /** Reads JSON, or undefined when the file does not exist; a file that does not parse is STATE_DAMAGED. */
+  async readJson<T>(path: string, fix = 'restore it from a backup or move it aside'): Promise<T | undefined> {
     const text = await readFile(path, 'utf8').catch((error: NodeJS.ErrnoException) => {
       if (error.code === 'ENOENT') return undefined;
-      throw error;
+      throw stateDamaged(path, `it cannot be read (${error.code ?? error.message})`, fix, error);
     });
-    return text === undefined ? undefined : (JSON.parse(text) as T);
+    if (text === undefined) return undefined;
+    try {
+      return JSON.parse(text) as T;
+    } catch (error) {
+      throw stateDamaged(path, text.trim() === '' ? 'it is empty' : 'it is not valid JSON', fix, error);
+    }
   }
 
-  /** Generation numbers, ascending. */
+  /** Generation numbers, ascending; a directory without meta.json (a prune cut short) is not a generation. */
   async generations(): Promise<number[]> {
+    const numbers = await this.generationDirs();
+    const complete = await Promise.all(numbers.map((n) => access(this.metaPath(n)).then(() => true, () => false)));
+    return numbers.filter((_, index) => complete[index]);
+  }
+
+  /** Every numbered directory under generations/, complete or not, ascending. */
+  async generationDirs(): Promise<number[]> {
     const entries = await readdir(this.generationsDir).catch(() => [] as string[]);
     return entries.filter((name) => /^\d+$/.test(name)).map(Number).sort((a, b) => a - b);
   }
 
-  /** The meta of generation `n`. */
+  /** `generations/<n>/meta.json`. */
+  metaPath(n: number): string {
+    return join(this.generationsDir, String(n), 'meta.json');
+  }
+
+  /** The meta of generation `n`; a missing generation is GENERATION_MISSING, a damaged one STATE_DAMAGED. */
   async readGeneration(n: number): Promise<GenerationMeta> {
-    const meta = await this.readJson<GenerationMeta>(join(this.generationsDir, String(n), 'meta.json'));
-    if (!meta) throw new Error(`generation ${n} has no meta.json`);
+    const path = this.metaPath(n);
+    const meta = await this.readJson<GenerationMeta>(path, `move ${join(this.generationsDir, String(n))} aside; history and rollback then skip it`);
+    if (!meta) {
+      throw new EdgeError('GENERATION_MISSING', `generation ${n} does not exist (${path} is missing)`, { stage: 'fetch', retry: 'stuck' });
+    }
+    if (typeof meta !== 'object' || meta.generation !== n || !Array.isArray(meta.inventory) || typeof meta.revision !== 'string') {
+      throw stateDamaged(path, 'it does not hold the meta of this generation', `move ${join(this.generationsDir, String(n))} aside`);
+    }
     return meta;
   }
 
-  /** Every generation's meta, newest first. */
+  /** Every readable generation's meta, newest first; a damaged one is left out (the next run names it). */
   async history(): Promise<GenerationMeta[]> {
     const numbers = await this.generations();
-    return Promise.all(numbers.reverse().map((n) => this.readGeneration(n)));
+    const metas = await Promise.all(numbers.reverse().map((n) => this.readGeneration(n).catch(() => undefined)));
+    return metas.filter((meta) => meta !== undefined);
   }
 
   /** The newest generation marked good, if any. */
@@ -128,38 +153,37 @@ export class StateStore {
   }
 
   /**
-   * Stores a new generation: the content of every file and its meta, written into a temp dir that is renamed
-   * into place, so a generation dir is either complete or absent.
+   * Stores a new generation: the content of every file and its meta, written and fsynced into a temp dir that is
+   * renamed into place, so a generation dir is either complete or absent, and survives a power cut once renamed.
    */
   async createGeneration(
     meta: Omit<GenerationMeta, 'generation'>,
     files: readonly ManagedFile[],
     reuse?: GenerationMeta,
   ): Promise<GenerationMeta> {
-    const numbers = await this.generations();
+    const numbers = await this.generationDirs();
     const generation = (numbers.at(-1) ?? 0) + 1;
     const full: GenerationMeta = { ...meta, generation };
-    const temp = join(this.generationsDir, `.${generation}.${randomBytes(4).toString('hex')}`);
+    const temp = join(this.generationsDir, `${GENERATION_TEMP_PREFIX}${generation}.${randomBytes(4).toString('hex')}`);
     await mkdir(join(temp, 'files'), { recursive: true, mode: 0o700 });
-    // Files unchanged since `reuse` are hard links to its copies: a one-file change stores one file.
+    // Files unchanged since `reuse` are hard links to its copies (a one-file change stores one file), but only
+    // a copy that still matches its hash: a damaged one is written afresh, not carried forward.
     const unchanged = new Map((reuse?.inventory ?? []).map((entry) => [entry.path, entry.sha256]));
-    const dirs = new Set<string>();
+    const dirs = new Set<string>([join(temp, 'files')]);
     for (const file of files) {
       const path = join(temp, 'files', file.path);
-      if (!dirs.has(dirname(path))) {
-        await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-        dirs.add(dirname(path));
+      for (let dir = dirname(path); !dirs.has(dir); dir = dirname(dir)) dirs.add(dir);
+      await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+      const hash = sha256(file.content);
+      if (reuse && unchanged.get(file.path) === hash) {
+        const source = join(this.generationsDir, String(reuse.generation), 'files', file.path);
+        const intact = await readFile(source).then((content) => sha256(content) === hash, () => false);
+        if (intact && (await link(source, path).then(() => true, () => false))) continue;
       }
-      if (reuse && unchanged.get(file.path) === sha256(file.content)) {
-        const linked = await link(join(this.generationsDir, String(reuse.generation), 'files', file.path), path).then(
-          () => true,
-          () => false,
-        );
-        if (linked) continue;
-      }
-      await writeFile(path, file.content, { mode: 0o600 });
+      await writeSynced(path, file.content);
     }
-    await writeFileAtomic(join(temp, 'meta.json'), `${JSON.stringify(full, null, 2)}\n`);
+    await writeSynced(join(temp, 'meta.json'), `${JSON.stringify(full, null, 2)}\n`);
+    for (const dir of [...dirs, temp].sort((x, y) => y.length - x.length)) await syncDir(dir);
     await rename(temp, join(this.generationsDir, String(generation)));
     await syncDir(this.generationsDir);
     return full;
@@ -183,13 +207,37 @@ export class StateStore {
     );
   }
 
-  /** Keeps the newest `keep` generations, and always the newest good one. */
-  async prune(keep: number): Promise<void> {
-    const numbers = await this.generations();
+  /**
+   * Keeps the newest `keep` generations, the newest good one and every generation in `protect` (the live one, a
+   * pinned one). Each goes by rename then remove: a kill leaves a hidden leftover, never a half generation.
+   */
+  async prune(keep: number, protect: Iterable<number> = []): Promise<number[]> {
+    const numbers = await this.generationDirs();
+    const kept = new Set(protect);
     const good = (await this.lastGood())?.generation;
-    for (const n of numbers.slice(0, Math.max(0, numbers.length - keep))) {
-      if (n !== good) await rm(join(this.generationsDir, String(n)), { recursive: true, force: true });
+    if (good !== undefined) kept.add(good);
+    const pruned: number[] = [];
+    for (const n of numbers.slice(0, Math.max(0, numbers.length - Math.max(1, keep)))) {
+      if (kept.has(n)) continue;
+      const doomed = join(this.generationsDir, `${PRUNED_PREFIX}${n}.${randomBytes(4).toString('hex')}`);
+      await rename(join(this.generationsDir, String(n)), doomed);
+      await syncDir(this.generationsDir);
+      crashPoint('prune:renamed');
+      await rm(doomed, { recursive: true, force: true });
+      pruned.push(n);
     }
+    return pruned;
+  }
+
+  /** Removes what a kill left under generations/: temp and pruned leftovers, numbered dirs without meta.json. */
+  async removePartialGenerations(): Promise<string[]> {
+    const entries = await readdir(this.generationsDir).catch(() => [] as string[]);
+    const complete = new Set(await this.generations());
+    const partial = entries.filter(
+      (name) => name.startsWith(GENERATION_TEMP_PREFIX) || name.startsWith(PRUNED_PREFIX) || (/^\d+$/.test(name) && !complete.has(Number(name))),
+    );
+    for (const name of partial) await rm(join(this.generationsDir, name), { recursive: true, force: true });
+    return partial;
   }
 
   /** Revisions marked bad. */
@@ -256,6 +304,26 @@ export function isAlive(pid: number): boolean {
     return true;
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Hidden names under generations/: a generation being written, and one being pruned. */
+const GENERATION_TEMP_PREFIX = '.';
+const PRUNED_PREFIX = '.pruned-';
+
+/** A file of the state dir that cannot be used as it is: names the file, the damage and the way out. */
+export function stateDamaged(path: string, damage: string, fix: string, cause?: unknown): EdgeError {
+  return new EdgeError('STATE_DAMAGED', `${path} is damaged: ${damage}; ${fix}`, { stage: 'fetch', retry: 'stuck', cause });
+}
+
+/** Writes a new file (0600) and fsyncs it. */
+async function writeSynced(path: string, content: string | Buffer): Promise<void> {
+  const handle = await open(path, 'wx', 0o600);
+  try {
+    await handle.writeFile(content);
+    await handle.sync();
+  } finally {
+    await handle.close();
   }
 }
 

@@ -6,12 +6,12 @@
  * backups, byte for byte; a health failure undoes it the same way.
  */
 import { mkdir, readFile, rm } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname, join, posix } from 'node:path';
 import { crashPoint } from '../host/crash-points.js';
 import type { Host, LiveFile } from '../host/host.js';
 import { sha256, type ManagedFile } from './inventory.js';
 import type { ResourceKind } from '../model.js';
-import { writeFileAtomic, type StateStore } from './state-store.js';
+import { stateDamaged, writeFileAtomic, type StateStore } from './state-store.js';
 
 /** The state of one path at one moment. */
 export interface FileState {
@@ -45,7 +45,14 @@ export interface Journal {
   phase: JournalPhase;
   startedAt: string;
   ops: JournalOp[];
+  /** Directories the transaction creates on the host, parents first: undo removes them again when empty. */
+  createdDirs?: string[];
 }
+
+/** What to do about a journal that cannot be used. */
+const JOURNAL_FIX =
+  'the interrupted transaction cannot be undone automatically: compare the managed files with txn/backup/ and the ' +
+  'generations, put them back by hand, then move journal.json aside and run `edge-reconciler recover`';
 
 function stateOf(live: LiveFile): FileState {
   return { sha256: sha256(live.content), mode: live.mode, uid: live.uid, gid: live.gid };
@@ -97,7 +104,8 @@ export class Transaction {
       ops.push({ path: file.path, kind: file.kind, action: 'delete', before: await backup(file.path), after: null });
     }
     crashPoint('apply:backups');
-    const journal: Journal = { version: 1, ...header, phase: 'apply', startedAt: new Date().toISOString(), ops };
+    const createdDirs = await missingDirs(host, writes.map((file) => file.path));
+    const journal: Journal = { version: 1, ...header, phase: 'apply', startedAt: new Date().toISOString(), ops, createdDirs };
     await store.writeJson(store.journalPath, journal);
     crashPoint('apply:journal');
     return new Transaction(store, host, journal);
@@ -105,8 +113,11 @@ export class Transaction {
 
   /** Resumes the transaction a crash left behind, or undefined when there is none. */
   static async pending(store: StateStore, host: Host): Promise<Transaction | undefined> {
-    const journal = await store.readJson<Journal>(store.journalPath);
-    return journal ? new Transaction(store, host, journal) : undefined;
+    const journal = await store.readJson<Journal>(store.journalPath, JOURNAL_FIX);
+    if (journal === undefined) return undefined;
+    const damage = journalDamage(journal);
+    if (damage) throw stateDamaged(store.journalPath, damage, JOURNAL_FIX);
+    return new Transaction(store, host, journal);
   }
 
   /** Writes and removes the files, op by op, each atomically. */
@@ -140,7 +151,9 @@ export class Transaction {
    */
   async undo(): Promise<JournalOp[]> {
     const restored: JournalOp[] = [];
+    let index = 0;
     for (const op of [...this.journal.ops].reverse()) {
+      crashPoint(`undo:op:${index++}`);
       await this.host.removeTempFiles(op.path);
       const live = await this.host.read(op.path);
       const now = live?.type === 'file' ? stateOf(live) : null;
@@ -150,14 +163,65 @@ export class Transaction {
       } else if (now?.sha256 === op.before.sha256) {
         await this.host.setAttributes(op.path, op.before.mode, op.before.uid, op.before.gid);
       } else {
-        const content = await readFile(join(this.store.backupDir, op.path));
-        if (sha256(content) !== op.before.sha256) throw new Error(`the backup of ${op.path} does not match the journal`);
+        const content = await this.backupOf(op.path, op.before.sha256);
         await this.host.writeAtomic(op.path, content, op.before.mode, op.before.uid, op.before.gid);
       }
       restored.push(op);
     }
+    for (const dir of [...(this.journal.createdDirs ?? [])].reverse()) await this.host.removeEmptyDir(dir);
     return restored;
   }
+
+  /** The backed-up bytes of `path`, checked against the journal: a missing or altered backup is named. */
+  private async backupOf(path: string, expected: string): Promise<Buffer> {
+    const copy = join(this.store.backupDir, path);
+    const fix = `restore ${path} by hand (generation ${this.journal.from ?? '(none)'} holds its last good content), then move journal.json aside and run \`edge-reconciler recover\``;
+    const content = await readFile(copy).catch((error: NodeJS.ErrnoException) => {
+      throw stateDamaged(copy, `the backup of ${path} is ${error.code === 'ENOENT' ? 'missing' : `unreadable (${error.code})`}`, fix, error);
+    });
+    if (sha256(content) !== expected) throw stateDamaged(copy, `the backup of ${path} does not match the journal`, fix);
+    return content;
+  }
+}
+
+/** Why a parsed journal cannot be used, or undefined when it can. */
+function journalDamage(journal: Journal): string | undefined {
+  if (typeof journal !== 'object' || journal === null || journal.version !== 1) return 'it is not a version 1 journal';
+  if (!Number.isInteger(journal.generation) || typeof journal.revision !== 'string') return 'it names no generation and revision';
+  if (!Array.isArray(journal.ops)) return 'it lists no steps';
+  const bad = journal.ops.findIndex(
+    (op) => !isHostPath(op?.path) || (op.action !== 'write' && op.action !== 'delete') || !isState(op.before) || !isState(op.after),
+  );
+  if (bad >= 0) return `step ${bad} is malformed`;
+  if (journal.createdDirs !== undefined && !(Array.isArray(journal.createdDirs) && journal.createdDirs.every(isHostPath))) {
+    return 'its created directories are malformed';
+  }
+  return undefined;
+}
+
+/** An absolute, normalized host path: undo must never be steered outside the root by a damaged journal. */
+function isHostPath(path: unknown): path is string {
+  return typeof path === 'string' && path.startsWith('/') && path.length > 1 && posix.normalize(path) === path && !path.split('/').includes('..');
+}
+
+function isState(state: unknown): boolean {
+  if (state === null) return true;
+  const value = state as Partial<FileState> | undefined;
+  return typeof value?.sha256 === 'string' && Number.isInteger(value.mode) && Number.isInteger(value.uid) && Number.isInteger(value.gid);
+}
+
+/** The directories on the way to `paths` that do not exist yet, parents first. */
+async function missingDirs(host: Host, paths: readonly string[]): Promise<string[]> {
+  const missing = new Set<string>();
+  for (const path of paths) {
+    const chain: string[] = [];
+    for (let dir = dirname(path); dir !== '/' && !missing.has(dir); dir = dirname(dir)) {
+      if (await host.read(dir)) break;
+      chain.unshift(dir);
+    }
+    for (const dir of chain) missing.add(dir);
+  }
+  return [...missing];
 }
 
 function sameState(a: FileState | null, b: FileState | null): boolean {

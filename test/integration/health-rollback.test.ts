@@ -104,6 +104,18 @@ describe('automatic rollback when health fails', function () {
     assert.equal(fixed.result, 'applied', fixed.error?.message);
     assert.equal(await readFile(unitPath, 'utf8'), UNIT('3'));
   });
+
+  it('prunes the generations of failed runs too, never the live one', async () => {
+    await commit('1', true);
+    assert.equal((await reconcile(ctx())).result, 'applied');
+    for (const version of ['2', '3', '4', '5']) {
+      await commit(version, false);
+      const failed = await reconcile({ ...ctx(), keepGenerations: 2 });
+      assert.equal(failed.result, 'rolled-back', failed.error?.message);
+    }
+    assert.deepEqual(await store.generations(), [1, 4, 5]);
+    assert.equal((await readStatus(store, TINY_HOST)).lastApplied?.generation, 1);
+  });
 });
 
 describe('a newer commit cancels a pending health wait', function () {
