@@ -32,6 +32,8 @@ export interface SourceConfig {
   ref?: string;
   /** Follow the highest tag matching this glob (`prod-*`). */
   tagPattern?: string;
+  /** The folder of the repo that holds the desired state (default: its root). */
+  path?: string;
   auth?: { sshKeyFile?: string; knownHostsFile?: string; tokenFile?: string; tokenUser?: string };
   trust?: { requireSignatures: boolean; allowedSignersFile?: string; gpgHome?: string; allowRewinds: boolean };
   timeoutMs?: number;

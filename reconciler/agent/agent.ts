@@ -66,6 +66,7 @@ export async function contextFromConfig(config: HostConfig, options: AgentOption
     source: {
       repo: config.repo,
       ...(config.tagPattern ? { tagPattern: config.tagPattern } : { ref: config.ref }),
+      ...(config.path ? { path: config.path } : {}),
       auth: config.auth,
       trust: config.trust,
       limits: config.limits,

@@ -38,6 +38,7 @@ export async function previewHost(config: HostConfig, repoDir?: string): Promise
       repo: repoDir ?? config.repo,
       ...(repoDir === undefined && config.tagPattern !== undefined ? { tagPattern: config.tagPattern } : {}),
       ...(repoDir === undefined && config.ref !== undefined ? { ref: config.ref } : {}),
+      ...(repoDir === undefined && config.path !== undefined ? { path: config.path } : {}),
       auth: config.auth,
       mirrorDir: join(scratch, 'mirror.git'),
       stagingParent: scratch,

@@ -14,6 +14,7 @@ interface InitOptions {
   repo?: string;
   ref?: string;
   tagPattern?: string;
+  path?: string;
   host?: string;
   stateDir?: string;
   secretsDir?: string;
@@ -34,6 +35,7 @@ export function registerInit(program: Command): void {
     .option('--repo <url>', 'the desired-state repo (default: a placeholder to edit)')
     .option('--ref <branch>', 'the branch to follow (default: release)')
     .option('--tag-pattern <glob>', 'follow the newest tag matching this glob (e.g. "prod-*") instead of a branch')
+    .option('--path <dir>', 'the folder of the repo that holds the desired state (default: its root)')
     .option('--host <name>', 'this host\'s name in the repo (default: the machine\'s hostname, said aloud)')
     .option('--state-dir <dir>', 'the agent\'s state dir to put in the config')
     .option('--secrets-dir <dir>', 'the secrets dir to put in the config (created 0700 if missing)')
@@ -100,6 +102,7 @@ async function checkInit(options: InitOptions): Promise<number> {
   compare('repo', options.repo, config.repo);
   compare('host', options.host, config.host);
   compare('tagPattern', options.tagPattern, config.tagPattern);
+  compare('path', options.path, config.path);
   if (options.ref !== undefined) compare('ref', options.ref, config.tagPattern !== undefined ? undefined : config.ref);
   for (const difference of differences) process.stderr.write(`${options.config}: ${difference}\n`);
   return differences.length === 0 ? 0 : 1;

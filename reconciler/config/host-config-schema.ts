@@ -68,6 +68,13 @@ export const hostConfigSchema = {
       description: 'Follow tags instead of a branch: a glob such as "prod-*"; the agent applies the newest matching tag. Replaces ref.',
       examples: ['prod-*'],
     },
+    path: {
+      type: 'string',
+      minLength: 1,
+      pattern: '^(?![/-])(?!.*(^|/)\\.\\.?(/|$))[A-Za-z0-9._/-]+(?<!/)$',
+      description: 'The folder of the repo that holds the desired state (edge.yaml, hosts/, roles/), as Flux\'s path; default: the repo\'s root.',
+      examples: ['desired-state'],
+    },
     host: {
       type: 'string',
       pattern: NAME,

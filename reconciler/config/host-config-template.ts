@@ -12,6 +12,7 @@ export interface DefaultConfigOptions {
   /** The branch to follow; exclusive with tagPattern (then `ref` is written commented out). */
   ref?: string;
   tagPattern?: string;
+  path?: string;
   host?: string;
   /** A file holding the webhook secret: the webhook is then enabled. */
   webhookSecretFile?: string;
@@ -115,6 +116,7 @@ export function renderDefaultConfig(options: DefaultConfigOptions = {}): string 
     repo: options.repo,
     ref: options.tagPattern !== undefined ? COMMENTED_OUT : options.ref,
     tagPattern: options.tagPattern,
+    path: options.path,
     host: options.host ?? defaultHostName(),
     webhook: options.webhookSecretFile !== undefined ? { enabled: true, secretFile: options.webhookSecretFile } : undefined,
     stateDir: options.stateDir,

@@ -29,6 +29,8 @@ export interface HostConfig {
   repo: string;
   ref?: string;
   tagPattern?: string;
+  /** The repo's folder holding the desired state; absent: the root. */
+  path?: string;
   host: string;
   root: string;
   stateDir: string;

@@ -59,6 +59,8 @@ export interface SourceOptions extends RemoteOptions {
   beforeRead?: (resolved: ResolvedRevision) => Promise<void>;
   /** The caps on the tree read (default DEFAULT_TREE_LIMITS). */
   limits?: TreeLimits;
+  /** The desired state is this folder of the repo (as Flux's `path`), not its root; a clean relative path. */
+  path?: string;
 }
 
 async function isDir(path: string): Promise<boolean> {
@@ -128,8 +130,10 @@ async function exportCheckout(options: SourceOptions, dir: string): Promise<Expo
   })).trim();
   const ref = (await git.revparse(['--symbolic-full-name', asked]).catch(() => '')).trim() || asked;
   const top = (await git.revparse(['--show-toplevel'])).trim();
-  const treeish = prefix ? `${revision}:${prefix.replace(/\/$/, '')}` : revision;
+  const folder = [prefix.replace(/\/$/, ''), options.path].filter(Boolean).join('/');
+  const treeish = folder ? `${revision}:${folder}` : revision;
   const skip = await resolved(options, { revision, kind: 'checkout', ref, ...tagOf(ref), gitDir: top });
+  if (options.path && !skip) await requireFolder(top, revision, folder, options.path);
   const files = skip ? undefined : await readTree(top, treeish, options.limits);
   return { revision, dir, kind: 'checkout', ref, ...tagOf(ref), gitDir: top, exported: !skip, files, materialize: once(() => archive(top, treeish, dir)) };
 }
@@ -145,8 +149,22 @@ async function exportRemote(options: SourceOptions, dir: string): Promise<Export
   })).trim();
   const found: ResolvedRevision = { revision, kind: 'remote', ref, ...(tag ? { tag } : {}), gitDir: options.mirrorDir };
   const skip = await resolved(options, found);
-  const files = skip ? undefined : await readTree(options.mirrorDir, revision, options.limits);
-  return { ...found, dir, exported: !skip, files, materialize: once(() => archive(options.mirrorDir, revision, dir)) };
+  const treeish = options.path ? `${revision}:${options.path}` : revision;
+  if (options.path && !skip) await requireFolder(options.mirrorDir, revision, options.path, options.path);
+  const files = skip ? undefined : await readTree(options.mirrorDir, treeish, options.limits);
+  return { ...found, dir, exported: !skip, files, materialize: once(() => archive(options.mirrorDir, treeish, dir)) };
+}
+
+/** Refuses a revision without the configured folder, naming both, before anything is read. */
+async function requireFolder(gitDir: string, revision: string, folder: string, configured: string): Promise<void> {
+  const type = await simpleGit(gitDir).raw(['cat-file', '-t', '--', `${revision}:${folder}`]).then((text) => text.trim(), () => 'missing');
+  if (type !== 'tree') {
+    throw new EdgeError('PATH_NOT_IN_REVISION', `the configured path ${configured} is not a folder of ${revision.slice(0, 12)} (${type})`, {
+      stage: 'fetch',
+      retry: 'refused',
+      problems: [{ code: 'PATH_NOT_IN_REVISION', file: configured, message: `not a folder at ${revision.slice(0, 12)}` }],
+    });
+  }
 }
 
 /** Runs `fn` the first time only; later calls share its promise. */

@@ -32,6 +32,7 @@ export async function fetchRevision(ctx: RunContext, state: RunState): Promise<v
     repo: source.repo,
     ref: source.ref,
     tagPattern: source.tagPattern,
+    ...(source.path ? { path: source.path } : {}),
     auth: source.auth,
     timeoutMs: source.timeoutMs,
     limits: source.limits,
