@@ -9,6 +9,7 @@ import { ExecRunner, Host, RecordingRunner } from '../host/host.js';
 import { DEFAULT_PATH_POLICY } from '../host/path-policy.js';
 import type { Logger, RunContext } from '../run-context.js';
 import { StateStore } from '../state/state-store.js';
+import { refuseOtherHost } from '../state/host-binding.js';
 import { setupSecrets } from '../secrets/secrets.js';
 
 /** The default state dir on a VM. */
@@ -64,6 +65,8 @@ export async function applyingContext(options: ApplyingOptions): Promise<RunCont
       retry: 'invalid',
     });
   }
+  const store = new StateStore(options.stateDir);
+  await refuseOtherHost(store, options.host);
   const secrets = await setupSecrets(options.secretsDir);
   return {
     hostName: options.host,
@@ -72,7 +75,7 @@ export async function applyingContext(options: ApplyingOptions): Promise<RunCont
     redact: secrets.redact,
     policy: DEFAULT_PATH_POLICY,
     log: createLogger(secrets.redact, options.quiet),
-    store: new StateStore(options.stateDir),
+    store,
     runner: options.dryActivate ? new RecordingRunner() : new ExecRunner(),
     ...(options.repo ? { source: { repo: options.repo, ref: options.ref } } : {}),
     deadmanSeconds: Number(options.deadmanSeconds ?? 120),

@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { recoverOnly, rollbackToGeneration } from '../reconcile.js';
 import { StateStore } from '../state/state-store.js';
 import { readStatus, type RunRecord } from '../state/status.js';
-import { readSuspension } from '../state/suspend.js';
+import { applyGate, readSuspension } from '../state/suspend.js';
 import { EdgeError } from '../errors.js';
 import { loadHostConfig } from '../config/host-config.js';
 import { summarize } from './apply.js';
@@ -19,7 +19,9 @@ function short(revision: string | undefined): string {
 }
 
 function describeRun(run: RunRecord): string {
-  const why = run.code ? ` [${run.code}] ${run.reason ?? ''}` : '';
+  // A reason built from a problem ends with its code already: say the code once, up front.
+  const reason = run.code ? (run.reason ?? '').split(` [${run.code}]`).join('') : '';
+  const why = run.code ? ` [${run.code}] ${reason}` : '';
   const gen = run.generation !== undefined ? ` generation ${run.generation}` : '';
   return `${run.at}  ${run.result.padEnd(11)} ${short(run.revision)}${gen} (${run.durationMs} ms)${why}`;
 }
@@ -34,11 +36,14 @@ export function registerStateCommands(program: Command): void {
     .option('--json', 'print the status document as JSON')
     .action(async (options: { stateDir: string; host: string; json?: boolean }) => {
       const store = new StateStore(options.stateDir);
+      // The pin is read where unpin and rollback write it: status.json only remembers it as of the last run.
       const status = await readStatus(store, options.host);
+      delete status.pinned;
+      const pinned = await store.pin();
       const bad = await store.badRevisions();
       const suspension = await readSuspension(options.stateDir);
       if (options.json) {
-        out(JSON.stringify({ ...status, badRevisions: bad, ...(suspension ? { suspended: suspension } : {}) }, null, 2), plain);
+        out(JSON.stringify({ ...status, ...(pinned ? { pinned } : {}), badRevisions: bad, ...(suspension ? { suspended: suspension } : {}) }, null, 2), plain);
         return;
       }
       const lines = [`host:           ${status.host}`];
@@ -51,7 +56,7 @@ export function registerStateCommands(program: Command): void {
         const by = suspension.by ? ` by ${suspension.by}` : '';
         lines.push(`suspended:      since ${suspension.at}${by}: ${suspension.reason} (run edge-reconciler resume)`);
       }
-      if (status.pinned) lines.push(`pinned:         generation ${status.pinned.generation}: ${status.pinned.reason} (until a commit newer than ${short(status.pinned.pinnedAgainst)}; or run unpin)`);
+      if (pinned) lines.push(`pinned:         generation ${pinned.generation}: ${pinned.reason} (until a commit newer than ${short(pinned.pinnedAgainst)}; or run unpin)`);
       if (status.lastAttempted) {
         lines.push(`last attempt:   ${describeRun(status.lastAttempted)}`);
         if (status.lastAttempted.failedCheck) {
@@ -106,6 +111,7 @@ export function registerStateCommands(program: Command): void {
     .action(async (options: ApplyingOptions & { to?: string; json?: boolean }) => {
       try {
         const ctx = await applyingContext(options);
+        await refuseWhileSuspended(options.stateDir);
         const outcome = await rollbackToGeneration(ctx, options.to === undefined ? undefined : Number(options.to));
         if (options.json) out(JSON.stringify(summarize(outcome), null, 2), ctx.redact);
         else if (outcome.result === 'applied') out(`rolled back: generation ${outcome.generation} now holds ${short(outcome.revision)}; pinned until a newer commit arrives`, ctx.redact);
@@ -143,6 +149,14 @@ export function registerStateCommands(program: Command): void {
       await store.setPin(undefined);
       out(pin ? `unpinned generation ${pin.generation}` : 'not pinned', plain);
     });
+}
+
+/** A rollback changes files like any apply: a suspended host refuses it until `resume`. */
+async function refuseWhileSuspended(stateDir: string): Promise<void> {
+  const suspension = await readSuspension(stateDir);
+  if (!suspension) return;
+  const gate = applyGate({ suspension, maintenance: { timezone: 'UTC', windows: [] }, now: new Date() });
+  throw new EdgeError('SUSPENDED', `refusing to roll back: ${gate.reason}; run edge-reconciler resume first`, { stage: 'rollback', retry: 'refused' });
 }
 
 /** `recover`'s options: with `--config`, the host config's host and dirs win (the service's ExecStartPre). */

@@ -11,6 +11,7 @@ import { simpleGit } from 'simple-git';
 import { EdgeError } from '../errors.js';
 import { sha256 } from '../state/inventory.js';
 import { describeRepo, fetchError } from './git-errors.js';
+import { requireLocalRepo } from './repo-path.js';
 import { ensureMirror, fetchNewestTag, fetchRef, remoteAccess, tagOf, type RemoteOptions } from './git-remote.js';
 import { archive, readTree, type TreeFiles } from './git-tree.js';
 
@@ -75,6 +76,7 @@ export async function exportRevision(options: SourceOptions): Promise<ExportedRe
 }
 
 async function exportInto(options: SourceOptions, dir: string): Promise<ExportedRevision> {
+  await requireLocalRepo(options.repo, 'fetch');
   if (await isDir(options.repo)) {
     const git = simpleGit(options.repo);
     const inside = await git.revparse(['--is-inside-work-tree']).catch(() => 'false');

@@ -138,6 +138,8 @@ export class EdgeHost {
       for (const [name, value] of Object.entries(EXAMPLE_SECRETS)) {
         await box.writeFile(`${AGENT.secretsDir}/${name}`, `${value}\n`, 0o600);
       }
+      // The agent refuses a secrets dir that others may enter; mkdir -p made it 0755.
+      await box.exec(['chmod', '0700', AGENT.secretsDir]);
       await host.deployLodApp();
       await installLogrotate(box);
       return host;
