@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { recoverOnly, rollbackToGeneration } from '../reconcile.js';
 import { StateStore } from '../state/state-store.js';
 import { readStatus, type RunRecord } from '../state/status.js';
+import { readStatusView } from '../state/status-view.js';
 import { applyGate, readSuspension } from '../state/suspend.js';
 import { EdgeError } from '../errors.js';
 import { loadHostConfig } from '../config/host-config.js';
@@ -36,16 +37,12 @@ export function registerStateCommands(program: Command): void {
     .option('--json', 'print the status document as JSON')
     .action(async (options: { stateDir: string; host: string; json?: boolean }) => {
       const store = new StateStore(options.stateDir);
-      // The pin is read where unpin and rollback write it: status.json only remembers it as of the last run.
-      const status = await readStatus(store, options.host);
-      delete status.pinned;
-      const pinned = await store.pin();
-      const bad = await store.badRevisions();
-      const suspension = await readSuspension(options.stateDir);
+      const status = await readStatusView(store, options.host);
       if (options.json) {
-        out(JSON.stringify({ ...status, ...(pinned ? { pinned } : {}), badRevisions: bad, ...(suspension ? { suspended: suspension } : {}) }, null, 2), plain);
+        out(JSON.stringify(status, null, 2), plain);
         return;
       }
+      const { pinned, suspended: suspension, badRevisions: bad } = status;
       const lines = [`host:           ${status.host}`];
       lines.push(
         status.lastApplied
