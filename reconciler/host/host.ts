@@ -9,7 +9,7 @@ import { constants, readFileSync } from 'node:fs';
 import { lstat, mkdir, open, readdir, realpath, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, posix } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { EdgeError } from '../errors.js';
+import { EdgeError, type Stage } from '../errors.js';
 
 /** What is at a managed path on the host right now. */
 export interface LiveFile {
@@ -257,6 +257,11 @@ export class HostPathError extends EdgeError {
   ) {
     super(code, message, { stage: 'apply', retry: 'stuck', problems: [{ code, file: path, message }] });
     this.name = 'HostPathError';
+  }
+
+  /** The same refusal, named by the stage it happened in (a read in plan, an undo in rollback). */
+  inStage(stage: Stage): EdgeError {
+    return new EdgeError(this.code, this.message, { stage, retry: this.retry, problems: this.problems, cause: this });
   }
 }
 

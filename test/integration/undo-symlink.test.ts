@@ -40,17 +40,20 @@ describe('recovery with a managed directory replaced by a symlink', function () 
   before(async () => {
     secretsDir = await writeSecretsDir();
     repo = await exampleGitRepo();
+    cleanup.push(secretsDir, repo);
+  });
+  beforeEach(async () => {
     root = await mkdtemp(join(tmpdir(), 'edge-undo-root-'));
     state = await mkdtemp(join(tmpdir(), 'edge-undo-state-'));
-    cleanup.push(secretsDir, repo, root, state);
+    cleanup.push(root, state);
+    const first = await apply(await head(repo));
+    assert.equal(first.exitCode, 0, String(first.stderr));
   });
   after(async () => {
     await Promise.all(cleanup.map((dir) => rm(dir, { recursive: true, force: true })));
   });
 
   it('refuses to undo through the symlink, changes nothing outside, and recovers once the directory is back', async () => {
-    const first = await apply(await head(repo));
-    assert.equal(first.exitCode, 0, String(first.stderr));
     await commitEdit(repo, 'roles/lod/templates/lod.service.hbs', (text) => text.replace('RestartSec=2', 'RestartSec=3'));
     await commitEdit(repo, 'roles/lod/role.yaml', (text) => text.replace(/ {2}- kind: systemd-unit\n {4}name: lod-backup\.timer\n {4}template: lod-backup\.timer\.hbs\n/, ''));
     const crashed = await apply(await head(repo), { EDGE_CRASH_AT: 'apply:done' });
@@ -82,5 +85,26 @@ describe('recovery with a managed directory replaced by a symlink', function () 
     assert.match(String(recovered.stdout), /recovered generation 2: undone/);
     assert.match(await readFile(join(units, 'lod.service'), 'utf8'), /RestartSec=2/);
     await stat(join(units, 'lod-backup.timer'));
+  });
+
+  it('refuses in plan, naming the link, to read the live files through a symlinked directory', async () => {
+    const units = join(root, 'etc/systemd/system');
+    const outside = await mkdtemp(join(tmpdir(), 'edge-undo-outside-'));
+    cleanup.push(outside);
+    await cp(units, join(outside, 'system'), { recursive: true });
+    const real = `${units}.real`;
+    await rename(units, real);
+    await symlink(join(outside, 'system'), units);
+    const before = await snapshot(outside);
+    await commitEdit(repo, 'hosts/lod-prod.yaml', (text) => text.replace(/workers: \d+/, 'workers: 9'));
+    const refused = await run(['apply', '--repo', repo, ...host(), '--secrets-dir', secretsDir, '--json']);
+    assert.equal(refused.exitCode, 1, String(refused.stderr));
+    const json = JSON.parse(String(refused.stdout)) as { error?: { code: string; stage: string; message: string } };
+    assert.equal(json.error?.code, 'PATH_SYMLINK');
+    assert.equal(json.error?.stage, 'plan');
+    assert.match(json.error?.message ?? '', /\/etc\/systemd\/system is a symlink/);
+    assert.deepEqual(await snapshot(outside), before);
+    await rm(units);
+    await rename(real, units);
   });
 });
