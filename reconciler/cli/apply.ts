@@ -8,7 +8,7 @@ import type { Command } from 'commander';
 import { EdgeError } from '../errors.js';
 import { reconcile, type ReconcileOutcome } from '../reconcile.js';
 import type { RunResult } from '../state/status.js';
-import { applyingContext, withHostOptions, type ApplyingOptions } from './context.js';
+import { applyingContext, wholeNumber, withHostOptions, type ApplyingOptions } from './context.js';
 import { out, printError } from './io.js';
 
 interface ApplyOptions extends ApplyingOptions {
@@ -40,13 +40,15 @@ export function registerApply(program: Command): void {
 
 async function runApply(options: ApplyOptions): Promise<number> {
   let ctx;
+  let lockWaitMs: number;
   try {
+    lockWaitMs = wholeNumber('--wait', options.wait, 0) * 1000;
     ctx = await applyingContext(options);
   } catch (error) {
     if (options.json && error instanceof EdgeError) out(JSON.stringify({ result: 'failed', error: errorJson(error) }, null, 2), (text) => text);
     return printError(error);
   }
-  const outcome = await reconcile(ctx, { lockWaitMs: Number(options.wait ?? 0) * 1000 });
+  const outcome = await reconcile(ctx, { lockWaitMs });
   if (options.json) {
     out(JSON.stringify(summarize(outcome), null, 2), ctx.redact);
   } else {

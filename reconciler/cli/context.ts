@@ -57,6 +57,18 @@ export function createLogger(redact: (text: string) => string, quiet = false): L
   );
 }
 
+/**
+ * A whole-number option (`--keep 10`, `--wait 600`, `--to 3`): refused with USAGE, naming the option, when it is
+ * anything else (`Number('abc')` would be NaN and silently mean "no limit" or "no generation").
+ */
+export function wholeNumber(option: string, value: string | undefined, fallback: number, minimum = 0): number {
+  if (value === undefined) return fallback;
+  if (!/^\d+$/.test(value.trim()) || Number(value) < minimum) {
+    throw new EdgeError('USAGE', `${option} must be a whole number of at least ${minimum}, not ${JSON.stringify(value)}`, { stage: 'fetch', retry: 'invalid' });
+  }
+  return Number(value);
+}
+
 /** The context of an applying command. `--root` other than `/` needs `--dry-activate`: the units would not match. */
 export async function applyingContext(options: ApplyingOptions): Promise<RunContext> {
   if (options.root !== '/' && !options.dryActivate) {
@@ -65,6 +77,8 @@ export async function applyingContext(options: ApplyingOptions): Promise<RunCont
       retry: 'invalid',
     });
   }
+  const deadmanSeconds = wholeNumber('--deadman-seconds', options.deadmanSeconds, 120, 1);
+  const keepGenerations = wholeNumber('--keep', options.keep, 10, 1);
   const store = new StateStore(options.stateDir);
   await refuseOtherHost(store, options.host);
   const secrets = await setupSecrets(options.secretsDir);
@@ -78,7 +92,7 @@ export async function applyingContext(options: ApplyingOptions): Promise<RunCont
     store,
     runner: options.dryActivate ? new RecordingRunner() : new ExecRunner(),
     ...(options.repo ? { source: { repo: options.repo, ref: options.ref } } : {}),
-    deadmanSeconds: Number(options.deadmanSeconds ?? 120),
-    keepGenerations: Number(options.keep ?? 10),
+    deadmanSeconds,
+    keepGenerations,
   };
 }

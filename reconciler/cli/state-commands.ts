@@ -10,7 +10,7 @@ import { applyGate, readSuspension } from '../state/suspend.js';
 import { EdgeError } from '../errors.js';
 import { loadHostConfig } from '../config/host-config.js';
 import { summarize } from './apply.js';
-import { applyingContext, DEFAULT_STATE_DIR, withHostOptions, type ApplyingOptions } from './context.js';
+import { applyingContext, DEFAULT_STATE_DIR, wholeNumber, withHostOptions, type ApplyingOptions } from './context.js';
 import { out, printError } from './io.js';
 
 const plain = (text: string) => text;
@@ -109,7 +109,8 @@ export function registerStateCommands(program: Command): void {
       try {
         const ctx = await applyingContext(options);
         await refuseWhileSuspended(options.stateDir);
-        const outcome = await rollbackToGeneration(ctx, options.to === undefined ? undefined : Number(options.to));
+        const target = options.to === undefined ? undefined : wholeNumber('--to', options.to, 0, 1);
+        const outcome = await rollbackToGeneration(ctx, target);
         if (options.json) out(JSON.stringify(summarize(outcome), null, 2), ctx.redact);
         else if (outcome.result === 'applied') out(`rolled back: generation ${outcome.generation} now holds ${short(outcome.revision)}; pinned until a newer commit arrives`, ctx.redact);
         if (outcome.error) printError(outcome.error, ctx.redact);

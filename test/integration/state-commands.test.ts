@@ -133,6 +133,20 @@ describe('state commands (sandbox root, activation recorded)', function () {
     assert.equal((await apply()).exitCode, 0);
   });
 
+  it('refuses a number option that is not a whole number with USAGE, naming the option, and changes nothing', async () => {
+    const before = await readFile(join(stateDir, 'status.json'), 'utf8');
+    for (const [command, option, value] of [['apply', '--keep', 'ten'], ['apply', '--wait', '-1'], ['apply', '--deadman-seconds', '0'], ['rollback', '--to', 'latest']] as const) {
+      const args = command === 'apply'
+        ? ['apply', '--repo', repo, ...hostArgs(), '--secrets-dir', secretsDir, option, value]
+        : ['rollback', ...hostArgs(), option, value];
+      const result = await runCli(args);
+      assert.equal(result.exitCode, 1, `${command} ${option} ${value}`);
+      assert.match(result.stderr, /\[USAGE\]/, `${command} ${option} ${value}`);
+      assert.match(result.stderr, new RegExp(`${option} must be a whole number`), `${command} ${option} ${value}`);
+    }
+    assert.equal(await readFile(join(stateDir, 'status.json'), 'utf8'), before);
+  });
+
   it('prints a broken commit\'s problem once in apply, and its code once in status', async () => {
     await commitEdit(repo, 'hosts/lod-prod.yaml', (text) => text.replace('workers: 4', 'workers: [4'));
     const broken = await apply({ json: false });
