@@ -3,9 +3,10 @@
  *
  * An flock(2) on an open descriptor of `<stateDir>/lock`, which the kernel drops when the process ends however it
  * ends (kill -9, power cut of the process, OOM): no PID to trust, no stale lock to take over, nothing unlinked.
- * Node has no flock in core and the npm bindings are native add-ons (node-gyp) that a single-executable build
- * cannot carry, so util-linux's flock(1) locks the descriptor for us: it inherits the open file description as its
- * fd 3 and locks it; the lock belongs to that description and so stays with this process after flock(1) exits.
+ * Node has no flock in core, and the npm bindings (fs-ext) are native add-ons built by node-gyp at install, which
+ * the single-executable .deb would have to ship and load beside its bundle; so util-linux's flock(1) (essential on
+ * Debian and Ubuntu) locks the descriptor for us: it inherits the open file description as its fd 3 and locks it;
+ * the lock belongs to that description, so it stays with this process after flock(1) exits.
  * The file only tells who holds the lock (pid and time, for messages); nothing reads it to decide.
  */
 import { spawn } from 'node:child_process';
