@@ -4,6 +4,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { EdgeError } from './errors.js';
+import { HostPathError } from './host/host.js';
 import { need, type RunContext, type RunState, type StageStep } from './run-context.js';
 import { activateChanges } from './stages/activate.js';
 import { applyChanges } from './stages/apply.js';
@@ -65,6 +66,7 @@ export async function runStages(steps: readonly StageStep[], ctx: RunContext, st
     try {
       await step.run(ctx, state);
     } catch (error) {
+      if (error instanceof HostPathError && error.stage !== step.stage) throw error.inStage(step.stage);
       if (error instanceof EdgeError) throw error;
       const message = error instanceof Error ? error.message : String(error);
       throw new EdgeError('INTERNAL', `${step.stage} failed unexpectedly: ${ctx.redact(message)}`, {

@@ -27,6 +27,7 @@ ln -sf /opt/edge-reconciler/dist/reconciler/cli/main.js /usr/local/bin/edge-reco
 chmod 0755 /opt/edge-reconciler/dist/reconciler/cli/main.js
 
 install -d -m 0755 /etc/edge-reconciler
+install -d -m 0700 /etc/edge-reconciler/secrets
 [ -f /etc/edge-reconciler/config.yaml ] || edge-reconciler init --repo "$repo" --host "$(hostname -s)"
 if [ ! -f /etc/edge-reconciler/apply.env ]; then
   printf 'EDGE_REPO=%s\nEDGE_REF=%s\n' "$repo" "$ref" > /etc/edge-reconciler/apply.env

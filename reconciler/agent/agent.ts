@@ -18,7 +18,7 @@ import { redactorFor, type Redactor } from '../secrets/redact.js';
 import type { Logger, RunContext } from '../run-context.js';
 import { StateStore } from '../state/state-store.js';
 import { liveGeneration, readStatus, recordRun } from '../state/status.js';
-import { readSuspension } from '../state/suspend.js';
+import { readStatusView } from '../state/status-view.js';
 import { watchManagedFiles, watchSecrets, type DriftWatcher, type SecretsWatcher } from '../triggers/watch.js';
 import type { RunReport, RunRequest } from '../triggers/run-request.js';
 
@@ -140,10 +140,7 @@ export async function startAgent(config: HostConfig, options: AgentOptions): Pro
   const daemon = await startDaemon({
     listen: config.listen,
     run,
-    readStatus: async () => {
-      const suspension = await readSuspension(config.stateDir);
-      return { ...(await readStatus(store, config.host)), badRevisions: await store.badRevisions(), ...(suspension ? { suspended: suspension } : {}) };
-    },
+    readStatus: () => readStatusView(store, config.host),
     log,
     metrics: () => metrics.render(),
     ...(config.webhook.enabled && config.webhook.secret

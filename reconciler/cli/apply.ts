@@ -1,12 +1,14 @@
 /**
  * `edge-reconciler apply`: one reconcile of this host: fetch, load, render, validate, plan, apply, activate,
- * health, record, or roll back. Exit 0 when applied or nothing to do; 3 when refused or pinned; 1 otherwise
- * (a rollback is a failure, never a success).
+ * health, record, or roll back. Exit 0 when applied, nothing to do, or held back on purpose (suspended, outside
+ * the maintenance windows: the poll timer must not fail for that); 3 when refused or pinned; 1 otherwise (a
+ * rollback is a failure, never a success).
  */
 import type { Command } from 'commander';
-import { formatProblem } from '../errors.js';
+import { EdgeError } from '../errors.js';
 import { reconcile, type ReconcileOutcome } from '../reconcile.js';
-import { applyingContext, withHostOptions, type ApplyingOptions } from './context.js';
+import type { RunResult } from '../state/status.js';
+import { applyingContext, wholeNumber, withHostOptions, type ApplyingOptions } from './context.js';
 import { out, printError } from './io.js';
 
 interface ApplyOptions extends ApplyingOptions {
@@ -30,7 +32,7 @@ export function registerApply(program: Command): void {
     .option('--keep <n>', 'generations to keep', '10')
     .option('--wait <seconds>', 'wait this long for another run\'s lock', '0')
     .option('--json', 'print the outcome as JSON')
-    .addHelpText('after', '\nExit status: 0 applied or nothing to do, 3 refused (bad revision) or pinned, 1 failed or rolled back.')
+    .addHelpText('after', '\nExit status: 0 applied, nothing to do, or held (suspended, outside the maintenance windows), 3 refused (bad revision) or pinned, 1 failed or rolled back.')
     .action(async (options: ApplyOptions) => {
       process.exitCode = await runApply(options);
     });
@@ -38,19 +40,22 @@ export function registerApply(program: Command): void {
 
 async function runApply(options: ApplyOptions): Promise<number> {
   let ctx;
+  let lockWaitMs: number;
   try {
+    lockWaitMs = wholeNumber('--wait', options.wait, 0) * 1000;
     ctx = await applyingContext(options);
   } catch (error) {
+    if (options.json && error instanceof EdgeError) out(JSON.stringify({ result: 'failed', error: errorJson(error) }, null, 2), (text) => text);
     return printError(error);
   }
-  const outcome = await reconcile(ctx, { lockWaitMs: Number(options.wait ?? 0) * 1000 });
+  const outcome = await reconcile(ctx, { lockWaitMs });
   if (options.json) {
     out(JSON.stringify(summarize(outcome), null, 2), ctx.redact);
   } else {
     out(describeOutcome(outcome, options.dryActivate === true), ctx.redact);
   }
-  if (outcome.error && !options.json) printError(outcome.error, ctx.redact);
-  if (outcome.result === 'applied' || outcome.result === 'unchanged') return 0;
+  if (outcome.error && !options.json && !HELD.has(outcome.result)) printError(outcome.error, ctx.redact);
+  if (outcome.result === 'applied' || outcome.result === 'unchanged' || HELD.has(outcome.result)) return 0;
   if (outcome.result === 'refused' || outcome.result === 'pinned') return 3;
   return 1;
 }
@@ -69,9 +74,17 @@ export function summarize(outcome: ReconcileOutcome) {
     activation: plan?.activation,
     commands: outcome.state.commands,
     health: outcome.state.health?.results,
-    error: outcome.error ? { code: outcome.error.code, stage: outcome.error.stage, message: outcome.error.message, problems: outcome.error.problems } : undefined,
+    error: outcome.error ? errorJson(outcome.error) : undefined,
   };
 }
+
+/** The JSON form of an error. */
+function errorJson(error: EdgeError) {
+  return { code: error.code, stage: error.stage, message: error.message, problems: error.problems };
+}
+
+/** Results that held the revision back on purpose: not a failure, and said on stdout (not as an error). */
+const HELD: ReadonlySet<RunResult> = new Set(['suspended', 'outside-window']);
 
 /** A command on one line: a script argument shows its first line and how many follow (--json has them all). */
 function oneLine(argv: string[]): string {
@@ -95,6 +108,11 @@ function describeOutcome(outcome: ReconcileOutcome, dry: boolean): string {
     case 'unchanged':
       lines.push(`${rev} is live (generation ${outcome.generation}): nothing to do`);
       break;
+    case 'suspended':
+    case 'outside-window':
+      lines.push(`${outcome.result}: ${rev} not applied: ${outcome.error?.message ?? 'held back'}${outcome.result === 'suspended' ? ' (run edge-reconciler resume)' : ''}`);
+      if (changed.length > 0) lines.push('waiting to change:');
+      break;
     case 'pinned':
       lines.push(`pinned to generation ${outcome.generation} by a rollback; waiting for a newer commit than ${rev} (or run unpin)`);
       break;
@@ -107,6 +125,5 @@ function describeOutcome(outcome: ReconcileOutcome, dry: boolean): string {
     for (const command of outcome.state.commands) lines.push(`  ${oneLine(command)}`);
   }
   for (const result of outcome.state.health?.results ?? []) lines.push(`  health ${result.name}: ${result.status} ${result.message}`);
-  for (const problem of outcome.error?.problems ?? []) lines.push(`  ${formatProblem(problem)}`);
   return lines.join('\n');
 }

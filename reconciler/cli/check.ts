@@ -7,6 +7,7 @@ import { EdgeError, formatProblem, type Problem } from '../errors.js';
 import { DEFAULT_PATH_POLICY } from '../host/path-policy.js';
 import { loadDesiredState } from '../stages/load.js';
 import { renderHost } from '../stages/render.js';
+import { requireLocalRepo } from '../source/repo-path.js';
 import { collectValidationProblems } from '../stages/validate.js';
 import { out, printError } from './io.js';
 import { setupSecrets } from '../secrets/secrets.js';
@@ -44,6 +45,7 @@ async function runCheck(options: CheckOptions): Promise<number> {
   try {
     const secrets = await setupSecrets(options.secretsDir);
     redact = secrets.redact;
+    await requireLocalRepo(options.repo, 'load');
     const state = await loadDesiredState(options.repo);
     const names = options.host ?? [...state.hosts.keys()];
     const verdicts = await Promise.all(

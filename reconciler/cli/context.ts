@@ -10,6 +10,7 @@ import { ExecRunner, Host, RecordingRunner } from '../host/host.js';
 import { DEFAULT_PATH_POLICY } from '../host/path-policy.js';
 import type { Logger, RunContext } from '../run-context.js';
 import { StateStore } from '../state/state-store.js';
+import { refuseOtherHost } from '../state/host-binding.js';
 import { setupSecrets } from '../secrets/secrets.js';
 import { scrub } from '../source/git-errors.js';
 
@@ -72,9 +73,25 @@ export function checkSandboxRoot(root: string, dryActivate: boolean | undefined,
   }
 }
 
+/**
+ * A whole-number option (`--keep 10`, `--wait 600`, `--to 3`): refused with USAGE, naming the option, when it is
+ * anything else (`Number('abc')` would be NaN and silently mean "no limit" or "no generation").
+ */
+export function wholeNumber(option: string, value: string | undefined, fallback: number, minimum = 0): number {
+  if (value === undefined) return fallback;
+  if (!/^\d+$/.test(value.trim()) || Number(value) < minimum) {
+    throw new EdgeError('USAGE', `${option} must be a whole number of at least ${minimum}, not ${JSON.stringify(value)}`, { stage: 'fetch', retry: 'invalid' });
+  }
+  return Number(value);
+}
+
 /** The context of an applying command. `--root` other than `/` needs `--dry-activate`: the units would not match. */
 export async function applyingContext(options: ApplyingOptions): Promise<RunContext> {
   checkSandboxRoot(options.root, options.dryActivate);
+  const deadmanSeconds = wholeNumber('--deadman-seconds', options.deadmanSeconds, 120, 1);
+  const keepGenerations = wholeNumber('--keep', options.keep, 10, 1);
+  const store = new StateStore(options.stateDir);
+  await refuseOtherHost(store, options.host);
   const secrets = await setupSecrets(options.secretsDir);
   return {
     hostName: options.host,
@@ -83,10 +100,10 @@ export async function applyingContext(options: ApplyingOptions): Promise<RunCont
     redact: secrets.redact,
     policy: DEFAULT_PATH_POLICY,
     log: createLogger(secrets.redact, options.quiet),
-    store: new StateStore(options.stateDir),
+    store,
     runner: options.dryActivate ? new RecordingRunner() : new ExecRunner(),
     ...(options.repo ? { source: { repo: options.repo, ref: options.ref } } : {}),
-    deadmanSeconds: Number(options.deadmanSeconds ?? 120),
-    keepGenerations: Number(options.keep ?? 10),
+    deadmanSeconds,
+    keepGenerations,
   };
 }

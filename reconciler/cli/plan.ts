@@ -9,6 +9,8 @@ import { PLAN_PIPELINE, runStages } from '../pipeline.js';
 import { silentLogger } from '../run-context.js';
 import { StateStore } from '../state/state-store.js';
 import { liveGeneration } from '../state/status.js';
+import { refuseOtherHost } from '../state/host-binding.js';
+import { requireLocalRepo } from '../source/repo-path.js';
 import type { Activation, FileChange, Plan } from '../model.js';
 import { out, printError } from './io.js';
 import { setupSecrets } from '../secrets/secrets.js';
@@ -44,7 +46,10 @@ async function runPlan(options: PlanOptions): Promise<number> {
   try {
     const secrets = await setupSecrets(options.secretsDir);
     redact = secrets.redact;
-    const previous = options.stateDir ? await liveGeneration(new StateStore(options.stateDir), options.host) : undefined;
+    await requireLocalRepo(options.repo, 'load');
+    const store = options.stateDir ? new StateStore(options.stateDir) : undefined;
+    if (store) await refuseOtherHost(store, options.host);
+    const previous = store ? await liveGeneration(store, options.host) : undefined;
     const state = await runStages(
       PLAN_PIPELINE,
       {

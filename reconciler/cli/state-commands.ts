@@ -5,11 +5,12 @@ import type { Command } from 'commander';
 import { recoverOnly, rollbackToGeneration } from '../reconcile.js';
 import { StateStore } from '../state/state-store.js';
 import { readStatus, type RunRecord } from '../state/status.js';
-import { readSuspension } from '../state/suspend.js';
+import { readStatusView } from '../state/status-view.js';
+import { applyGate, readSuspension } from '../state/suspend.js';
 import { EdgeError } from '../errors.js';
 import { loadHostConfig } from '../config/host-config.js';
 import { summarize } from './apply.js';
-import { applyingContext, DEFAULT_STATE_DIR, withHostOptions, type ApplyingOptions } from './context.js';
+import { applyingContext, DEFAULT_STATE_DIR, wholeNumber, withHostOptions, type ApplyingOptions } from './context.js';
 import { out, printError } from './io.js';
 
 const plain = (text: string) => text;
@@ -19,7 +20,9 @@ function short(revision: string | undefined): string {
 }
 
 function describeRun(run: RunRecord): string {
-  const why = run.code ? ` [${run.code}] ${run.reason ?? ''}` : '';
+  // A reason built from a problem ends with its code already: say the code once, up front.
+  const reason = run.code ? (run.reason ?? '').split(` [${run.code}]`).join('') : '';
+  const why = run.code ? ` [${run.code}] ${reason}` : '';
   const gen = run.generation !== undefined ? ` generation ${run.generation}` : '';
   return `${run.at}  ${run.result.padEnd(11)} ${short(run.revision)}${gen} (${run.durationMs} ms)${why}`;
 }
@@ -34,13 +37,12 @@ export function registerStateCommands(program: Command): void {
     .option('--json', 'print the status document as JSON')
     .action(async (options: { stateDir: string; host: string; json?: boolean }) => {
       const store = new StateStore(options.stateDir);
-      const status = await readStatus(store, options.host);
-      const bad = await store.badRevisions();
-      const suspension = await readSuspension(options.stateDir);
+      const status = await readStatusView(store, options.host);
       if (options.json) {
-        out(JSON.stringify({ ...status, badRevisions: bad, ...(suspension ? { suspended: suspension } : {}) }, null, 2), plain);
+        out(JSON.stringify(status, null, 2), plain);
         return;
       }
+      const { pinned, suspended: suspension, badRevisions: bad } = status;
       const lines = [`host:           ${status.host}`];
       lines.push(
         status.lastApplied
@@ -51,7 +53,7 @@ export function registerStateCommands(program: Command): void {
         const by = suspension.by ? ` by ${suspension.by}` : '';
         lines.push(`suspended:      since ${suspension.at}${by}: ${suspension.reason} (run edge-reconciler resume)`);
       }
-      if (status.pinned) lines.push(`pinned:         generation ${status.pinned.generation}: ${status.pinned.reason} (until a commit newer than ${short(status.pinned.pinnedAgainst)}; or run unpin)`);
+      if (pinned) lines.push(`pinned:         generation ${pinned.generation}: ${pinned.reason} (until a commit newer than ${short(pinned.pinnedAgainst)}; or run unpin)`);
       if (status.lastAttempted) {
         lines.push(`last attempt:   ${describeRun(status.lastAttempted)}`);
         if (status.lastAttempted.failedCheck) {
@@ -106,7 +108,9 @@ export function registerStateCommands(program: Command): void {
     .action(async (options: ApplyingOptions & { to?: string; json?: boolean }) => {
       try {
         const ctx = await applyingContext(options);
-        const outcome = await rollbackToGeneration(ctx, options.to === undefined ? undefined : Number(options.to));
+        await refuseWhileSuspended(options.stateDir);
+        const target = options.to === undefined ? undefined : wholeNumber('--to', options.to, 0, 1);
+        const outcome = await rollbackToGeneration(ctx, target);
         if (options.json) out(JSON.stringify(summarize(outcome), null, 2), ctx.redact);
         else if (outcome.result === 'applied') out(`rolled back: generation ${outcome.generation} now holds ${short(outcome.revision)}; pinned until a newer commit arrives`, ctx.redact);
         if (outcome.error) printError(outcome.error, ctx.redact);
@@ -144,6 +148,14 @@ export function registerStateCommands(program: Command): void {
       await store.setPin(undefined);
       out(pin ? `unpinned generation ${pin.generation}` : 'not pinned', plain);
     });
+}
+
+/** A rollback changes files like any apply: a suspended host refuses it until `resume`. */
+async function refuseWhileSuspended(stateDir: string): Promise<void> {
+  const suspension = await readSuspension(stateDir);
+  if (!suspension) return;
+  const gate = applyGate({ suspension, maintenance: { timezone: 'UTC', windows: [] }, now: new Date() });
+  throw new EdgeError('SUSPENDED', `refusing to roll back: ${gate.reason}; run edge-reconciler resume first`, { stage: 'rollback', retry: 'refused' });
 }
 
 /** `recover`'s options: with `--config`, the host config's host and dirs win (the service's ExecStartPre). */

@@ -1,11 +1,15 @@
 /**
  * The host adapter: the only module that touches the live machine. Every host path is resolved under a
- * configurable root (`/` on a VM, a sandbox dir in tests and the quick start), and never through a symlink.
+ * configurable root (`/` on a VM, a sandbox dir in tests and the quick start), and never through a symlink: every
+ * operation, the undo of rollback and recovery included, first checks that each directory from the root down to the
+ * target is a real directory, and checks again right before it renames or unlinks. Mode and owner are set on an
+ * open descriptor of the file itself, never through a path that could lead elsewhere.
  */
-import { readFileSync } from 'node:fs';
-import { chown, lstat, mkdir, open, readdir, readFile, rename, rm, rmdir, unlink } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { constants, readFileSync } from 'node:fs';
+import { lstat, mkdir, open, readdir, realpath, rename, rmdir, unlink, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, join, posix } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { EdgeError, type Stage } from '../errors.js';
 
 /** What is at a managed path on the host right now. */
 export interface LiveFile {
@@ -23,29 +27,51 @@ export interface IdResolver {
   gid(name: string): number | undefined;
 }
 
+/** What the parent check found: the directories are all there, or one is missing (nothing can be at the path). */
+type Parents = 'present' | 'missing';
+
+/** Opens a regular file for reading or fchown/fchmod without following a symlink or blocking on a FIFO. */
+const OPEN_NOFOLLOW = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+
 /** The live host under `root`. */
 export class Host {
+  private realRoot: string | undefined;
+
   constructor(
     readonly root: string,
     readonly ids: IdResolver = systemIds(),
   ) {}
 
-  /** The host path `path` (absolute, e.g. `/etc/caddy/Caddyfile`) on this machine's filesystem. */
+  /**
+   * The host path `path` (absolute and normal, e.g. `/etc/caddy/Caddyfile`) on this machine's filesystem. Refuses
+   * any other spelling: a `..` would lead out of the root.
+   */
   resolve(path: string): string {
+    if (!path.startsWith('/') || path.includes('\0') || posix.normalize(path) !== path || path.split('/').includes('..')) {
+      throw new HostPathError('PATH_TRAVERSAL', path, `host path ${JSON.stringify(path)} is not absolute and normal`);
+    }
     return this.root === '/' ? path : join(this.root, path);
   }
 
   /** Reads what stands at `path`, without following a symlink; undefined when nothing is there. */
   async read(path: string): Promise<LiveFile | undefined> {
+    if ((await this.checkParents(path, 'read')) === 'missing') return undefined;
     const real = this.resolve(path);
-    const stat = await lstat(real).catch((error: NodeJS.ErrnoException) => {
-      if (error.code === 'ENOENT' || error.code === 'ENOTDIR') return undefined;
-      throw error;
-    });
+    const stat = await lstatOrUndefined(real);
     if (!stat) return undefined;
-    const type = stat.isFile() ? 'file' : stat.isDirectory() ? 'directory' : stat.isSymbolicLink() ? 'symlink' : 'other';
-    const content = type === 'file' ? await readFile(real) : Buffer.alloc(0);
-    return { type, content, mode: stat.mode & 0o7777, uid: stat.uid, gid: stat.gid };
+    if (!stat.isFile()) {
+      const type = stat.isDirectory() ? 'directory' : stat.isSymbolicLink() ? 'symlink' : 'other';
+      return { type, content: Buffer.alloc(0), mode: stat.mode & 0o7777, uid: stat.uid, gid: stat.gid };
+    }
+    const handle = await this.openChecked(path, 'read');
+    if (!handle) return undefined;
+    try {
+      const opened = await handle.stat();
+      if (!opened.isFile()) return { type: 'other', content: Buffer.alloc(0), mode: opened.mode & 0o7777, uid: opened.uid, gid: opened.gid };
+      return { type: 'file', content: await handle.readFile(), mode: opened.mode & 0o7777, uid: opened.uid, gid: opened.gid };
+    } finally {
+      await handle.close();
+    }
   }
 
   /**
@@ -53,7 +79,7 @@ export class Host {
    * into place, the directory fsynced. Parent directories are created (0755, root) and must not be symlinks.
    */
   async writeAtomic(path: string, content: Buffer | string, mode: number, uid: number, gid: number): Promise<void> {
-    await this.ensureDir(dirname(path));
+    await this.makeParents(path);
     const real = this.resolve(path);
     const temp = join(dirname(real), `${TEMP_PREFIX}${basename(real)}.${randomBytes(4).toString('hex')}`);
     const handle = await open(temp, 'wx', 0o600);
@@ -68,21 +94,25 @@ export class Host {
       throw error;
     }
     await handle.close();
-    const existing = await lstat(real).catch(() => undefined);
-    if (existing?.isDirectory()) {
+    // Refused here, the temp file stays where it was written: unlinking it by path could reach outside the root.
+    await this.checkParents(path, 'write', { mustExist: true });
+    if ((await lstatOrUndefined(real))?.isDirectory()) {
       await unlink(temp);
-      throw new Error(`${path} is a directory; refusing to replace it with a file`);
+      throw new HostPathError('PATH_NOT_FILE', path, `${path} is a directory; refusing to replace it with a file`);
     }
     await rename(temp, real);
     await syncDir(dirname(real));
   }
 
-  /** Sets mode and owner of an existing file without rewriting it. */
+  /** Sets mode and owner of an existing file without rewriting it, through a descriptor of the file itself. */
   async setAttributes(path: string, mode: number, uid: number, gid: number): Promise<void> {
-    const real = this.resolve(path);
-    if (this.canChown) await chown(real, uid, gid);
-    const handle = await open(real, 'r');
+    const handle = (await this.checkParents(path, 'change the mode and owner of')) === 'present'
+      ? await this.openChecked(path, 'change the mode and owner of')
+      : undefined;
+    if (!handle) throw new HostPathError('PATH_NOT_FILE', path, `cannot change the mode and owner of ${path}: it does not exist`);
     try {
+      if (!(await handle.stat()).isFile()) throw new HostPathError('PATH_NOT_FILE', path, `${path} is not a regular file; refusing to change its mode and owner`);
+      if (this.canChown) await handle.chown(uid, gid);
       await handle.chmod(mode);
       await handle.sync();
     } finally {
@@ -92,19 +122,23 @@ export class Host {
 
   /** Removes a managed file (never a directory); no error when it is already gone. */
   async remove(path: string): Promise<void> {
+    if ((await this.checkParents(path, 'remove')) === 'missing') return;
     const real = this.resolve(path);
-    const stat = await lstat(real).catch(() => undefined);
+    const stat = await lstatOrUndefined(real);
     if (!stat) return;
-    if (stat.isDirectory()) throw new Error(`${path} is a directory; refusing to remove it`);
+    if (stat.isDirectory()) throw new HostPathError('PATH_NOT_FILE', path, `${path} is a directory; refusing to remove it`);
+    await this.checkParents(path, 'remove', { mustExist: true });
     await unlink(real);
     await syncDir(dirname(real));
   }
 
   /** Removes the directory `dir` when it is empty (never a symlink, never anything in it); true when removed. */
   async removeEmptyDir(dir: string): Promise<boolean> {
+    if ((await this.checkParents(dir, 'remove the directory')) === 'missing') return false;
     const real = this.resolve(dir);
-    const stat = await lstat(real).catch(() => undefined);
+    const stat = await lstatOrUndefined(real);
     if (!stat?.isDirectory()) return false;
+    await this.checkParents(dir, 'remove the directory', { mustExist: true });
     const removed = await rmdir(real).then(() => true, (error: NodeJS.ErrnoException) => {
       if (error.code === 'ENOTEMPTY' || error.code === 'EEXIST' || error.code === 'ENOENT') return false;
       throw error;
@@ -113,40 +147,101 @@ export class Host {
     return removed;
   }
 
-  /** Removes temp files a crashed write left beside `path`. */
+  /** Removes temp files a crashed write left beside `path` (only files and links, never what they point to). */
   async removeTempFiles(path: string): Promise<void> {
+    if ((await this.checkParents(path, 'clean up beside')) === 'missing') return;
     const dir = dirname(this.resolve(path));
     const prefix = `${TEMP_PREFIX}${basename(path)}.`;
     const entries = await readdir(dir).catch(() => [] as string[]);
-    for (const entry of entries) if (entry.startsWith(prefix)) await rm(join(dir, entry), { force: true });
+    for (const entry of entries) {
+      if (!entry.startsWith(prefix)) continue;
+      if ((await lstatOrUndefined(join(dir, entry)))?.isDirectory() !== false) continue;
+      await this.checkParents(path, 'clean up beside', { mustExist: true });
+      await unlink(join(dir, entry)).catch((error: NodeJS.ErrnoException) => {
+        if (error.code !== 'ENOENT') throw error;
+      });
+    }
   }
 
   /** Throws SymlinkRefusedError when a directory on the way to `path` is a symlink (nothing is created). */
   async checkNoSymlinks(path: string): Promise<void> {
+    await this.checkParents(path, 'write');
+  }
+
+  /** Creates the directories on the way to `path` (0755) under the root; refuses a symlink or a file among them. */
+  private async makeParents(path: string): Promise<void> {
+    await mkdir(this.root, { recursive: true });
+    if ((await this.checkParents(path, 'write')) === 'present') return;
     let current = '';
     for (const segment of dirname(path).split('/').filter(Boolean)) {
       current += `/${segment}`;
-      const stat = await lstat(this.resolve(current)).catch(() => undefined);
-      if (!stat) return;
-      if (stat.isSymbolicLink()) throw new SymlinkRefusedError(current);
+      const real = this.resolve(current);
+      if (!(await lstatOrUndefined(real))) {
+        await mkdir(real, { mode: 0o755 }).catch((error: NodeJS.ErrnoException) => {
+          if (error.code !== 'EEXIST') throw error;
+        });
+      }
+      const stat = await lstat(real);
+      if (stat.isSymbolicLink()) throw new SymlinkRefusedError(current, path, 'write');
+      if (!stat.isDirectory()) throw new HostPathError('PATH_NOT_DIRECTORY', current, `refusing to write ${path}: ${current} is not a directory`);
     }
   }
 
-  /** Creates `dir` and its parents under the root; refuses a symlink anywhere on the way. */
-  async ensureDir(dir: string): Promise<void> {
-    await mkdir(this.root, { recursive: true });
+  /**
+   * The one parent check: every directory from the root down to `path`'s is a real directory, not a symlink.
+   * `missing` when one does not exist (nothing can be at `path`), unless `mustExist`; a symlink or a file on the
+   * way is refused, naming it.
+   */
+  private async checkParents(path: string, operation: string, { mustExist = false } = {}): Promise<Parents> {
+    const expected = join(await this.rootReal(), dirname(path));
+    const actual = await realpath(dirname(this.resolve(path))).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT' || error.code === 'ENOTDIR') return undefined;
+      throw error;
+    });
+    if (actual === expected) return 'present';
+    // Not the lexical path: find which directory on the way is not one, and name it.
     let current = '';
-    for (const segment of dir.split('/').filter(Boolean)) {
+    for (const segment of dirname(path).split('/').filter(Boolean)) {
       current += `/${segment}`;
-      const real = this.resolve(current);
-      const stat = await lstat(real).catch(() => undefined);
-      if (!stat) {
-        await mkdir(real, { mode: 0o755 });
-        continue;
+      const stat = await lstatOrUndefined(this.resolve(current));
+      if (!stat) break;
+      if (stat.isSymbolicLink()) throw new SymlinkRefusedError(current, path, operation);
+      if (!stat.isDirectory()) {
+        if (!mustExist) return 'missing';
+        throw new HostPathError('PATH_NOT_DIRECTORY', current, `refusing to ${operation} ${path}: ${current} is not a directory`);
       }
-      if (stat.isSymbolicLink()) throw new SymlinkRefusedError(current);
-      if (!stat.isDirectory()) throw new Error(`${current} is not a directory`);
     }
+    if (mustExist || actual !== undefined) {
+      throw new SymlinkRefusedError(dirname(path), path, operation, `${dirname(path)} does not lead to ${expected}`);
+    }
+    return 'missing';
+  }
+
+  /**
+   * Opens the file at `path` after its parents were checked (never a symlink itself); checks the parents again once
+   * it is open, so the descriptor was reached inside the root. Undefined when nothing is there.
+   */
+  private async openChecked(path: string, operation: string): Promise<FileHandle | undefined> {
+    const handle = await open(this.resolve(path), OPEN_NOFOLLOW).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return undefined;
+      if (error.code === 'ELOOP') throw new SymlinkRefusedError(path, path, operation, `${path} itself is a symlink`);
+      throw error;
+    });
+    if (!handle) return undefined;
+    try {
+      // The descriptor is what counts from here on: check that the way to it had no symlink while it was opened.
+      await this.checkParents(path, operation, { mustExist: true });
+    } catch (error) {
+      await handle.close();
+      throw error;
+    }
+    return handle;
+  }
+
+  /** The root with its own symlinks resolved (a sandbox root under a symlinked /tmp is fine; only below it counts). */
+  private async rootReal(): Promise<string> {
+    this.realRoot ??= await realpath(this.root).catch(() => undefined);
+    return this.realRoot ?? this.root;
   }
 
   /** True when files can be given another owner (root on a VM; tests as a normal user keep their own). */
@@ -155,13 +250,40 @@ export class Host {
   }
 }
 
+async function lstatOrUndefined(path: string) {
+  return lstat(path).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT' || error.code === 'ENOTDIR') return undefined;
+    throw error;
+  });
+}
+
 /** Temp files are hidden, named after their target, and recognisable for clean-up after a crash. */
 export const TEMP_PREFIX = '.edge-tmp.';
 
-/** A write would go through a symlink: a trick to escape the allowed roots. */
-export class SymlinkRefusedError extends Error {
-  constructor(readonly path: string) {
-    super(`${path} is a symlink; refusing to write through it`);
+/**
+ * A host path the adapter refuses to touch: a symlink or a file where a directory must be, a directory where a file
+ * must be, or a path that is not absolute and normal. It needs a human: the agent never repairs the host's tree.
+ */
+export class HostPathError extends EdgeError {
+  constructor(
+    code: 'PATH_SYMLINK' | 'PATH_NOT_DIRECTORY' | 'PATH_NOT_FILE' | 'PATH_TRAVERSAL',
+    readonly path: string,
+    message: string,
+  ) {
+    super(code, message, { stage: 'apply', retry: 'stuck', problems: [{ code, file: path, message }] });
+    this.name = 'HostPathError';
+  }
+
+  /** The same refusal, named by the stage it happened in (a read in plan, an undo in rollback). */
+  inStage(stage: Stage): EdgeError {
+    return new EdgeError(this.code, this.message, { stage, retry: this.retry, problems: this.problems, cause: this });
+  }
+}
+
+/** A host operation would go through a symlink: a way out of the root (a directory replaced by a link). */
+export class SymlinkRefusedError extends HostPathError {
+  constructor(link: string, target: string, operation: string, why = `${link} is a symlink`) {
+    super('PATH_SYMLINK', link, `refusing to ${operation} ${target}: ${why} (a way out of the root); put the real directory back`);
     this.name = 'SymlinkRefusedError';
   }
 }
@@ -198,49 +320,6 @@ export function systemIds(): IdResolver {
     uid: (name) => (users ??= table('/etc/passwd')).get(name),
     gid: (name) => (groups ??= table('/etc/group')).get(name),
   };
-}
-
-/** A problem with the host's secrets dir, before any template asks for a value. */
-export class SecretsDirError extends Error {
-  constructor(
-    readonly code: 'SECRETS_DIR_MISSING' | 'SECRET_PERMISSIONS',
-    readonly file: string,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'SecretsDirError';
-  }
-}
-
-/**
- * Reads every secret of a secrets dir (one file per secret, named after it; one trailing newline is dropped).
- * Refuses files that group or others may read: a secret must be 0600 (or 0400).
- */
-export async function readSecretsDir(dir: string): Promise<Map<string, string>> {
-  const entries = await readdir(dir, { withFileTypes: true }).catch((error: NodeJS.ErrnoException) => {
-    if (error.code === 'ENOENT' || error.code === 'ENOTDIR') {
-      throw new SecretsDirError('SECRETS_DIR_MISSING', dir, `secrets dir ${dir} does not exist`);
-    }
-    throw error;
-  });
-  const secrets = new Map<string, string>();
-  for (const entry of entries) {
-    if (!entry.isFile() || entry.name.startsWith('.')) continue;
-    const path = join(dir, entry.name);
-    const stat = await lstat(path);
-    if (stat.uid !== 0 && stat.uid !== process.getuid?.()) {
-      throw new SecretsDirError('SECRET_PERMISSIONS', path, `secret file ${path} is owned by uid ${stat.uid}: it must belong to the agent's user or root`);
-    }
-    if ((stat.mode & 0o077) !== 0) {
-      throw new SecretsDirError(
-        'SECRET_PERMISSIONS',
-        path,
-        `secret file ${path} has mode ${(stat.mode & 0o777).toString(8)}: make it 0600 and owned by root`,
-      );
-    }
-    secrets.set(entry.name, (await readFile(path, 'utf8')).replace(/\r?\n$/, ''));
-  }
-  return secrets;
 }
 
 /** The outcome of one command on the host. */

@@ -3,7 +3,7 @@
  * none) and the redactor that hides their values in every output.
  */
 import { EdgeError } from '../errors.js';
-import { readSecretsDir, SecretsDirError } from '../host/host.js';
+import { readSecretsDir, SecretsDirError } from '../host/secrets-dir.js';
 import { redactorFor, type Redactor } from './redact.js';
 import { placeholderSecrets, type SecretSource } from '../../renderers/template.js';
 

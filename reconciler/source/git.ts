@@ -12,6 +12,7 @@ import { isCommitId, refNameProblem } from '../config/git-names.js';
 import { EdgeError } from '../errors.js';
 import { sha256 } from '../state/inventory.js';
 import { describeRepo, fetchError } from './git-errors.js';
+import { requireLocalRepo } from './repo-path.js';
 import { ensureMirror, fetchNewestTag, fetchRef, remoteAccess, tagOf, type RemoteOptions } from './git-remote.js';
 import { archive, checkTreeSize, DEFAULT_TREE_LIMITS, readTree, type TreeFiles, type TreeLimits } from './git-tree.js';
 
@@ -86,6 +87,7 @@ export async function exportRevision(options: SourceOptions): Promise<ExportedRe
 }
 
 async function exportInto(given: SourceOptions, dir: string): Promise<ExportedRevision> {
+  await requireLocalRepo(given.repo, 'fetch');
   // A local dir is named by its absolute path, so that it is never mistaken for an option or a URL.
   const options = !given.repo.startsWith('-') && (await isDir(given.repo)) ? { ...given, repo: resolve(given.repo) } : given;
   if (await isDir(options.repo)) {

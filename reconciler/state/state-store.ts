@@ -5,13 +5,13 @@
  * rendered env files, which hold secrets.
  */
 import { access, link, mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
-import { constants } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { EdgeError } from '../errors.js';
 import { crashPoint } from '../host/crash-points.js';
 import { syncDir } from '../host/host.js';
 import { sha256, type InventoryEntry, type ManagedFile } from './inventory.js';
+import { acquireLock, type Unlock } from './lock.js';
 import type { HealthCheckSpec } from '../model.js';
 
 /** What became of a generation. */
@@ -264,36 +264,11 @@ export class StateStore {
   }
 
   /**
-   * Takes the lock for one reconcile. A live holder makes this wait up to `waitMs`, then refuse with a message
-   * that names the holder; a holder that died (kill -9) is taken over.
+   * Takes the lock for one reconcile (see lock.ts). A live holder makes this wait up to `waitMs`, then refuse with
+   * `LOCKED`, naming the holder; the kernel drops the lock of a holder that died.
    */
-  async lock(waitMs = 0): Promise<() => Promise<void>> {
-    const path = join(this.dir, 'lock');
-    const deadline = Date.now() + waitMs;
-    for (;;) {
-      try {
-        const handle = await open(path, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, 0o600);
-        await handle.writeFile(`${process.pid}\n`);
-        await handle.close();
-        return async () => {
-          await unlink(path).catch(() => undefined);
-        };
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      }
-      const holder = Number((await readFile(path, 'utf8').catch(() => '')).trim());
-      if (!holder || !isAlive(holder)) {
-        await unlink(path).catch(() => undefined);
-        continue;
-      }
-      if (Date.now() >= deadline) {
-        throw new EdgeError('LOCKED', `another reconcile (pid ${holder}) holds ${path}; try again when it is done`, {
-          stage: 'fetch',
-          retry: 'transient',
-        });
-      }
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
+  lock(waitMs = 0): Promise<Unlock> {
+    return acquireLock(join(this.dir, 'lock'), waitMs);
   }
 }
 

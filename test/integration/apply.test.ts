@@ -7,7 +7,10 @@ import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { execa } from 'execa';
 import { runCli, writeSecretsDir } from '../helpers/cli.js';
+import { PROJECT_ROOT } from '../helpers/paths.js';
+import { waitUntil } from '../helpers/wait.js';
 import { commitEdit, exampleGitRepo, head, revertLast } from '../helpers/git-repo.js';
 
 interface ApplyJson {
@@ -180,11 +183,26 @@ describe('apply (sandbox root, activation recorded)', function () {
 
   it('refuses a second run while one holds the lock, naming the holder', async () => {
     await mkdir(stateDir, { recursive: true });
+    const log = join(stateDir, 'holder.log');
+    const holder = execa(process.execPath, [join(PROJECT_ROOT, 'dist', 'test', 'helpers', 'lock-holder.js'), join(stateDir, 'lock'), log], { reject: false });
+    try {
+      await waitUntil(async () => (await readFile(log, 'utf8').catch(() => '')) !== '', { timeoutMs: 60_000, what: 'the holder to take the lock' });
+      const { exitCode, json } = await apply();
+      assert.equal(exitCode, 1);
+      assert.equal(json.error?.code, 'LOCKED');
+      assert.match(json.error?.message ?? '', new RegExp(`pid ${holder.pid}`));
+    } finally {
+      holder.kill('SIGKILL');
+      await holder;
+    }
+  });
+
+  it('applies over a stale lock file whose pid was reused by a live process', async () => {
+    await mkdir(stateDir, { recursive: true });
     await writeFile(join(stateDir, 'lock'), `${process.pid}\n`);
-    const { exitCode, json } = await apply();
-    assert.equal(exitCode, 1);
-    assert.equal(json.error?.code, 'LOCKED');
-    assert.match(json.error?.message ?? '', new RegExp(`pid ${process.pid}`));
+    const { exitCode, json, stderr } = await apply();
+    assert.equal(exitCode, 0, stderr);
+    assert.equal(json.result, 'applied');
   });
 
   it('refuses --root without --dry-activate', async () => {

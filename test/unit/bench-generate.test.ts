@@ -12,7 +12,7 @@ import {
   SHARED_FILES,
   writeWorkloadSecrets,
 } from '../../bench/generate.js';
-import { readSecretsDir } from '../../reconciler/host/host.js';
+import { readSecretsDir } from '../../reconciler/host/secrets-dir.js';
 import { DEFAULT_PATH_POLICY } from '../../reconciler/host/path-policy.js';
 import { loadDesiredState } from '../../reconciler/stages/load.js';
 import { renderHost, type RenderedHost } from '../../reconciler/stages/render.js';

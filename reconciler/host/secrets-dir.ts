@@ -1,0 +1,60 @@
+/**
+ * The host's secrets dir: one file per secret, named after it, readable by the agent alone. Read once per run
+ * (and again when the watcher sees a change); the values only ever reach env-file templates and the redactor.
+ */
+import { constants, type Stats } from 'node:fs';
+import { open, readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+
+/** A problem with the host's secrets dir, before any template asks for a value. */
+export class SecretsDirError extends Error {
+  constructor(
+    readonly code: 'SECRETS_DIR_MISSING' | 'SECRETS_DIR_PERMISSIONS' | 'SECRET_PERMISSIONS',
+    readonly file: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'SecretsDirError';
+  }
+}
+
+/**
+ * Reads every secret of a secrets dir (one file per secret, named after it; one trailing newline is dropped).
+ * The dir and every secret must belong to the user the agent runs as (root on a VM) and be closed to group and
+ * others: the dir 0700, a secret 0600 (or 0400). Anything else is refused, naming the file, before a value is read.
+ */
+export async function readSecretsDir(dir: string): Promise<Map<string, string>> {
+  const info = await stat(dir).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT' || error.code === 'ENOTDIR') {
+      throw new SecretsDirError('SECRETS_DIR_MISSING', dir, `secrets dir ${dir} does not exist`);
+    }
+    throw error;
+  });
+  if (!info.isDirectory()) throw new SecretsDirError('SECRETS_DIR_MISSING', dir, `secrets dir ${dir} is not a directory`);
+  const refusal = unsafe(info, 'secrets dir', dir, '0700');
+  if (refusal) throw new SecretsDirError('SECRETS_DIR_PERMISSIONS', dir, refusal);
+  const secrets = new Map<string, string>();
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    if (!entry.isFile() || entry.name.startsWith('.')) continue;
+    const path = join(dir, entry.name);
+    // Checked on the open descriptor: what is judged is what is read.
+    const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    try {
+      const problem = unsafe(await handle.stat(), 'secret file', path, '0600');
+      if (problem) throw new SecretsDirError('SECRET_PERMISSIONS', path, problem);
+      secrets.set(entry.name, (await handle.readFile('utf8')).replace(/\r?\n$/, ''));
+    } finally {
+      await handle.close();
+    }
+  }
+  return secrets;
+}
+
+/** Why `info` is not private to the agent's own user, or undefined when it is. */
+function unsafe(info: Stats, what: string, path: string, mode: string): string | undefined {
+  const self = process.geteuid?.();
+  const fix = `make it ${mode} and owned by ${self === 0 || self === undefined ? 'root' : `uid ${self}`} (the agent's user)`;
+  if (self !== undefined && info.uid !== self) return `${what} ${path} is owned by uid ${info.uid}: ${fix}`;
+  if ((info.mode & 0o077) !== 0) return `${what} ${path} has mode ${(info.mode & 0o777).toString(8)}: ${fix}`;
+  return undefined;
+}
