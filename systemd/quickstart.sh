@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
-# The quick start: installs what is needed, builds, then checks the bundled example desired-state, plans the
-# lod-prod host into a sandbox root (.sandbox/root) with generated secrets (.sandbox/secrets), applies it there
-# (activation recorded, not run) and shows the status. Touches nothing outside the checkout but apt packages.
+# The quick start from a clone: installs what the agent and `npm test` need (apt packages, npm ci), builds, then
+# checks the bundled example desired-state, plans the lod-prod host into a sandbox root (.sandbox/root) with
+# generated secrets (.sandbox/secrets), applies it there (activation recorded, not run) and shows the status.
+# Touches nothing outside the checkout but apt packages. Every command it runs is printed as you can run it again,
+# from the checkout: `./edge-reconciler` is a small wrapper around `node dist/reconciler/cli/main.js`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash systemd/install-deps.sh
+bash systemd/install-deps.sh --e2e
 npm ci --no-audit --no-fund
 npm run build
 
 sandbox=.sandbox
 mkdir -p "$sandbox/root" "$sandbox/secrets"
-chmod 700 "$sandbox/secrets"
+chmod 700 "$sandbox" "$sandbox/secrets"
 for name in LOD_DB_PASSWORD LOD_SESSION_SECRET MODEL_GATEWAY_API_KEY; do
   file="$sandbox/secrets/$name"
   if [ ! -f "$file" ]; then
@@ -19,20 +21,23 @@ for name in LOD_DB_PASSWORD LOD_SESSION_SECRET MODEL_GATEWAY_API_KEY; do
   fi
 done
 
-cli="node dist/reconciler/cli/main.js"
-echo
-echo "== edge-reconciler check --repo desired-state"
-$cli check --repo desired-state --secrets-dir "$sandbox/secrets"
-echo
-echo "== edge-reconciler plan --repo desired-state --host lod-prod --root $sandbox/root"
-status=0
-$cli plan --repo desired-state --host lod-prod --root "$sandbox/root" --secrets-dir "$sandbox/secrets" || status=$?
-# plan exits 2 when there are changes: into an empty sandbox root there always are.
-[ "$status" -eq 0 ] || [ "$status" -eq 2 ]
-echo
-echo "== edge-reconciler apply --host lod-prod --root $sandbox/root --dry-activate"
-$cli apply --repo desired-state --host lod-prod --root "$sandbox/root" --state-dir "$sandbox/state" \
+# The command, callable from the checkout as ./edge-reconciler (git ignores it).
+printf '#!/bin/sh\nexec node "$(dirname "$0")/dist/reconciler/cli/main.js" "$@"\n' > edge-reconciler
+chmod 0755 edge-reconciler
+
+# Prints a command, then runs it; `ok` lists the exit codes that are not failures (plan exits 2 on changes).
+run() {
+  local ok=$1 status=0
+  shift
+  printf '\n$ %s\n' "$*"
+  "$@" || status=$?
+  case " $ok " in *" $status "*) ;; *) exit "$status" ;; esac
+}
+
+run 0 ./edge-reconciler check --repo desired-state --secrets-dir "$sandbox/secrets"
+run "0 2" ./edge-reconciler plan --repo desired-state --host lod-prod --root "$sandbox/root" --secrets-dir "$sandbox/secrets"
+run 0 ./edge-reconciler apply --repo desired-state --host lod-prod --root "$sandbox/root" --state-dir "$sandbox/state" \
   --secrets-dir "$sandbox/secrets" --dry-activate --quiet
-echo
-echo "== edge-reconciler status"
-$cli status --state-dir "$sandbox/state"
+run 0 ./edge-reconciler status --state-dir "$sandbox/state"
+printf '\nRun the apply line again: nothing to do. Edit desired-state/ (commit it: uncommitted edits never go live),\n'
+printf 'then run it again to see only that change applied. On a VM, use the .deb and bootstrap.sh (README).\n'

@@ -24,8 +24,8 @@ export function out(text: string, redact: Redactor): void {
 /** An error in one line: its message (or its problems) and its code. */
 export function describeError(error: unknown): string {
   if (error instanceof EdgeError) {
-    const text = error.problems.length > 0 ? error.problems.map(formatProblem).join('; ') : error.message;
-    return `${text} [${error.code}]`;
+    // A formatted problem already ends with its code.
+    return error.problems.length > 0 ? error.problems.map(formatProblem).join('; ') : `${error.message} [${error.code}]`;
   }
   return error instanceof Error ? error.message : String(error);
 }

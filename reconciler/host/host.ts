@@ -193,7 +193,8 @@ export class Host {
    * way is refused, naming it.
    */
   private async checkParents(path: string, operation: string, { mustExist = false } = {}): Promise<Parents> {
-    const expected = join(await this.rootReal(), dirname(path));
+    // join('/r', '/') is '/r/'; realpath never ends in a slash.
+    const expected = join(await this.rootReal(), dirname(path)).replace(/(.)\/$/, '$1');
     const actual = await realpath(dirname(this.resolve(path))).catch((error: NodeJS.ErrnoException) => {
       if (error.code === 'ENOENT' || error.code === 'ENOTDIR') return undefined;
       throw error;

@@ -6,8 +6,10 @@ import { stat } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { EdgeError, type Stage } from '../errors.js';
 
-/** The local path `repo` names, or undefined for a remote (`https://`, `ssh://`, `git@host:path`, `host:path`). */
+/** The local path `repo` names, or undefined for a remote (`https://`, `ssh://`, `git@host:path`, `host:path`) or an option. */
 export function localRepoPath(repo: string): string | undefined {
+  // Not a path at all: what would reach git as an option is refused by the source's own checks, by name.
+  if (repo.startsWith('-')) return undefined;
   if (repo.startsWith('file://')) return fileURLToPath(repo);
   if (repo.includes('://')) return undefined;
   const colon = repo.indexOf(':');

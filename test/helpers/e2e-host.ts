@@ -27,7 +27,7 @@ export const AGENT = {
 } as const;
 
 /**
- * The agent installed as its systemd service, as systemd/install.sh installs it on a VM, adapted to the project
+ * The agent installed as its systemd service, as the .deb installs it on a VM, adapted to the project
  * bound read-only at /opt/edge-reconciler: the command is a wrapper script instead of a symlink to main.js.
  */
 export const SERVICE = {
@@ -331,7 +331,7 @@ export class EdgeHost {
   }
 
   /**
-   * Installs the agent as an operator would (systemd/install.sh, adapted to the read-only bound project): the
+   * Installs the agent as an operator would (as the .deb does, adapted to the read-only bound project): the
    * `edge-reconciler` command, the project's unit in /etc/systemd/system, a webhook secret (0600), the host config
    * (0600) following the forge's release branch for lod-prod; then `systemctl enable --now`. Returns the webhook
    * secret.

@@ -3,7 +3,7 @@
  * and `secrets set` (names only, values from stdin), and `doctor`, against a real git repo of the example.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -71,14 +71,22 @@ describe('operator commands: init, secrets, doctor', function () {
     assert.equal((await stat(file)).mode & 0o777, 0o600);
     assert.ok(!`${set.stdout}${set.stderr}`.includes(value));
 
-    await writeFile(join(secretsDir, 'LOD_SESSION_SECRET'), 'loose', { mode: 0o644 });
     const list = await runCli(['secrets', 'list', '--config', config, '--json']);
     const report = JSON.parse(list.stdout) as { secrets: { name: string; state: string }[] };
     assert.deepEqual(report.secrets.map((s) => [s.name, s.state]), [
       ['LOD_DB_PASSWORD', 'present'],
-      ['LOD_SESSION_SECRET', 'readable by others (mode 0644)'],
+      ['LOD_SESSION_SECRET', 'missing'],
     ]);
-    assert.ok(!list.stdout.includes(value) && !list.stdout.includes('loose'));
+    assert.ok(!list.stdout.includes(value));
+
+    // A secret others may read is refused by name and mode, never shown.
+    const loose = join(secretsDir, 'LOD_SESSION_SECRET');
+    await writeFile(loose, 'loose-value', { mode: 0o644 });
+    const refused = await runCli(['secrets', 'list', '--config', config]);
+    assert.equal(refused.exitCode, 1);
+    assert.match(refused.stderr, /LOD_SESSION_SECRET.*mode 0644/);
+    assert.ok(!`${refused.stdout}${refused.stderr}`.includes('loose-value'));
+    await unlink(loose);
   });
 
   it('secrets set refuses a bad name and an empty value, writing nothing', async () => {
@@ -98,7 +106,7 @@ describe('operator commands: init, secrets, doctor', function () {
     assert.equal(by('config')?.verdict, 'ok');
     assert.match(by('repo')?.detail ?? '', /renders 9 files for lod-prod/);
     assert.equal(by('secrets')?.verdict, 'FAIL');
-    assert.match(by('secrets')?.detail ?? '', /LOD_SESSION_SECRET readable by others/);
+    assert.match(by('secrets')?.detail ?? '', /LOD_SESSION_SECRET missing/);
     // This machine has no tailscale0: the example's SSH-over-Tailscale rules would lock it out.
     assert.equal(by('firewall')?.verdict, 'FAIL');
     assert.match(by('firewall')?.detail ?? '', /interface\(s\) this host does not have: tailscale0/);
