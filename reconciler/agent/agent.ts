@@ -97,13 +97,16 @@ export async function startAgent(config: HostConfig, options: AgentOptions): Pro
     const started = performance.now();
     applying = true;
     try {
+      const mode = runMode(config, request.reasons);
+      // A drift report never applies a new commit, so it must not absorb the webhooks that announce one.
+      const told = mode === 'report' ? { signal: request.signal, onRevision: () => undefined } : request;
       let ctx: RunContext;
       try {
-        ctx = await contextFromConfig(config, options, request);
+        ctx = await contextFromConfig(config, options, told);
       } catch (error) {
         return await recordSetupFailure(store, config.host, error, started, log);
       }
-      const outcome = await reconcile(ctx, { mode: runMode(config, request.reasons), force: request.force, lockWaitMs: 60_000 });
+      const outcome = await reconcile(ctx, { mode, force: request.force, lockWaitMs: 60_000 });
       log.info(
         {
           result: outcome.result,
