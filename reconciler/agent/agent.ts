@@ -38,6 +38,8 @@ export interface AgentOptions {
   /** Record activation instead of running it (a sandbox root); only for tests and demos. */
   dryActivate?: boolean;
   handleSignals?: boolean;
+  /** When set, `POST /reconcile` needs `Authorization: Bearer <token>` besides a loopback peer. */
+  reconcileToken?: string;
 }
 
 /** How a run's reasons and the drift policy decide what the run may do. */
@@ -152,6 +154,7 @@ export async function startAgent(config: HostConfig, options: AgentOptions): Pro
     poll: config.poll.enabled ? { intervalMs: config.poll.intervalSeconds * 1000, jitterMs: config.poll.jitterSeconds * 1000 } : false,
     backoff: { initialMs: config.backoff.initialSeconds * 1000, maxMs: config.backoff.maxSeconds * 1000 },
     handleSignals: options.handleSignals ?? true,
+    ...(options.reconcileToken !== undefined ? { reconcileToken: options.reconcileToken } : {}),
   });
 
   if (config.drift.watch) {

@@ -62,6 +62,7 @@ export class BodyTooLargeError extends Error {
 /**
  * Reads a request body into memory, refusing (by rejecting with BodyTooLargeError) as soon as the declared
  * length or the bytes received pass `limit`. On refusal the stream is paused; the caller answers and closes.
+ * A connection closed before the body ended (a timeout, the client gone) rejects too, so no reader waits forever.
  */
 export function readBody(request: IncomingMessage, limit: number): Promise<Buffer> {
   const declared = Number(request.headers['content-length']);
@@ -87,14 +88,17 @@ export function readBody(request: IncomingMessage, limit: number): Promise<Buffe
       cleanup();
       reject(error);
     };
+    const onClose = (): void => onError(new Error('the connection closed before the request body ended'));
     const cleanup = (): void => {
       request.off('data', onData);
       request.off('end', onEnd);
       request.off('error', onError);
+      request.off('close', onClose);
     };
     request.on('data', onData);
     request.on('end', onEnd);
     request.on('error', onError);
+    request.on('close', onClose);
   });
 }
 
