@@ -48,6 +48,14 @@ export function runMode(config: HostConfig, reasons: readonly string[]): Reconci
   return reasons.length > 0 && reasons.every((reason) => reason.startsWith('drift ')) ? 'report' : 'apply-new';
 }
 
+/**
+ * What a run tells the worker: a drift report never applies a new commit, so it does not report its revision and
+ * absorbs none of the webhooks that announce one.
+ */
+export function reportedRequest(mode: ReconcileOptions['mode'], request: Pick<RunRequest, 'signal' | 'onRevision'>): Pick<RunRequest, 'signal' | 'onRevision'> {
+  return mode === 'report' ? { signal: request.signal, onRevision: () => undefined } : request;
+}
+
 /** The run context of one reconcile, built from the host config. */
 export async function contextFromConfig(config: HostConfig, options: AgentOptions, request?: Pick<RunRequest, 'signal' | 'onRevision'>): Promise<RunContext> {
   const secrets = await setupSecrets(config.secretsDir);
@@ -100,11 +108,9 @@ export async function startAgent(config: HostConfig, options: AgentOptions): Pro
     applying = true;
     try {
       const mode = runMode(config, request.reasons);
-      // A drift report never applies a new commit, so it must not absorb the webhooks that announce one.
-      const told = mode === 'report' ? { signal: request.signal, onRevision: () => undefined } : request;
       let ctx: RunContext;
       try {
-        ctx = await contextFromConfig(config, options, told);
+        ctx = await contextFromConfig(config, options, reportedRequest(mode, request));
       } catch (error) {
         return await recordSetupFailure(store, config.host, error, started, log);
       }

@@ -9,7 +9,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { DeliveryLog } from './delivery-log.js';
-import { handleWebhook, BodyTooLargeError, readBody, type Forge, type WebhookOptions } from './webhook.js';
+import { handleWebhook, BodyIncompleteError, BodyTooLargeError, readBody, type Forge, type WebhookOptions } from './webhook.js';
 import type { TriggerLogger } from './run-request.js';
 import type { ReconcileWorker } from './worker.js';
 
@@ -114,6 +114,12 @@ export async function createControlServer(options: ControlServerOptions): Promis
     },
     (request, response) => {
       route(request, response, options, guards).catch((error: unknown) => {
+        if (error instanceof BodyIncompleteError || request.socket.destroyed) {
+          // A slow or vanished client: its connection is gone, there is nobody to answer.
+          options.log?.info({ remote: request.socket.remoteAddress, path: pathOf(request) }, 'control request closed before its body ended');
+          response.destroy();
+          return;
+        }
         options.log?.error({ err: error, path: pathOf(request) }, 'control request failed');
         if (!response.headersSent) send(response, 500, { error: 'internal error' });
         else response.destroy();

@@ -59,6 +59,14 @@ export class BodyTooLargeError extends Error {
   }
 }
 
+/** A request whose connection closed (a timeout, the client gone) before its body ended. */
+export class BodyIncompleteError extends Error {
+  constructor() {
+    super('the connection closed before the request body ended');
+    this.name = 'BodyIncompleteError';
+  }
+}
+
 /**
  * Reads a request body into memory, refusing (by rejecting with BodyTooLargeError) as soon as the declared
  * length or the bytes received pass `limit`. On refusal the stream is paused; the caller answers and closes.
@@ -88,7 +96,7 @@ export function readBody(request: IncomingMessage, limit: number): Promise<Buffe
       cleanup();
       reject(error);
     };
-    const onClose = (): void => onError(new Error('the connection closed before the request body ended'));
+    const onClose = (): void => onError(new BodyIncompleteError());
     const cleanup = (): void => {
       request.off('data', onData);
       request.off('end', onEnd);
