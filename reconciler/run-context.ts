@@ -61,7 +61,7 @@ export interface RunContext {
   keepGenerations?: number;
   /** When applying is allowed (the host config's maintenance windows); none = always. */
   maintenance?: MaintenanceConfig;
-  /** Told the revision as soon as fetch resolved it (the daemon cancels a run a newer commit supersedes). */
+  /** Told the revision as soon as fetch resolved it (the daemon absorbs webhooks announcing that commit). */
   onRevision?: (revision: string) => void;
 }
 

@@ -38,12 +38,22 @@ export interface AgentOptions {
   /** Record activation instead of running it (a sandbox root); only for tests and demos. */
   dryActivate?: boolean;
   handleSignals?: boolean;
+  /** When set, `POST /reconcile` needs `Authorization: Bearer <token>` besides a loopback peer. */
+  reconcileToken?: string;
 }
 
 /** How a run's reasons and the drift policy decide what the run may do. */
 export function runMode(config: HostConfig, reasons: readonly string[]): ReconcileOptions['mode'] {
   if (config.drift.policy !== 'report') return 'apply';
   return reasons.length > 0 && reasons.every((reason) => reason.startsWith('drift ')) ? 'report' : 'apply-new';
+}
+
+/**
+ * What a run tells the worker: a drift report never applies a new commit, so it does not report its revision and
+ * absorbs none of the webhooks that announce one.
+ */
+export function reportedRequest(mode: ReconcileOptions['mode'], request: Pick<RunRequest, 'signal' | 'onRevision'>): Pick<RunRequest, 'signal' | 'onRevision'> {
+  return mode === 'report' ? { signal: request.signal, onRevision: () => undefined } : request;
 }
 
 /** The run context of one reconcile, built from the host config. */
@@ -100,13 +110,14 @@ export async function startAgent(config: HostConfig, options: AgentOptions): Pro
     const started = performance.now();
     applying = true;
     try {
+      const mode = runMode(config, request.reasons);
       let ctx: RunContext;
       try {
-        ctx = await contextFromConfig(config, options, request);
+        ctx = await contextFromConfig(config, options, reportedRequest(mode, request));
       } catch (error) {
         return await recordSetupFailure(store, config.host, error, started, log);
       }
-      const outcome = await reconcile(ctx, { mode: runMode(config, request.reasons), force: request.force, lockWaitMs: 60_000 });
+      const outcome = await reconcile(ctx, { mode, force: request.force, lockWaitMs: 60_000 });
       log.info(
         {
           result: outcome.result,
@@ -149,6 +160,7 @@ export async function startAgent(config: HostConfig, options: AgentOptions): Pro
     poll: config.poll.enabled ? { intervalMs: config.poll.intervalSeconds * 1000, jitterMs: config.poll.jitterSeconds * 1000 } : false,
     backoff: { initialMs: config.backoff.initialSeconds * 1000, maxMs: config.backoff.maxSeconds * 1000 },
     handleSignals: options.handleSignals ?? true,
+    ...(options.reconcileToken !== undefined ? { reconcileToken: options.reconcileToken } : {}),
   });
 
   if (config.drift.watch) {

@@ -4,7 +4,7 @@
  * the daemon only decides when to run it, never how.
  */
 import type { Logger } from '../run-context.js';
-import { createControlServer, DEFAULT_LISTEN, type ControlServer } from '../triggers/http-server.js';
+import { createControlServer, DEFAULT_LISTEN, type ControlServer, type ServerLimits } from '../triggers/http-server.js';
 import { DEFAULT_POLL_INTERVAL_MS, startPolling, type Poller } from '../triggers/poll.js';
 import type { WebhookOptions } from '../triggers/webhook.js';
 import type { RunFunction, TriggerDecision, TriggerOptions } from '../triggers/run-request.js';
@@ -23,6 +23,10 @@ export interface DaemonOptions {
   log: Logger;
   /** Webhook secret and watched ref; without them the webhook routes answer 404. */
   webhook?: WebhookOptions;
+  /** When set, `POST /reconcile` needs `Authorization: Bearer <token>` besides a loopback peer. */
+  reconcileToken?: string;
+  /** Overrides of the control server's limits (timeouts, connections, bodies at once). */
+  httpLimits?: Partial<ServerLimits>;
   /** Polling (default every 60 s plus up to 10 s jitter); `false` turns it off. */
   poll?: { intervalMs?: number; jitterMs?: number } | false;
   /** Backoff after transient failures (default 5 s doubling up to 10 min). */
@@ -46,7 +50,7 @@ export interface Daemon {
   worker: ReconcileWorker;
   /** Asks for a reconcile; for the watchers (drift, rotated secrets) the caller adds. */
   trigger(reason: string, options?: TriggerOptions): TriggerDecision;
-  /** Stops polling and serving, lets the running reconcile finish or aborts it after the grace period. */
+  /** Stops polling and serving, lets the running reconcile and open requests finish, or ends them after the grace. */
   stop(): Promise<void>;
   /** Resolves once the daemon has stopped, whoever stopped it (a signal, or `stop()`). */
   closed: Promise<void>;
@@ -72,6 +76,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     log,
     ...(options.webhook ? { webhook: options.webhook } : {}),
     ...(options.metrics ? { metrics: options.metrics } : {}),
+    ...(options.reconcileToken !== undefined ? { reconcileToken: options.reconcileToken } : {}),
+    ...(options.httpLimits ? { limits: options.httpLimits } : {}),
   });
   const poller: Poller | undefined =
     options.poll === false
@@ -108,7 +114,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       poller?.stop();
-      const [closing] = await Promise.allSettled([server.close(), worker.stop(graceMs)]);
+      // Open requests get the same grace as the run; a client still trickling bytes after it is disconnected.
+      const [closing] = await Promise.allSettled([server.close(graceMs), worker.stop(graceMs)]);
       if (closing.status === 'rejected') log.warn({ err: closing.reason }, 'control server did not close cleanly');
       if (handleSignals) {
         process.off('SIGTERM', onSignal);

@@ -12,6 +12,7 @@ import type { Redactor } from '../secrets/redact.js';
 import { describeRepo, scrub } from '../source/git-errors.js';
 import { checkSandboxRoot, createLogger } from './context.js';
 import { out, printError } from './io.js';
+import { readReconcileToken } from './reconcile-token.js';
 
 
 /** Registers `serve` and `reconcile`. */
@@ -21,18 +22,26 @@ export function registerServe(program: Command): void {
     .description('run the agent: webhooks, polling, drift and secrets watching, one reconcile at a time')
     .option('--config <path>', 'the host config', DEFAULT_CONFIG_PATH)
     .option('--dry-activate', 'record activation instead of running it (a sandbox root; demos and tests)')
-    .action(async (options: { config: string; dryActivate?: boolean }) => {
+    .option('--reconcile-token-file <path>', 'require this token (file mode 0600) on POST /reconcile, besides a loopback peer')
+    .action(async (options: { config: string; dryActivate?: boolean; reconcileTokenFile?: string }) => {
       let redact: Redactor = (text) => text;
       const log = createLogger((text) => redact(text));
       let config: HostConfig;
+      let reconcileToken: string | undefined;
       try {
         config = await loadHostConfig(options.config);
         checkSandboxRoot(config.root, options.dryActivate, `"root" of ${options.config}:`);
+        if (options.reconcileTokenFile) reconcileToken = await readReconcileToken(options.reconcileTokenFile);
       } catch (error) {
         process.exitCode = printError(error, (text) => scrub(text, []));
         return;
       }
-      const agent = await startAgent(config, { log, dryActivate: options.dryActivate, setRedactor: (next) => (redact = next) });
+      const agent = await startAgent(config, {
+        log,
+        dryActivate: options.dryActivate,
+        setRedactor: (next) => (redact = next),
+        ...(reconcileToken !== undefined ? { reconcileToken } : {}),
+      });
       log.info({ url: agent.daemon.url, host: config.host, repo: describeRepo(config.repo) }, `edge-reconciler serving ${config.host} on ${agent.daemon.url}`);
       await agent.closed;
       log.info({}, 'edge-reconciler stopped');
@@ -44,15 +53,17 @@ export function registerServe(program: Command): void {
     .option('--config <path>', 'the host config', DEFAULT_CONFIG_PATH)
     .option('--now', 'override the maintenance windows (never a suspension)')
     .option('--dry-activate', 'when no agent listens: record activation instead of running it (a sandbox root)')
-    .action(async (options: { config: string; now?: boolean; dryActivate?: boolean }) => {
+    .option('--reconcile-token-file <path>', 'send this token to the agent (when serve requires one)')
+    .action(async (options: { config: string; now?: boolean; dryActivate?: boolean; reconcileTokenFile?: string }) => {
       try {
         const config = await loadHostConfig(options.config);
+        const token = options.reconcileTokenFile ? await readReconcileToken(options.reconcileTokenFile) : undefined;
         const listen = parseListen(config.listen);
         const host = !listen || isWildcard(listen.host) ? '127.0.0.1' : listen.host;
         const url = `http://${host.includes(':') ? `[${host}]` : host}:${listen?.port ?? 9321}/reconcile`;
         const response = await fetch(url, {
           method: 'POST',
-          headers: { 'content-type': 'application/json' },
+          headers: { 'content-type': 'application/json', ...(token !== undefined ? { authorization: `Bearer ${token}` } : {}) },
           body: JSON.stringify({ now: options.now === true }),
           signal: AbortSignal.timeout(5_000),
         }).catch(() => undefined);

@@ -28,7 +28,7 @@ export async function checkHealth(ctx: RunContext, state: RunState): Promise<voi
   state.health = report;
   crashPoint('health:checked');
   if (report.cancelled) {
-    throw new EdgeError('SUPERSEDED', `the health wait for ${need(state.revision, 'revision').slice(0, 12)} was cancelled: a newer run takes over`, {
+    throw new EdgeError('SUPERSEDED', `the health wait for ${need(state.revision, 'revision').slice(0, 12)} was cancelled before health passed (the daemon is stopping, or the run was cancelled)`, {
       stage: 'health',
       retry: 'transient',
     });

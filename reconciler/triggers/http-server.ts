@@ -1,11 +1,15 @@
 /**
- * The daemon's HTTP endpoints: `/healthz`, `/status`, `/metrics`, `POST /reconcile` (loopback only) and the push
- * webhooks.
- * Plain node:http, small bodies, short timeouts; every request that wants a reconcile goes to the worker.
+ * The daemon's HTTP endpoints: `/healthz`, `/status`, `/metrics`, `POST /reconcile` (loopback only, optionally with
+ * a token) and the push webhooks.
+ * Plain node:http with hard limits: headers and whole requests are timed out as documented, connections and the
+ * bodies read at once are capped, and a stop closes every connection once its grace period is over. Every request
+ * that wants a reconcile goes to the worker.
  */
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { handleWebhook, BodyTooLargeError, readBody, type Forge, type WebhookOptions } from './webhook.js';
+import { DeliveryLog } from './delivery-log.js';
+import { handleWebhook, BodyIncompleteError, BodyTooLargeError, readBody, type Forge, type WebhookOptions } from './webhook.js';
 import type { TriggerLogger } from './run-request.js';
 import type { ReconcileWorker } from './worker.js';
 
@@ -20,8 +24,30 @@ export interface ControlServerOptions {
   metrics?: () => Promise<string>;
   /** Without it the webhook routes answer 404: webhooks are never accepted unsigned. */
   webhook?: WebhookOptions;
+  /** When set, `POST /reconcile` also needs `Authorization: Bearer <token>` (besides a loopback peer). */
+  reconcileToken?: string;
+  /** Overrides of DEFAULT_SERVER_LIMITS. */
+  limits?: Partial<ServerLimits>;
   log?: TriggerLogger;
 }
+
+/** The limits of the control server. */
+export interface ServerLimits {
+  /** Time a client has to send a request's headers. */
+  headersTimeoutMs: number;
+  /** Time a client has to send a whole request, headers and body. */
+  requestTimeoutMs: number;
+  /** Connections open at once; past it, new connections are closed as they arrive. */
+  maxConnections: number;
+  /** Request bodies read at once (webhooks and `POST /reconcile`); past it, `503`. */
+  maxBodies: number;
+}
+
+/** The limits docs/daemon.md promises: 10 s for headers, 30 s in all, 256 connections, 8 bodies (8 MiB) at once. */
+export const DEFAULT_SERVER_LIMITS: Readonly<ServerLimits> = { headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, maxConnections: 256, maxBodies: 8 };
+
+/** How long a plain `close()` lets open requests finish before their connections are closed. */
+const DEFAULT_CLOSE_GRACE_MS = 5_000;
 
 /** A listening control server. */
 export interface ControlServer {
@@ -29,8 +55,13 @@ export interface ControlServer {
   port: number;
   /** `http://host:port`, for tests and logs. */
   url: string;
-  /** Stops accepting connections, ends idle ones, and resolves once every open request is done. */
-  close(): Promise<void>;
+  /** The limits in force. */
+  limits: Readonly<ServerLimits>;
+  /**
+   * Stops accepting connections and ends idle ones; open requests may finish within `graceMs` (default 5 s), then
+   * every connection left is closed. Resolves once all are gone.
+   */
+  close(graceMs?: number): Promise<void>;
 }
 
 /** Loopback only, unless configured otherwise (e.g. the Tailscale IP); never a public interface by default. */
@@ -59,16 +90,43 @@ export function isLoopback(address: string | undefined): boolean {
 /** Starts the control server and resolves once it listens. */
 export async function createControlServer(options: ControlServerOptions): Promise<ControlServer> {
   const { host, port } = parseListen(options.listen ?? DEFAULT_LISTEN);
-  const server = createServer((request, response) => {
-    route(request, response, options).catch((error: unknown) => {
-      options.log?.error({ err: error, path: pathOf(request) }, 'control request failed');
-      if (!response.headersSent) send(response, 500, { error: 'internal error' });
-      else response.destroy();
-    });
-  });
-  server.requestTimeout = 30_000;
-  server.headersTimeout = 10_000;
-  server.keepAliveTimeout = 5_000;
+  const limits: ServerLimits = { ...DEFAULT_SERVER_LIMITS, ...options.limits };
+  let reading = 0;
+  const guards: RequestGuards = {
+    admitBody: () => {
+      if (reading >= limits.maxBodies) return undefined;
+      reading += 1;
+      let released = false;
+      return () => {
+        if (!released) reading -= 1;
+        released = true;
+      };
+    },
+    deliveries: new DeliveryLog(),
+  };
+  const server = createServer(
+    {
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: limits.requestTimeoutMs,
+      keepAliveTimeout: 5_000,
+      // Node checks both timeouts on this interval (30 s by default), which let slow clients stay for up to a minute.
+      connectionsCheckingInterval: Math.max(50, Math.min(1_000, Math.floor(limits.headersTimeoutMs / 4))),
+    },
+    (request, response) => {
+      route(request, response, options, guards).catch((error: unknown) => {
+        if (error instanceof BodyIncompleteError || request.socket.destroyed) {
+          // A slow or vanished client: its connection is gone, there is nobody to answer.
+          options.log?.info({ remote: request.socket.remoteAddress, path: pathOf(request) }, 'control request closed before its body ended');
+          response.destroy();
+          return;
+        }
+        options.log?.error({ err: error, path: pathOf(request) }, 'control request failed');
+        if (!response.headersSent) send(response, 500, { error: 'internal error' });
+        else response.destroy();
+      });
+    },
+  );
+  server.maxConnections = limits.maxConnections;
   await listen(server, host, port);
   const bound = server.address() as AddressInfo;
   const shownHost = bound.family === 'IPv6' ? `[${bound.address}]` : bound.address;
@@ -76,12 +134,24 @@ export async function createControlServer(options: ControlServerOptions): Promis
     host: bound.address,
     port: bound.port,
     url: `http://${shownHost}:${bound.port}`,
-    close: () =>
+    limits,
+    close: (graceMs = DEFAULT_CLOSE_GRACE_MS) =>
       new Promise<void>((resolve, reject) => {
-        server.close((error) => (error ? reject(error) : resolve()));
+        const cutoff = setTimeout(() => server.closeAllConnections(), graceMs);
+        server.close((error) => {
+          clearTimeout(cutoff);
+          if (error) reject(error);
+          else resolve();
+        });
         server.closeIdleConnections();
       }),
   };
+}
+
+/** What every request shares: the body slots and the deliveries seen lately. */
+interface RequestGuards {
+  admitBody: () => (() => void) | undefined;
+  deliveries: DeliveryLog;
 }
 
 function listen(server: Server, host: string, port: number): Promise<void> {
@@ -94,7 +164,7 @@ function listen(server: Server, host: string, port: number): Promise<void> {
   });
 }
 
-async function route(request: IncomingMessage, response: ServerResponse, options: ControlServerOptions): Promise<void> {
+async function route(request: IncomingMessage, response: ServerResponse, options: ControlServerOptions, guards: RequestGuards): Promise<void> {
   const path = pathOf(request);
   const method = request.method ?? 'GET';
   if (path === '/healthz') {
@@ -114,22 +184,32 @@ async function route(request: IncomingMessage, response: ServerResponse, options
   }
   if (path === '/reconcile') {
     if (method !== 'POST') return methodNotAllowed(response, 'POST');
-    return manualReconcile(request, response, options);
+    return manualReconcile(request, response, options, guards);
   }
   const forge = WEBHOOK_ROUTES[path];
   if (forge) {
     if (!options.webhook) return send(response, 404, { error: 'webhooks are not configured' });
     if (method !== 'POST') return methodNotAllowed(response, 'POST');
-    return webhook(request, response, forge, options.webhook, options);
+    return webhook(request, response, forge, { ...options, webhook: options.webhook }, guards);
   }
   send(response, 404, { error: 'not found' });
 }
 
-/** `POST /reconcile[?now=1]`, body optionally `{"now": true}`: from loopback only. */
-async function manualReconcile(request: IncomingMessage, response: ServerResponse, options: ControlServerOptions): Promise<void> {
+/** `POST /reconcile[?now=1]`, body optionally `{"now": true}`: from loopback only, with the token when one is set. */
+async function manualReconcile(request: IncomingMessage, response: ServerResponse, options: ControlServerOptions, guards: RequestGuards): Promise<void> {
   if (!isLoopback(request.socket.remoteAddress)) {
     options.log?.warn({ remote: request.socket.remoteAddress }, 'refused POST /reconcile from a non-loopback address');
     return send(response, 403, { error: 'POST /reconcile is only accepted from loopback' });
+  }
+  if (options.reconcileToken !== undefined && !hasToken(request, options.reconcileToken)) {
+    options.log?.warn({ remote: request.socket.remoteAddress }, 'refused POST /reconcile without the right token');
+    response.setHeader('www-authenticate', 'Bearer');
+    return send(response, 401, { error: 'POST /reconcile needs the reconcile token: authorization: Bearer <token>' });
+  }
+  const release = guards.admitBody();
+  if (!release) {
+    response.setHeader('retry-after', '1');
+    return send(response, 503, { error: 'too many request bodies are being read at once; retry later' });
   }
   let body: Buffer;
   try {
@@ -137,6 +217,8 @@ async function manualReconcile(request: IncomingMessage, response: ServerRespons
   } catch (error) {
     if (error instanceof BodyTooLargeError) return send(response, 413, { error: error.message });
     throw error;
+  } finally {
+    release();
   }
   let now = ['1', 'true'].includes(new URL(request.url ?? '/', 'http://localhost').searchParams.get('now') ?? '');
   if (body.length > 0) {
@@ -153,16 +235,25 @@ async function manualReconcile(request: IncomingMessage, response: ServerRespons
   send(response, 202, { decision, force: now });
 }
 
+/** Whether the request carries `Authorization: Bearer <token>`, compared in constant time. */
+function hasToken(request: IncomingMessage, token: string): boolean {
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(request.headers.authorization ?? '');
+  if (!match || !token) return false;
+  const digest = (text: string): Buffer => createHash('sha256').update(text).digest();
+  return timingSafeEqual(digest(match[1] as string), digest(token));
+}
+
 async function webhook(
   request: IncomingMessage,
   response: ServerResponse,
   forge: Forge,
-  webhookOptions: WebhookOptions,
-  options: ControlServerOptions,
+  options: ControlServerOptions & { webhook: WebhookOptions },
+  guards: RequestGuards,
 ): Promise<void> {
-  const result = await handleWebhook(request, forge, webhookOptions);
+  const result = await handleWebhook(request, forge, options.webhook, guards);
   const remote = request.socket.remoteAddress;
-  if (result.status === 401 || result.status === 413) {
+  if (result.status === 401 || result.status === 413 || result.status === 503) {
+    if (result.status === 503) response.setHeader('retry-after', '1');
     options.log?.warn({ remote, status: result.status, reason: result.body.error }, 'webhook refused');
     return send(response, result.status, result.body);
   }

@@ -9,11 +9,15 @@ import type { RetryClass } from '../errors.js';
 export interface RunRequest {
   /** Why the run happens: every trigger merged into it, oldest first (capped, see MAX_REASONS). */
   reasons: string[];
-  /** Aborted when the run must stop early: shutdown past the grace period, or a newer commit announced. */
+  /** Aborted when the run must stop early: shutdown past the grace period, or a caller's cancel. */
   signal: AbortSignal;
   /** A person asked for it to run now (e.g. outside a maintenance window); the run decides what that allows. */
   force: boolean;
-  /** The run reports the revision it resolved, as soon as it knows it, so a newer commit can cancel it. */
+  /**
+   * The run reports the revision it resolved and will bring the host to (or decide about), as soon as it knows it:
+   * webhooks announcing that same commit are then absorbed instead of queueing another run. A run that will not
+   * apply a new commit (a drift report) does not report it.
+   */
   onRevision: (revision: string) => void;
 }
 
@@ -33,14 +37,17 @@ export type RunFunction = (request: RunRequest) => Promise<RunReport>;
 export interface TriggerOptions {
   /** Passed to the run as `force` (any forced trigger makes the merged run forced). */
   force?: boolean;
-  /** The commit a webhook announced: a hint only; if it differs from the running revision, the run is cancelled. */
+  /**
+   * The commit a webhook announced: a hint only. It never cancels a run; it is absorbed (no run) when the running
+   * run resolved that commit or a past run settled it, and otherwise starts or queues a run like any trigger.
+   */
   newerRevisionHint?: string;
   /** An automatic trigger (the poller): waits out the backoff after transient failures instead of running now. */
   automatic?: boolean;
 }
 
-/** What the worker did with a trigger. */
-export type TriggerDecision = 'started' | 'queued' | 'deferred' | 'refused';
+/** What the worker did with a trigger; `absorbed`: a run already brings the commit it announced, nothing to do. */
+export type TriggerDecision = 'started' | 'queued' | 'deferred' | 'absorbed' | 'refused';
 
 /** The logger the triggers write to (pino's shape, the same as run-context's Logger). */
 export interface TriggerLogger {
@@ -57,16 +64,14 @@ export interface WorkerOptions {
   initialBackoffMs?: number;
   /** The longest backoff (default 10 min). */
   maxBackoffMs?: number;
-  /** Whether an announced revision supersedes the running one (default: they differ). */
-  supersedes?: (announced: string, running: string) => boolean;
   /** A number in [0, 1) for the jitter; injectable for tests. */
   random?: () => number;
 }
 
 /** The abort reason the worker gives a run's signal. */
 export class RunCancelledError extends Error {
-  /** `superseded`: a newer commit was announced; `shutdown`: the daemon is stopping; `manual`: asked by a caller. */
-  readonly why: 'superseded' | 'shutdown' | 'manual';
+  /** `shutdown`: the daemon is stopping; `manual`: asked by a caller. */
+  readonly why: 'shutdown' | 'manual';
 
   constructor(why: RunCancelledError['why'], message: string) {
     super(message);

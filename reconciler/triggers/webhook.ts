@@ -1,11 +1,14 @@
 /**
- * Push webhooks from GitHub and Gitea (and Forgejo): read the body under a hard cap, check its HMAC-SHA256
- * signature in constant time, and turn a push to the watched ref into a hint. The payload is only a hint: the
- * agent always fetches and decides itself, so nothing in it is trusted beyond "something was pushed".
+ * Push webhooks from GitHub and Gitea (and Forgejo): refuse a request without a well-formed signature before
+ * reading a byte of its body, read the body under a hard cap (and only a few at a time), check the HMAC-SHA256 of
+ * its raw bytes in constant time, drop a delivery id seen before, and turn a push to the watched ref into a hint.
+ * The payload is only a hint: the agent always fetches and decides itself, so nothing in it is trusted beyond
+ * "something was pushed".
  */
-import { normaliseTagPattern, tagGlob } from '../source/git-refs.js';
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { verify } from '@octokit/webhooks-methods';
+import { normaliseTagPattern, tagGlob } from '../source/git-refs.js';
+import type { DeliveryLog } from './delivery-log.js';
 
 /** The forges whose webhooks are understood; `auto` tells them apart by their headers. */
 export type Forge = 'github' | 'gitea' | 'auto';
@@ -30,6 +33,14 @@ export interface PushHint {
   after?: string;
 }
 
+/** What the HTTP server lends the webhook handler: body slots shared by all requests, and recent deliveries. */
+export interface WebhookGuards {
+  /** Takes a slot to read a body in; returns its release, or undefined when every slot is taken (503). */
+  admitBody?: () => (() => void) | undefined;
+  /** Deliveries seen lately: a push whose delivery id is in it is answered and ignored. */
+  deliveries?: DeliveryLog;
+}
+
 /** What to answer, and the push to act on when there is one. */
 export interface WebhookResult {
   status: number;
@@ -48,9 +59,18 @@ export class BodyTooLargeError extends Error {
   }
 }
 
+/** A request whose connection closed (a timeout, the client gone) before its body ended. */
+export class BodyIncompleteError extends Error {
+  constructor() {
+    super('the connection closed before the request body ended');
+    this.name = 'BodyIncompleteError';
+  }
+}
+
 /**
  * Reads a request body into memory, refusing (by rejecting with BodyTooLargeError) as soon as the declared
  * length or the bytes received pass `limit`. On refusal the stream is paused; the caller answers and closes.
+ * A connection closed before the body ended (a timeout, the client gone) rejects too, so no reader waits forever.
  */
 export function readBody(request: IncomingMessage, limit: number): Promise<Buffer> {
   const declared = Number(request.headers['content-length']);
@@ -76,42 +96,54 @@ export function readBody(request: IncomingMessage, limit: number): Promise<Buffe
       cleanup();
       reject(error);
     };
+    const onClose = (): void => onError(new BodyIncompleteError());
     const cleanup = (): void => {
       request.off('data', onData);
       request.off('end', onEnd);
       request.off('error', onError);
+      request.off('close', onClose);
     };
     request.on('data', onData);
     request.on('end', onEnd);
     request.on('error', onError);
+    request.on('close', onClose);
   });
 }
 
-/** Handles one webhook request: verify, then ignore or hint. Never throws for a bad request; answers it. */
-export async function handleWebhook(request: IncomingMessage, forge: Forge, options: WebhookOptions): Promise<WebhookResult> {
+/**
+ * Handles one webhook request: headers first (sender, signature shape), then the body, then the signature, then
+ * the push. Never throws for a bad request; answers it.
+ */
+export async function handleWebhook(request: IncomingMessage, forge: Forge, options: WebhookOptions, guards: WebhookGuards = {}): Promise<WebhookResult> {
+  const detected = forge === 'auto' ? detectForge(request) : forge;
+  if (!detected) return { status: 400, body: { error: 'unknown webhook sender: no x-github-event or x-gitea-event header' } };
+  const signature = signatureOf(request, detected);
+  if (!signature) return { status: 401, body: { error: `missing signature header (${signatureHeaderNames(detected).join(' or ')})` } };
+  if (!signature.value) return { status: 401, body: { error: `malformed signature header ${signature.header}: ${signature.expected}` } };
+  const release = guards.admitBody ? guards.admitBody() : () => undefined;
+  if (!release) return { status: 503, body: { error: 'too many webhook bodies are being read at once; retry later' } };
   let body: Buffer;
   try {
     body = await readBody(request, MAX_WEBHOOK_BYTES);
   } catch (error) {
     if (error instanceof BodyTooLargeError) return { status: 413, body: { error: error.message } };
     throw error;
+  } finally {
+    release();
   }
-  const detected = forge === 'auto' ? detectForge(request) : forge;
-  if (!detected) return { status: 400, body: { error: 'unknown webhook sender: no x-github-event or x-gitea-event header' } };
-  const signature = signatureOf(request, detected);
-  if (!signature) return { status: 401, body: { error: `missing signature header (${signatureHeaderNames(detected).join(' or ')})` } };
-  if (!(await verifySignature(options.secret, body, signature))) return { status: 401, body: { error: 'signature does not match' } };
-  return decide(request, detected, body, options.watch);
+  if (!verifySignature(options.secret, body, signature.value)) return { status: 401, body: { error: 'signature does not match' } };
+  return decide(request, detected, body, options.watch, guards.deliveries);
 }
 
-/** Whether the signature (`sha256=<hex>`) is the HMAC-SHA256 of the body under the secret, in constant time. */
-export async function verifySignature(secret: string, body: Buffer, signature: string): Promise<boolean> {
-  if (!secret || body.length === 0) return false;
-  try {
-    return await verify(secret, body.toString('utf8'), signature);
-  } catch {
-    return false;
-  }
+/**
+ * Whether the signature (`sha256=<64 hex digits>`) is the HMAC-SHA256 of the body's raw bytes under the secret,
+ * compared in constant time. The bytes are never decoded first: two bodies that decode alike differ here.
+ */
+export function verifySignature(secret: string, body: Buffer, signature: string): boolean {
+  const match = /^sha256=([0-9a-f]{64})$/i.exec(signature);
+  if (!secret || body.length === 0 || !match) return false;
+  const expected = createHmac('sha256', secret).update(body).digest();
+  return timingSafeEqual(expected, Buffer.from(match[1] as string, 'hex'));
 }
 
 /** Whether a pushed ref (`refs/heads/...`, `refs/tags/...`) is the one the agent follows. */
@@ -136,12 +168,25 @@ function signatureHeaderNames(forge: 'github' | 'gitea'): string[] {
   return forge === 'github' ? ['x-hub-signature-256'] : ['x-gitea-signature', 'x-forgejo-signature', 'x-hub-signature-256'];
 }
 
+/** A signature header found on a request. */
+interface SignatureHeader {
+  header: string;
+  /** `sha256=<64 hex digits>`; undefined when the header is not of its forge's shape. */
+  value?: string;
+  expected: string;
+}
+
 /** The signature as `sha256=<hex>`: GitHub sends it so; Gitea and Forgejo send the bare hex. */
-function signatureOf(request: IncomingMessage, forge: 'github' | 'gitea'): string | undefined {
+function signatureOf(request: IncomingMessage, forge: 'github' | 'gitea'): SignatureHeader | undefined {
   for (const name of signatureHeaderNames(forge)) {
     const value = header(request, name);
     if (!value) continue;
-    return name === 'x-hub-signature-256' ? value : `sha256=${value}`;
+    if (name === 'x-hub-signature-256') {
+      const expected = 'expected sha256=<64 hex digits>';
+      return /^sha256=[0-9a-f]{64}$/i.test(value) ? { header: name, value, expected } : { header: name, expected };
+    }
+    const expected = 'expected 64 hex digits';
+    return /^[0-9a-f]{64}$/i.test(value) ? { header: name, value: `sha256=${value}`, expected } : { header: name, expected };
   }
   return undefined;
 }
@@ -153,13 +198,15 @@ function header(request: IncomingMessage, name: string): string | undefined {
 }
 
 /** After the signature checked out: pings are answered, pushes to the watched ref become hints. */
-function decide(request: IncomingMessage, forge: 'github' | 'gitea', body: Buffer, watch: WatchedRef): WebhookResult {
+function decide(request: IncomingMessage, forge: 'github' | 'gitea', body: Buffer, watch: WatchedRef, deliveries?: DeliveryLog): WebhookResult {
   const event = forge === 'github' ? header(request, 'x-github-event') : (header(request, 'x-gitea-event') ?? header(request, 'x-forgejo-event'));
   const delivery = sanitize(
     forge === 'github' ? header(request, 'x-github-delivery') : (header(request, 'x-gitea-delivery') ?? header(request, 'x-forgejo-delivery')),
   );
   if (event === 'ping') return { status: 200, body: { pong: true } };
   if (event !== 'push') return { status: 202, body: { ignored: `event ${sanitize(event)} is not handled` } };
+  // A delivery without an id cannot be told from another; every id-carrying one counts once.
+  if (delivery !== 'unknown' && deliveries?.record(forge, delivery)) return { status: 202, body: { ignored: `delivery ${delivery} was already received` } };
   const payload = parsePayload(request, body);
   if (!payload) return { status: 400, body: { error: 'push payload is not a json object' } };
   const ref = typeof payload.ref === 'string' ? payload.ref : undefined;

@@ -1,12 +1,14 @@
 /**
  * The one reconcile worker of the daemon. Triggers (webhooks, polls, `POST /reconcile`, watchers) never run a
  * reconcile themselves: they ask the worker, which runs at most one at a time and coalesces everything that
- * arrives meanwhile into a single queued run. Transient failures back off exponentially; polls wait the backoff
- * out, people and forges do not.
+ * arrives meanwhile into a single queued run. A webhook's commit is a hint, never an order: it may start or queue a
+ * run, and it is absorbed when a run already resolved that commit, but it never cancels a run (a replayed old
+ * delivery must not stop the deployment of a newer commit, and only a run could tell which commit is newer).
+ * Transient failures back off exponentially; polls wait the backoff out, people and forges do not.
  */
 import { EventEmitter } from 'node:events';
+import { absorbableHint, sameRevision, TriggerBatch } from './trigger-batch.js';
 import {
-  MAX_REASONS,
   RunCancelledError,
   type RunReport,
   type TriggerDecision,
@@ -19,22 +21,14 @@ import {
 
 const DEFAULT_INITIAL_BACKOFF_MS = 5_000;
 const DEFAULT_MAX_BACKOFF_MS = 600_000;
-
-interface Batch {
-  reasons: string[];
-  dropped: number;
-  force: boolean;
-  /** Whether any trigger in the batch wants to run now (not only polls). */
-  urgent: boolean;
-}
+/** How many settled revisions the worker remembers to absorb late hints for them. */
+const MAX_SETTLED = 32;
 
 interface Running {
   reasons: string[];
   force: boolean;
   controller: AbortController;
   revision?: string;
-  /** Revisions announced by webhooks while this run was going. */
-  announced: string[];
   cancelled?: RunCancelledError['why'];
   startedAt: Date;
   done: Promise<void>;
@@ -45,7 +39,9 @@ export class ReconcileWorker extends EventEmitter<WorkerEvents> {
   private readonly options: Required<Omit<WorkerOptions, 'log'>> & { log?: TriggerLogger };
   private running?: Running;
   /** Triggers that arrived while running, or polls deferred by the backoff. */
-  private queued?: Batch;
+  private queued?: TriggerBatch;
+  /** Revisions that runs resolved and ended on without a transient failure, newest last. */
+  private readonly settled: string[] = [];
   private failures = 0;
   private backoffUntil = 0;
   private retryTimer?: NodeJS.Timeout;
@@ -62,7 +58,6 @@ export class ReconcileWorker extends EventEmitter<WorkerEvents> {
       ...(options.log ? { log: options.log } : {}),
       initialBackoffMs: options.initialBackoffMs ?? DEFAULT_INITIAL_BACKOFF_MS,
       maxBackoffMs: options.maxBackoffMs ?? DEFAULT_MAX_BACKOFF_MS,
-      supersedes: options.supersedes ?? ((announced, running) => !sameRevision(announced, running)),
       random: options.random ?? Math.random,
     };
   }
@@ -147,8 +142,8 @@ export class ReconcileWorker extends EventEmitter<WorkerEvents> {
 
   private decide(reason: string, options: TriggerOptions): TriggerDecision {
     if (this.stopping) return 'refused';
-    const hint = options.newerRevisionHint;
-    if (this.running && hint) this.considerAnnounced(this.running, hint);
+    const hint = absorbableHint(options);
+    if (hint !== undefined && this.isHandled(hint)) return 'absorbed';
     const batch = this.merge(reason, options);
     if (this.running) return 'queued';
     if (!batch.urgent && this.isBackingOff()) {
@@ -159,24 +154,34 @@ export class ReconcileWorker extends EventEmitter<WorkerEvents> {
     return 'started';
   }
 
-  private merge(reason: string, options: TriggerOptions): Batch {
-    const batch = (this.queued ??= { reasons: [], dropped: 0, force: false, urgent: false });
-    if (batch.reasons.length < MAX_REASONS) batch.reasons.push(reason);
-    else batch.dropped += 1;
-    batch.force ||= options.force === true;
-    batch.urgent ||= options.automatic !== true;
+  private merge(reason: string, options: TriggerOptions): TriggerBatch {
+    const batch = (this.queued ??= new TriggerBatch());
+    batch.add(reason, options);
     return batch;
   }
 
-  /** Cancels the running run when a webhook announces a revision that supersedes the one being applied. */
-  private considerAnnounced(running: Running, announced: string): void {
-    if (running.revision === undefined) {
-      running.announced.push(announced);
-      return;
+  /** Whether a run already brings the announced commit: the running one resolved it, or a past one settled it. */
+  private isHandled(hint: string): boolean {
+    const target = this.running?.revision;
+    if (target !== undefined && sameRevision(hint, target)) return true;
+    return this.settled.some((revision) => sameRevision(hint, revision));
+  }
+
+  /** The queued triggers that only announced `revision` are absorbed by the run that resolved it. */
+  private absorbQueued(revision: string): void {
+    if (!this.queued) return;
+    this.queued.absorb(revision);
+    if (this.queued.isEmpty()) {
+      this.queued = undefined;
+      this.clearRetry();
     }
-    if (this.options.supersedes(announced, running.revision)) {
-      this.cancelCurrent(`revision ${short(announced)} was announced while ${short(running.revision)} is being applied`, 'superseded');
-    }
+  }
+
+  private remember(revision: string): void {
+    const known = this.settled.findIndex((other) => sameRevision(other, revision));
+    if (known >= 0) this.settled.splice(known, 1);
+    this.settled.push(revision.toLowerCase());
+    if (this.settled.length > MAX_SETTLED) this.settled.shift();
   }
 
   private startQueued(): void {
@@ -184,12 +189,10 @@ export class ReconcileWorker extends EventEmitter<WorkerEvents> {
     if (!batch || this.stopping) return;
     this.queued = undefined;
     this.clearRetry();
-    const reasons = batch.dropped > 0 ? [...batch.reasons, `(and ${batch.dropped} more)`] : batch.reasons;
     const running: Running = {
-      reasons,
+      reasons: batch.reasons(),
       force: batch.force,
       controller: new AbortController(),
-      announced: [],
       startedAt: new Date(),
       done: Promise.resolve(),
     };
@@ -205,7 +208,7 @@ export class ReconcileWorker extends EventEmitter<WorkerEvents> {
     const onRevision = (revision: string): void => {
       if (this.running !== running) return;
       running.revision = revision;
-      for (const announced of running.announced.splice(0)) this.considerAnnounced(running, announced);
+      this.absorbQueued(revision);
     };
     const started = Date.now();
     let report: RunReport;
@@ -217,6 +220,8 @@ export class ReconcileWorker extends EventEmitter<WorkerEvents> {
       report = { result: 'failed', retry: 'transient', durationMs: Date.now() - started };
     }
     const backoffMs = this.account(report, running.cancelled);
+    // A transient failure retries by itself, so only a run that ended otherwise settles its revision.
+    if (running.revision !== undefined && running.cancelled === undefined && report.retry !== 'transient') this.remember(running.revision);
     this.lastRun = {
       ...report,
       reasons,
@@ -288,15 +293,4 @@ export class ReconcileWorker extends EventEmitter<WorkerEvents> {
   private releaseIdle(): void {
     for (const resolve of this.idleWaiters.splice(0)) resolve();
   }
-}
-
-/** Whether two revisions name the same commit (one may be abbreviated). */
-function sameRevision(a: string, b: string): boolean {
-  const x = a.toLowerCase();
-  const y = b.toLowerCase();
-  return x.startsWith(y) || y.startsWith(x);
-}
-
-function short(revision: string): string {
-  return revision.slice(0, 12);
 }

@@ -1,6 +1,6 @@
 /**
- * The daemon over real HTTP on 127.0.0.1: `/healthz`, `/status`, `POST /reconcile` (loopback only, `now` reaching
- * the run as force), polls held back by the backoff while manual triggers run, and stops (a call or SIGTERM)
+ * The daemon over real HTTP on 127.0.0.1: `/healthz`, `/status`, `POST /reconcile` (loopback only, optionally
+ * with a token, `now` reaching the run as force), polls held back by the backoff while manual triggers run, and stops (a call or SIGTERM)
  * that abort the running reconcile once the grace period is over.
  */
 import assert from 'node:assert/strict';
@@ -113,6 +113,30 @@ describe('daemon over http', function () {
     assert.equal((await fetch(`${url}/reconcile`, { method: 'POST', body: '{now' })).status, 400);
     assert.equal((await fetch(`${url}/reconcile`)).status, 405);
     assert.equal(requests.length, 3);
+  });
+
+  it('requires the reconcile token on POST /reconcile when one is set, even from loopback', async () => {
+    const { requests, run } = fakeRun();
+    const token = 'rt-9f2c4e1a7b3d5f60';
+    const { url, worker } = await start({ run, reconcileToken: token });
+    const cases: [string, Record<string, string>, number][] = [
+      ['no token', {}, 401],
+      ['wrong token', { authorization: 'Bearer rt-0000000000000000' }, 401],
+      ['a prefix of it', { authorization: `Bearer ${token.slice(0, 8)}` }, 401],
+      ['basic scheme', { authorization: `Basic ${Buffer.from(`x:${token}`).toString('base64')}` }, 401],
+    ];
+    for (const [name, headers, status] of cases) {
+      const reply = await fetch(`${url}/reconcile`, { method: 'POST', headers });
+      assert.equal(reply.status, status, name);
+      const text = await reply.text();
+      assert.match(text, /needs the reconcile token/, name);
+      assert.ok(!text.includes(token), `${name}: the token was echoed`);
+    }
+    assert.equal(requests.length, 0);
+    const accepted = await fetch(`${url}/reconcile`, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
+    assert.equal(accepted.status, 202);
+    await worker.idle();
+    assert.equal(requests.length, 1);
   });
 
   it('accepts POST /reconcile only from loopback addresses', () => {

@@ -118,7 +118,7 @@ describe('automatic rollback when health fails', function () {
   });
 });
 
-describe('a newer commit cancels a pending health wait', function () {
+describe('a cancelled run stops its pending health wait', function () {
   this.timeout(180_000);
   const cleanup: string[] = [];
   after(async () => {
@@ -146,7 +146,7 @@ describe('a newer commit cancels a pending health wait', function () {
     const outcome = await reconcile({
       ...shimContext({ root, store, repo }),
       signal: controller.signal,
-      // The daemon aborts when a webhook announces a newer commit; here: as soon as the health wait has begun.
+      // The daemon aborts a run when a stop outlasts its grace period; here: as soon as the health wait has begun.
       onRevision: () => {
         const poll = setInterval(() => {
           stat(waiting).then(() => {
@@ -158,7 +158,7 @@ describe('a newer commit cancels a pending health wait', function () {
     });
     assert.equal(outcome.result, 'rolled-back');
     assert.equal(outcome.error?.code, 'SUPERSEDED');
-    assert.deepEqual(await store.badRevisions(), [], 'a superseded revision is not bad');
+    assert.deepEqual(await store.badRevisions(), [], 'a cancelled revision is not bad');
     await assert.rejects(readFile(join(root, 'etc/systemd/system/app.service'), 'utf8'), { code: 'ENOENT' });
   });
 });

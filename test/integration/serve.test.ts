@@ -1,11 +1,11 @@
 /**
  * `edge-reconciler serve` as a real process against a real git server on loopback (sandbox root, activation
- * recorded): a push plus a signed webhook brings the commit live; forged webhooks and force pushes change
- * nothing; a hand edit of a managed file is healed; a rotated secret restarts exactly the unit that reads it;
+ * recorded): a push plus a signed webhook brings the commit live, also while a captured webhook for an older
+ * commit is replayed; forged webhooks and force pushes change nothing; a hand edit of a managed file is healed; a rotated secret restarts exactly the unit that reads it;
  * and with the webhook off, polling brings a push live.
  */
 import assert from 'node:assert/strict';
-import { createHmac } from 'node:crypto';
+import { createHmac, randomUUID } from 'node:crypto';
 import { execa, type ResultPromise } from 'execa';
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -104,12 +104,12 @@ describe('serve: the agent as a process', function () {
   };
   const appliedRevision = (agent: Agent, revision: string) =>
     until(`revision ${revision.slice(0, 8)} live`, async () => ((await status(agent)).lastApplied?.revision === revision ? true : undefined));
-  const webhook = (agent: Agent, body: object, secret = WEBHOOK_SECRET) => {
+  const webhook = (agent: Agent, body: object, secret = WEBHOOK_SECRET, delivery: string = randomUUID()) => {
     const payload = JSON.stringify(body);
     const signature = `sha256=${createHmac('sha256', secret).update(payload).digest('hex')}`;
     return fetch(`${agent.url}/webhook/github`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-github-event': 'push', 'x-github-delivery': 'd-1', 'x-hub-signature-256': signature },
+      headers: { 'content-type': 'application/json', 'x-github-event': 'push', 'x-github-delivery': delivery, 'x-hub-signature-256': signature },
       body: payload,
     });
   };
@@ -151,6 +151,39 @@ describe('serve: the agent as a process', function () {
     assert.match(await readFile(join(agent.root, 'etc/edge-reconciler/env/lod.env'), 'utf8'), /^LOD_WORKERS=9$/m);
     assert.ok(!agent.logs.some((line) => JSON.stringify(line).includes(WEBHOOK_SECRET)), 'the webhook secret leaked into the logs');
     assert.ok(!agent.logs.some((line) => JSON.stringify(line).includes(EXAMPLE_SECRETS.LOD_DB_PASSWORD as string)), 'a secret leaked into the logs');
+  });
+
+  it('deploys a new commit while a captured webhook for the old one is replayed every 0.3 s by five senders', async () => {
+    const agent = agents[0] as Agent;
+    const old = (await status(agent)).lastApplied?.revision as string;
+    const captured = { ref: 'refs/heads/release', after: old };
+    const capturedDelivery = randomUUID();
+    let replaying = true;
+    let replays = 0;
+    // Five replayers, each every 0.3 s, staggered: one lands in every run. Replayed as captured and with forged
+    // delivery ids (the id is not covered by the signature).
+    const replay = Promise.all(
+      Array.from({ length: 5 }, async (_, i) => {
+        await sleep(i * 60);
+        while (replaying) {
+          await webhook(agent, captured, WEBHOOK_SECRET, replays % 2 === 0 ? capturedDelivery : randomUUID());
+          replays += 1;
+          await sleep(300);
+        }
+      }),
+    );
+    try {
+      await sleep(600);
+      const next = await editExample('hosts/lod-prod.yaml', (text) => text.replace(/workers: \d+/, 'workers: 7'));
+      assert.equal((await webhook(agent, { ref: 'refs/heads/release', after: next })).status, 202);
+      await appliedRevision(agent, next);
+    } finally {
+      replaying = false;
+      await replay;
+    }
+    assert.ok(replays >= 10, `${replays} replays`);
+    assert.match(await readFile(join(agent.root, 'etc/edge-reconciler/env/lod.env'), 'utf8'), /^LOD_WORKERS=7$/m);
+    assert.ok(!agent.logs.some((line) => /cancelling the running reconcile/.test(line.msg)), 'a replayed webhook cancelled a run');
   });
 
   it('serves Prometheus metrics without a secret in them', async () => {

@@ -1,6 +1,7 @@
 /**
  * The reconcile worker: one run at a time, triggers coalesced into one queued run, exponential backoff that holds
- * polls back but not people, cancellation by a newer commit, and a stop that aborts only after the grace period.
+ * polls back but not people, webhook hints that never cancel and are absorbed by a run of the same commit, and a
+ * stop that aborts only after the grace period.
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
@@ -147,42 +148,96 @@ describe('reconcile worker', () => {
     }
   });
 
-  it('cancels the running run when a webhook announces a different revision, and runs again after it', async () => {
+  it('never cancels a running run on a webhook hint, whatever commit it announces', async () => {
     const runs = new FakeRuns();
     const worker = new ReconcileWorker({ run: runs.run, initialBackoffMs: 600_000 });
     worker.trigger('startup');
     const first = await runs.started(1);
+    // Announced before the run knows its revision, then after: an older, replayed or newer commit alike.
+    assert.equal(worker.trigger('webhook early', { newerRevisionHint: SHA_B }), 'queued');
     first.onRevision(SHA_A);
-    assert.equal(worker.snapshot().running?.revision, SHA_A);
-    // The same commit again (a redelivery, an abbreviated sha) changes nothing.
-    worker.trigger('webhook same', { newerRevisionHint: SHA_A });
-    worker.trigger('webhook short', { newerRevisionHint: SHA_A.slice(0, 12) });
+    for (let i = 0; i < 20; i += 1) assert.equal(worker.trigger(`webhook replay ${i}`, { newerRevisionHint: SHA_B }), 'queued');
     assert.equal(first.signal.aborted, false);
-    worker.trigger('webhook newer', { newerRevisionHint: SHA_B });
-    assert.equal(first.signal.aborted, true);
-    assert.ok(first.signal.reason instanceof RunCancelledError);
-    assert.equal(first.signal.reason.why, 'superseded');
+    runs.release({ revision: SHA_A });
     const second = await runs.started(2);
-    assert.deepEqual(second.reasons, ['webhook same', 'webhook short', 'webhook newer']);
-    // The cancelled run reported a transient failure, but it failed because of the cancel: no backoff.
-    assert.equal(worker.isBackingOff(), false);
-    assert.equal(worker.snapshot().lastRun?.cancelled, 'superseded');
+    assert.equal(second.reasons[0], 'webhook early');
+    assert.equal(worker.snapshot().lastRun?.result, 'applied');
+    assert.equal(worker.snapshot().lastRun?.cancelled, undefined);
     runs.release();
     await worker.idle();
+    assert.equal(runs.requests.length, 2);
   });
 
-  it('cancels when the run learns its revision after a different one was announced', async () => {
+  it('absorbs webhooks announcing the commit the running run resolved, queued before or after it knew it', async () => {
     const runs = new FakeRuns();
     const worker = new ReconcileWorker({ run: runs.run });
     worker.trigger('startup');
     const first = await runs.started(1);
-    worker.trigger('webhook', { newerRevisionHint: SHA_B });
-    assert.equal(first.signal.aborted, false);
+    assert.equal(worker.trigger('webhook early', { newerRevisionHint: SHA_A }), 'queued');
     first.onRevision(SHA_A);
-    assert.equal(first.signal.aborted, true);
-    await runs.started(2);
+    assert.equal(worker.snapshot().queued, false, 'the queued hint for the same commit is absorbed');
+    assert.equal(worker.trigger('webhook same', { newerRevisionHint: SHA_A }), 'absorbed');
+    assert.equal(worker.trigger('webhook short', { newerRevisionHint: SHA_A.slice(0, 12).toUpperCase() }), 'absorbed');
+    runs.release({ revision: SHA_A });
+    await worker.idle();
+    assert.equal(runs.requests.length, 1);
+  });
+
+  it('absorbs late webhooks for a commit a finished run settled, but retries after a transient failure', async () => {
+    const runs = new FakeRuns();
+    const worker = new ReconcileWorker({ run: runs.run, initialBackoffMs: 600_000 });
+    worker.trigger('startup');
+    (await runs.started(1)).onRevision(SHA_A);
+    runs.release({ result: 'unchanged', revision: SHA_A });
+    await worker.idle();
+    assert.equal(worker.trigger('webhook late', { newerRevisionHint: SHA_A }), 'absorbed');
+    assert.equal(worker.trigger('webhook newer', { newerRevisionHint: SHA_B }), 'started');
+    (await runs.started(2)).onRevision(SHA_B);
+    runs.release({ result: 'failed', retry: 'transient', revision: SHA_B });
+    await worker.idle();
+    assert.equal(worker.trigger('webhook again', { newerRevisionHint: SHA_B }), 'started', 'a transient failure settles nothing');
+    (await runs.started(3)).onRevision(SHA_B);
+    runs.release({ revision: SHA_B });
+    await worker.idle();
+    assert.equal(runs.requests.length, 3);
+  });
+
+  it('keeps plain triggers queued when the hints beside them are absorbed, and counts only what is left', async () => {
+    const runs = new FakeRuns();
+    const worker = new ReconcileWorker({ run: runs.run });
+    worker.trigger('startup');
+    const first = await runs.started(1);
+    for (let i = 0; i < 30; i += 1) worker.trigger(`webhook ${i}`, { newerRevisionHint: SHA_A });
+    worker.trigger('manual (now)', { force: true });
+    worker.trigger('forced hint', { newerRevisionHint: SHA_A, force: true });
+    first.onRevision(SHA_A);
+    runs.release({ revision: SHA_A });
+    const second = await runs.started(2);
+    assert.deepEqual(second.reasons, ['manual (now)', 'forced hint']);
+    assert.equal(second.force, true);
     runs.release();
     await worker.idle();
+  });
+
+  it('runs a burst of webhooks for one commit, of any length, at most twice', async () => {
+    const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+    const requests: RunRequest[] = [];
+    const worker = new ReconcileWorker({
+      run: async (request) => {
+        requests.push(request);
+        await turn();
+        request.onRevision(SHA_A);
+        for (let i = 0; i < 3; i += 1) await turn();
+        return { result: 'applied', revision: SHA_A, durationMs: 1 };
+      },
+    });
+    // Deliveries spread over many runs' worth of time: before, between and after runs.
+    for (let i = 0; i < 500; i += 1) {
+      worker.trigger(`webhook ${i}`, { newerRevisionHint: SHA_A });
+      if (i % 7 === 0) await turn();
+    }
+    await worker.idle();
+    assert.ok(requests.length <= 2, `${requests.length} runs`);
   });
 
   it('lets the running run finish within the grace period on stop, and refuses triggers afterwards', async () => {
