@@ -1,0 +1,203 @@
+/**
+ * The files of one revision as the load stage sees them, from an exported dir or from a tree in memory. Symlinks
+ * are resolved first and judged by where they land (inside the repo: followed, directories included; outside or
+ * in a loop: refused). Every file is scanned for secrets, whatever its size or bytes. The files the loader reads
+ * as text (edge.yaml, hosts, roles, templates) must be strict UTF-8 without NUL and at most MAX_TEXT_BYTES.
+ */
+import { createReadStream } from 'node:fs';
+import { readdir, readlink, realpath, stat } from 'node:fs/promises';
+import { join, posix, sep } from 'node:path';
+import type { Problem } from '../errors.js';
+import { SecretScanner } from '../secrets/secret-scan.js';
+import type { TreeFiles } from './git-tree.js';
+
+/** The largest file the loader reads as text. */
+export const MAX_TEXT_BYTES = 1024 * 1024;
+
+/** How many symlinks one path may pass through (the kernel's own limit). */
+const MAX_SYMLINK_HOPS = 40;
+
+/** A revision's files: the text the loader reads, every path present, and what was refused on the way. */
+export interface RepoFiles {
+  /** edge.yaml, hosts, roles and templates, decoded, by repo-relative path (sorted). */
+  texts: Map<string, string>;
+  /** Every file of the revision (through symlinks), text or not. */
+  paths: Set<string>;
+  problems: Problem[];
+}
+
+/** True for the files the loader parses or renders: they must be text. */
+export function isTextInput(file: string): boolean {
+  return (
+    file === 'edge.yaml' ||
+    /^hosts\/[^/]+\.ya?ml$/.test(file) ||
+    /^roles\/[^/]+\/role\.ya?ml$/.test(file) ||
+    /^roles\/[^/]+\/templates\//.test(file)
+  );
+}
+
+/** Decodes a text input strictly; a problem names the file and the line of the first bad byte. */
+export function decodeText(file: string, bytes: Buffer): { text?: string; problem?: Problem } {
+  if (bytes.length > MAX_TEXT_BYTES) {
+    return { problem: { code: 'FILE_TOO_LARGE', file, message: `${file} is larger than ${MAX_TEXT_BYTES} bytes` } };
+  }
+  const nul = bytes.indexOf(0);
+  if (nul >= 0) return { problem: encodingProblem(file, bytes, nul, 'a NUL byte') };
+  try {
+    return { text: new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(bytes) };
+  } catch {
+    return { problem: encodingProblem(file, bytes, firstInvalidUtf8(bytes), 'bytes that are not UTF-8') };
+  }
+}
+
+/** Reads every file under `repoDir` (not .git). */
+export async function readRepoDir(repoDir: string): Promise<RepoFiles> {
+  const root = await realpath(repoDir);
+  const result: RepoFiles = { texts: new Map(), paths: new Set(), problems: [] };
+  await walkDir(root, root, '', result, 0);
+  result.texts = sortedMap(result.texts);
+  return result;
+}
+
+/** The same for a tree in memory (git blobs; mode 120000 is a symlink whose content is its target). */
+export function readRepoTree(tree: TreeFiles): RepoFiles {
+  const result: RepoFiles = { texts: new Map(), paths: new Set(), problems: [] };
+  const add = (file: string, content: Buffer): void => {
+    result.paths.add(file);
+    const scanner = new SecretScanner(file);
+    scanner.push(content);
+    result.problems.push(...scanner.finish());
+    addText(file, content, result);
+  };
+  for (const [file, entry] of tree) {
+    if (entry.mode !== '120000') {
+      add(file, entry.content);
+      continue;
+    }
+    const target = resolveTreeLink(tree, file);
+    if (typeof target !== 'string') {
+      result.problems.push({ code: 'PATH_SYMLINK_ESCAPE', file, message: `symlink ${file} ${target.reason}` });
+      continue;
+    }
+    const blob = tree.get(target);
+    if (blob && blob.mode !== '120000') {
+      add(file, blob.content);
+      continue;
+    }
+    // A link to a directory: its files appear under the link's path too.
+    for (const [inner, innerEntry] of tree) {
+      if (!inner.startsWith(`${target}/`) || innerEntry.mode === '120000') continue;
+      add(`${file}/${inner.slice(target.length + 1)}`, innerEntry.content);
+    }
+  }
+  result.texts = sortedMap(result.texts);
+  return result;
+}
+
+/** Resolves a link in a tree to a path inside it, hop by hop; a reason when it leaves the tree or loops. */
+function resolveTreeLink(tree: TreeFiles, file: string): string | { reason: string } {
+  let current = file;
+  for (let hop = 0; hop < MAX_SYMLINK_HOPS; hop++) {
+    const entry = tree.get(current);
+    if (!entry || entry.mode !== '120000') break;
+    const target = posix.normalize(posix.join(posix.dirname(current), entry.content.toString('utf8')));
+    if (target.startsWith('/') || target === '..' || target.startsWith('../')) return { reason: 'points outside the repo' };
+    if (target === '.' || file.startsWith(`${target}/`)) return { reason: 'points at a folder that holds it (a loop)' };
+    current = target;
+  }
+  if (tree.get(current)?.mode === '120000') return { reason: 'is a chain of more than 40 links' };
+  const isDir = [...tree.keys()].some((path) => path.startsWith(`${current}/`));
+  if (!tree.has(current) && !isDir) return { reason: 'points at nothing in the repo' };
+  return current;
+}
+
+async function walkDir(root: string, dir: string, prefix: string, result: RepoFiles, depth: number): Promise<void> {
+  const entries = await readdir(dir, { withFileTypes: true });
+  for (const entry of entries) {
+    const file = prefix ? `${prefix}/${entry.name}` : entry.name;
+    if (file === '.git') continue;
+    const absolute = join(dir, entry.name);
+    if (entry.isDirectory()) {
+      await walkDir(root, absolute, file, result, depth);
+      continue;
+    }
+    if (entry.isSymbolicLink()) {
+      await followLink(root, absolute, file, result, depth);
+      continue;
+    }
+    if (entry.isFile()) await readFileInto(absolute, file, result);
+  }
+}
+
+async function followLink(root: string, absolute: string, file: string, result: RepoFiles, depth: number): Promise<void> {
+  const target = await realpath(absolute).catch(() => undefined);
+  const refuse = (reason: string): void => {
+    result.problems.push({ code: 'PATH_SYMLINK_ESCAPE', file, message: `symlink ${file} ${reason}` });
+  };
+  if (!target) {
+    const dangling = await readlink(absolute).catch(() => '?');
+    refuse(`points at nothing (${dangling.startsWith('/') ? 'an absolute path' : 'a missing file'})`);
+    return;
+  }
+  if (target !== root && !target.startsWith(root + sep)) return refuse('points outside the repo');
+  const kind = await stat(target);
+  if (kind.isFile()) return readFileInto(target, file, result);
+  if (!kind.isDirectory()) return refuse('points at something that is neither a file nor a folder');
+  const linkDir = join(root, ...file.split('/').slice(0, -1));
+  const realParent = await realpath(linkDir);
+  if (target === root || realParent === target || realParent.startsWith(target + sep)) {
+    return refuse('points at a folder that holds it (a loop)');
+  }
+  if (depth >= MAX_SYMLINK_HOPS) return refuse('is nested in more than 40 links');
+  await walkDir(root, target, file, result, depth + 1);
+}
+
+async function readFileInto(absolute: string, file: string, result: RepoFiles): Promise<void> {
+  result.paths.add(file);
+  const scanner = new SecretScanner(file);
+  const keep = isTextInput(file);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of createReadStream(absolute, { highWaterMark: 256 * 1024 })) {
+    const buffer = chunk as Buffer;
+    scanner.push(buffer);
+    size += buffer.length;
+    if (keep && size <= MAX_TEXT_BYTES + 1) chunks.push(buffer);
+  }
+  result.problems.push(...scanner.finish());
+  if (keep) addText(file, size > MAX_TEXT_BYTES ? Buffer.alloc(MAX_TEXT_BYTES + 1) : Buffer.concat(chunks), result);
+}
+
+function addText(file: string, bytes: Buffer, result: RepoFiles): void {
+  if (!isTextInput(file)) return;
+  const decoded = decodeText(file, bytes);
+  if (decoded.problem) result.problems.push(decoded.problem);
+  else if (decoded.text !== undefined) result.texts.set(file, decoded.text);
+}
+
+function encodingProblem(file: string, bytes: Buffer, offset: number, what: string): Problem {
+  let line = 1;
+  for (let index = 0; index < offset; index++) if (bytes[index] === 0x0a) line++;
+  return { code: 'FILE_ENCODING', file, line, message: `${file} holds ${what} (line ${line}); save it as UTF-8 text` };
+}
+
+/** The offset of the first byte that breaks UTF-8 (overlongs, surrogates and values past U+10FFFF included). */
+function firstInvalidUtf8(bytes: Buffer): number {
+  let low = 0;
+  let high = bytes.length;
+  // The longest prefix without an invalid sequence (a character cut at the end is not one, in stream mode).
+  while (low < high) {
+    const mid = Math.ceil((low + high) / 2);
+    try {
+      new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(0, mid), { stream: true });
+      low = mid;
+    } catch {
+      high = mid - 1;
+    }
+  }
+  return Math.min(low, bytes.length - 1);
+}
+
+function sortedMap<T>(map: Map<string, T>): Map<string, T> {
+  return new Map([...map].sort(([a], [b]) => (a < b ? -1 : 1)));
+}
