@@ -38,6 +38,7 @@ export const PLAN_PIPELINE: readonly StageStep[] = [
       await validateHost(need(state.desired, 'desired state'), need(state.files, 'rendered files'), {
         signal: ctx.signal,
         previous: state.previous,
+        redact: ctx.redact,
       });
     },
   },

@@ -145,6 +145,8 @@ export interface ValidateInput {
   externalExecPrefixes: string[];
   /** Aborts long-running validators when the run is cancelled. */
   signal?: AbortSignal;
+  /** How long one repo-supplied command (a file's `validate`) may run; its kind's default when absent. */
+  commandTimeoutMs?: number;
 }
 
 /** A resource kind. */

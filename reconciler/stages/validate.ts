@@ -10,6 +10,7 @@ import type { DesiredState, ResourceKind } from '../model.js';
 import { sha256, type InventoryEntry } from '../state/inventory.js';
 import { RENDERERS } from '../../renderers/registry.js';
 import type { RenderedFile } from '../../renderers/types.js';
+import type { Redactor } from '../secrets/redact.js';
 
 /** Options of one validation run. */
 export interface ValidateOptions {
@@ -21,6 +22,11 @@ export interface ValidateOptions {
   previous?: readonly InventoryEntry[];
   /** Keep the staging dir (for debugging); it is removed otherwise. */
   keepStaging?: boolean;
+  /**
+   * Hides the host's secret values. Every problem passes through it before it is shown or stored: a tool may echo
+   * what it read (a rendered env file, an imported file) in its error.
+   */
+  redact?: Redactor;
 }
 
 /** Validates a host's files with the real tools; throws InvalidRevisionError('validate') with every problem. */
@@ -54,7 +60,8 @@ export async function collectValidationProblems(
         });
       }),
     );
-    return results.flat();
+    const redact = options.redact ?? ((text: string) => text);
+    return results.flat().map((problem) => ({ ...problem, message: redact(problem.message), ...(problem.path ? { path: redact(problem.path) } : {}) }));
   } finally {
     if (!options.keepStaging) await rm(stagingDir, { recursive: true, force: true });
   }

@@ -13,8 +13,8 @@ export interface CliResult {
 }
 
 /** Runs `edge-reconciler <args>` with node; never throws on a non-zero exit. */
-export async function runCli(args: string[], options: { cwd?: string } = {}): Promise<CliResult> {
-  const result = await execa(process.execPath, [CLI, ...args], { reject: false, cwd: options.cwd, timeout: 60_000 });
+export async function runCli(args: string[], options: { cwd?: string; env?: Record<string, string> } = {}): Promise<CliResult> {
+  const result = await execa(process.execPath, [CLI, ...args], { reject: false, cwd: options.cwd, env: options.env, timeout: 60_000 });
   return { exitCode: result.exitCode ?? -1, stdout: String(result.stdout), stderr: String(result.stderr) };
 }
 
