@@ -64,5 +64,21 @@ export function checkTargetPath(
   if (kindRoot && !isUnder(path, kindRoot)) {
     return { code: 'PATH_WRONG_ROOT', message: `${kind} target ${path} must be under ${kindRoot}` };
   }
+  const owner = ownerKind(path);
+  if (owner && owner !== kind) {
+    return {
+      code: 'PATH_KIND_OWNED',
+      message: `target ${path} belongs to kind ${owner} (everything under ${KIND_ROOTS[owner] ?? ''}): declare it as ${owner}, so that its validator checks it`,
+    };
+  }
   return undefined;
+}
+
+/** The kind whose root holds `path` (the deepest root when roots nest), if any. */
+export function ownerKind(path: string): ResourceKind | undefined {
+  let best: { kind: ResourceKind; root: string } | undefined;
+  for (const [kind, root] of Object.entries(KIND_ROOTS) as [ResourceKind, string | undefined][]) {
+    if (root && isUnder(path, root) && (!best || root.length > best.root.length)) best = { kind, root };
+  }
+  return best?.kind;
 }

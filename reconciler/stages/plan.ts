@@ -1,9 +1,11 @@
 /**
  * The plan stage: compares a host's rendered files with what is live under the root and with the inventory of the
  * last generation, and derives the activation that the change implies: which units start, restart or stop,
- * whether systemd reloads, Caddy reloads or the firewall changes. Env values never appear in a plan.
+ * whether systemd reloads, Caddy reloads or the firewall changes. Env values never appear in a plan. Owners and
+ * groups the host does not have are refused here, the first stage that sees the host (apply would give root).
  */
 import { createTwoFilesPatch } from 'diff';
+import { throwIfProblems, type Problem } from '../errors.js';
 import type { Host, LiveFile } from '../host/host.js';
 import type { InventoryEntry } from '../state/inventory.js';
 import type { Activation, FileChange, Plan, UpdateReason } from '../model.js';
@@ -20,6 +22,7 @@ export async function planHost(
   host: Host,
   previous: readonly InventoryEntry[] = [],
 ): Promise<Plan> {
+  throwIfProblems('plan', unknownOwners(files, host));
   const desired = new Set(files.map((file) => file.path));
   const changes: FileChange[] = [];
   for (const file of files) changes.push(compareFile(file, await host.read(file.path), host));
@@ -41,6 +44,26 @@ export async function planHost(
   changes.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   const activation = planActivation(changes, files, previous);
   return { host: hostName, changes, activation, changed: changes.some((change) => change.action !== 'unchanged') };
+}
+
+/** Owners and groups that do not exist on this host: applying would silently give the file to root. */
+function unknownOwners(files: readonly RenderedFile[], host: Host): Problem[] {
+  const problems: Problem[] = [];
+  for (const file of files) {
+    const missing = [
+      ...(host.ids.uid(file.owner) === undefined ? [`user "${file.owner}"`] : []),
+      ...(host.ids.gid(file.group) === undefined ? [`group "${file.group}"`] : []),
+    ];
+    if (missing.length === 0) continue;
+    problems.push({
+      code: 'OWNER_UNKNOWN',
+      file: file.source.file,
+      ...(file.source.line ? { line: file.source.line } : {}),
+      ...(file.source.path ? { path: file.source.path } : {}),
+      message: `${file.path} is owned by ${missing.join(' and ')}, which this host does not have: create it first, or use one it has`,
+    });
+  }
+  return problems;
 }
 
 function compareFile(file: RenderedFile, live: LiveFile | undefined, host: Host): FileChange {
