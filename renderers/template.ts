@@ -39,9 +39,20 @@ export const VALUE_RULES: Record<ResourceKind, 'line' | 'text'> = {
   ufw: 'line',
 };
 
-// C0 controls, DEL, C1 controls (NEL) and the Unicode line and paragraph separators.
-const LINE_BREAKERS = /[\u0000-\u0008\u000a-\u001f\u007f-\u009f\u2028\u2029]/;
-const TEXT_BREAKERS = /[\u0000-\u0008\u000b-\u001f\u007f]/;
+/**
+ * The first character a value of this rule may not hold: for one line, C0 controls but tab, DEL, C1 controls (NEL)
+ * and the Unicode line and paragraph separators; for text, C0 controls but tab and newline, and DEL.
+ */
+function firstBreaker(text: string, rule: 'line' | 'text'): number | undefined {
+  for (const char of text) {
+    const code = char.codePointAt(0) ?? 0;
+    if (code === 9) continue;
+    if (rule === 'text' && code === 10) continue;
+    if (code < 32 || code === 127) return code;
+    if (rule === 'line' && ((code >= 0x80 && code <= 0x9f) || code === 0x2028 || code === 0x2029)) return code;
+  }
+  return undefined;
+}
 
 /** The rule of the render in progress: renders are synchronous, so one slot serves every engine. */
 let currentRule: { rule: 'line' | 'text'; kind: ResourceKind } | undefined;
@@ -53,9 +64,8 @@ function checkedValue(value: unknown): string {
   else if (typeof value === 'object' && 'toHTML' in value && typeof value.toHTML === 'function') text = String(value.toHTML());
   else text = String(value as string);
   if (!currentRule) return text;
-  const found = (currentRule.rule === 'line' ? LINE_BREAKERS : TEXT_BREAKERS).exec(text);
-  if (found) {
-    const char = found[0].codePointAt(0) ?? 0;
+  const char = firstBreaker(text, currentRule.rule);
+  if (char !== undefined) {
     const name = char === 10 ? 'a newline' : char === 13 ? 'a carriage return' : `the character U+${char.toString(16).toUpperCase().padStart(4, '0')}`;
     const rule = currentRule.rule === 'line' ? `values in ${currentRule.kind} files must be one line` : 'values may hold only text, tabs and newlines';
     throw new HelperError('TEMPLATE_VALUE_CONTROL', `a value printed by the template holds ${name}: ${rule} (the value is not shown)`);

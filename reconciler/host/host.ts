@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { chown, lstat, mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { networkFactsFor, type NetworkFacts } from './network-facts.js';
 
 /** What is at a managed path on the host right now. */
 export interface LiveFile {
@@ -28,6 +29,8 @@ export class Host {
   constructor(
     readonly root: string,
     readonly ids: IdResolver = systemIds(),
+    /** The live network, for the firewall guard (nothing is known of it under a sandbox root). */
+    readonly network: NetworkFacts = networkFactsFor(root),
   ) {}
 
   /** The host path `path` (absolute, e.g. `/etc/caddy/Caddyfile`) on this machine's filesystem. */

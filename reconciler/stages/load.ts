@@ -126,6 +126,7 @@ function toEdgeConfig(source: YamlSource): EdgeConfig {
       allowManagementCut: value.guards?.allowManagementCut ?? false,
       allowSshFromAnywhere: value.guards?.allowSshFromAnywhere ?? false,
       managementInterface: value.guards?.managementInterface ?? 'tailscale0',
+      allowHostLockout: value.guards?.allowHostLockout ?? false,
     },
     externalExecPrefixes: value.validate?.externalExecPrefixes ?? ['/srv/apps', '/opt'],
     health: { deadlineSeconds: value.health?.deadlineSeconds ?? 60, intervalSeconds: value.health?.intervalSeconds ?? 2 },

@@ -8,9 +8,10 @@ import { createTwoFilesPatch } from 'diff';
 import { throwIfProblems, type Problem } from '../errors.js';
 import type { Host, LiveFile } from '../host/host.js';
 import type { InventoryEntry } from '../state/inventory.js';
-import type { Activation, FileChange, Plan, UpdateReason } from '../model.js';
+import type { Activation, FileChange, Guards, Plan, UpdateReason } from '../model.js';
 import type { RenderedFile, UnitIntent } from '../../renderers/types.js';
 import { maskEnvDiff } from '../../renderers/env-file/mask.js';
+import { lockoutProblems } from '../../renderers/ufw/lockout.js';
 
 /** What activation needs to know of a file: a rendered file or a generation's inventory entry. */
 export type ActivationSource = Pick<RenderedFile, 'path' | 'unit' | 'onChange'>;
@@ -44,6 +45,18 @@ export async function planHost(
   changes.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   const activation = planActivation(changes, files, previous);
   return { host: hostName, changes, activation, changed: changes.some((change) => change.action !== 'unchanged') };
+}
+
+/**
+ * Refuses a firewall change that would lock the live host out (renderers/ufw/lockout.ts): it would refuse an SSH
+ * connection established now, or allows SSH only over a management interface the host lacks.
+ */
+export async function checkFirewallLockout(files: readonly RenderedFile[], guards: Guards, host: Host, plan: Plan): Promise<void> {
+  if (!plan.activation.firewall || guards.allowHostLockout) return;
+  const ufw = files.filter((file) => file.kind === 'ufw');
+  if (ufw.length === 0) return;
+  const [sessions, interfaces] = await Promise.all([host.network.sshSessions(), host.network.interfaces()]);
+  throwIfProblems('plan', lockoutProblems(ufw, guards, { ...(sessions ? { sessions } : {}), ...(interfaces ? { interfaces } : {}) }));
 }
 
 /** Owners and groups that do not exist on this host: applying would silently give the file to root. */
