@@ -56,6 +56,7 @@ export async function collectValidationProblems(
           stagingDir,
           guards: state.edge.guards,
           externalExecPrefixes: state.edge.externalExecPrefixes,
+          templates: state.templates,
           signal: options.signal,
         });
       }),

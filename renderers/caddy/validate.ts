@@ -57,6 +57,7 @@ export async function validateCaddy(input: ValidateInput, binary = 'caddy'): Pro
       byPath: new Map(input.allFiles.map((file) => [file.path, file])),
       fallback,
       subject,
+      ...(input.templates ? { templates: input.templates } : {}),
     });
   } finally {
     await scratch.remove();
