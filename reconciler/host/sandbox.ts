@@ -2,8 +2,9 @@
  * Runs a command the repo supplies (a file's `validate` command, a validator over repo content) confined: its own
  * mount, network, PID, IPC and UTS namespaces (`unshare`), every mount read-only but its scratch dir, no network
  * (only a down loopback), an unprivileged user without capabilities (`setpriv`), and a timeout that kills the
- * whole namespace. Where that cannot be had (not root, no util-linux, namespaces refused), the command runs in its
- * own process group with the same timeout, and `confinement()` says why so that `check` can print it.
+ * whole namespace. A non-root agent (CI) gets the same through an unprivileged user namespace, as its own user.
+ * Where none can be had (no util-linux, namespaces refused), the command runs in its own process group with the
+ * same timeout, and `confinement()` says why so that `check` can print it.
  */
 import { spawn } from 'node:child_process';
 import { constants } from 'node:fs';
@@ -24,11 +25,17 @@ const FORCED_KILL: NodeJS.Signals = 'SIGKILL';
 /** After the process exits or is killed, how long its pipes may stay open before they are cut. */
 const PIPE_GRACE_MS = 2_000;
 
+/**
+ * How a confined command runs: as `nobody`, root inside a user namespace of its own (`nobody-userns`); plainly as
+ * `nobody` where the kernel refuses that user namespace (`nobody`); or, when the agent is not root (a CI runner),
+ * as root of an unprivileged user namespace that maps the agent's own user (`self-userns`).
+ */
+export type ConfinementMode = 'nobody-userns' | 'nobody' | 'self-userns';
+
 /** Whether commands can be confined here, and why not. */
 export interface Confinement {
   confined: boolean;
-  /** The command is root inside a user namespace of its own (else plainly the sandbox user). */
-  userNamespace?: boolean;
+  mode?: ConfinementMode;
   /** Why commands run unconfined (absent when confined). */
   reason?: string;
 }
@@ -58,13 +65,13 @@ export interface ConfinedResult {
   confinement: Confinement;
 }
 
-// Runs inside the new namespaces as root: make the scratch dir its own mount (nosuid, nodev), every other mount
-// read-only, then drop to the sandbox user without capabilities. With $3 = userns, that user then enters a user
-// namespace where it is root (mapped to itself outside), still without capabilities: tools such as systemd-tmpfiles
-// may then "chown root" what they create in their scratch root. A mount that cannot be made read-only fails the run
-// (exit 125) rather than run open.
+// Runs inside the new namespaces as root (of a user namespace, for self-userns): make the scratch dir its own mount
+// (nosuid, nodev), every other mount read-only, then drop every capability; as real root, first become the sandbox
+// user. For nobody-userns that user then enters a user namespace where it is root (mapped to itself outside), still
+// without capabilities: tools such as systemd-tmpfiles may then "chown root" what they create in their scratch root.
+// A mount that cannot be made read-only fails the run (exit 125) rather than run open.
 const SETUP_SCRIPT = `set -eu
-scratch=$1; id=$2; userns=$3; shift 3
+scratch=$1; id=$2; mode=$3; shift 3
 mount --bind "$scratch" "$scratch"
 mount -o remount,bind,nosuid,nodev "$scratch"
 while read -r _ _ _ _ mp _; do
@@ -74,8 +81,11 @@ while read -r _ _ _ _ mp _; do
   mount -o remount,bind,ro "$mp" 2>/dev/null || { echo "edge-reconciler sandbox: cannot make $mp read-only" >&2; exit 125; }
 done < /proc/self/mountinfo
 cd "$scratch"
+if [ "$mode" = self-userns ]; then
+  exec setpriv --inh-caps=-all --bounding-set=-all --no-new-privs -- "$@"
+fi
 drop="setpriv --reuid=$id --regid=$id --clear-groups --inh-caps=-all --bounding-set=-all --no-new-privs --"
-if [ "$userns" = userns ]; then
+if [ "$mode" = nobody-userns ]; then
   exec $drop unshare --user --map-root-user -- setpriv --inh-caps=-all --bounding-set=-all -- "$@"
 fi
 exec $drop "$@"
@@ -93,32 +103,37 @@ export function confinement(): Promise<Confinement> {
 
 async function probeConfinement(): Promise<Confinement> {
   if (process.platform !== 'linux') return { confined: false, reason: `namespaces need Linux (this is ${process.platform})` };
-  if (process.getuid?.() !== 0) return { confined: false, reason: 'the agent is not root, so it cannot create namespaces or switch users' };
   for (const tool of ['unshare', 'setpriv', 'mount']) {
     if (!(await findExecutable(tool, process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'))) {
       return { confined: false, reason: `${tool} (util-linux) is not installed` };
     }
   }
+  const root = process.getuid?.() === 0;
   const scratch = await mkdtemp(join(tmpdir(), 'edge-sandbox-probe-'));
   try {
-    await prepareScratch(scratch, true);
-    const trial = (userns: boolean, expected: string) =>
-      spawnCollect(sandboxArgv(scratch, userns, ['/bin/sh', '-c', 'id -u']), {}, 10_000).then((result) => ({
-        ok: result.exitCode === 0 && result.stdout.trim() === expected,
+    await prepareScratch(scratch, root);
+    const trial = (mode: ConfinementMode) =>
+      spawnCollect(sandboxArgv(scratch, mode, ['/bin/sh', '-c', 'id -u']), {}, 10_000).then((result) => ({
+        ok: result.exitCode === 0 && result.stdout.trim() === (mode === 'nobody' ? String(SANDBOX_ID) : '0'),
         why: (result.stderr.trim().split('\n').pop() ?? '') || `exit ${result.exitCode ?? result.signal ?? 'unknown'}`,
       }));
-    if ((await trial(true, '0')).ok) return { confined: true, userNamespace: true };
-    const plain = await trial(false, String(SANDBOX_ID));
-    if (plain.ok) return { confined: true, userNamespace: false };
-    return { confined: false, reason: `the namespace sandbox does not start here: ${plain.why}` };
+    const modes: ConfinementMode[] = root ? ['nobody-userns', 'nobody'] : ['self-userns'];
+    let why = '';
+    for (const mode of modes) {
+      const result = await trial(mode);
+      if (result.ok) return { confined: true, mode };
+      why = result.why;
+    }
+    const who = root ? '' : ' (the agent is not root: it needs unprivileged user namespaces)';
+    return { confined: false, reason: `the namespace sandbox does not start here${who}: ${why}` };
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }
 }
 
-function sandboxArgv(scratch: string, userns: boolean, argv: readonly string[]): string[] {
-  const mode = userns ? 'userns' : 'plain';
-  return ['unshare', ...UNSHARE_FLAGS, '/bin/sh', '-c', SETUP_SCRIPT, 'sandbox', scratch, String(SANDBOX_ID), mode, ...argv];
+function sandboxArgv(scratch: string, mode: ConfinementMode, argv: readonly string[]): string[] {
+  const user = mode === 'self-userns' ? ['--user', '--map-root-user'] : [];
+  return ['unshare', ...user, ...UNSHARE_FLAGS, '/bin/sh', '-c', SETUP_SCRIPT, 'sandbox', scratch, String(SANDBOX_ID), mode, ...argv];
 }
 
 /** A scratch dir for one confined command. */
@@ -139,7 +154,9 @@ export async function makeScratchDir(prefix = 'edge-sandbox-'): Promise<ScratchD
   const parent = await mkdtemp(join(tmpdir(), prefix));
   const path = join(parent, randomBytes(12).toString('hex'));
   await mkdir(path, { mode: 0o700 });
-  const confined = (await confinement()).confined;
+  const { mode } = await confinement();
+  // Only a command that runs as nobody needs the dir handed over; under self-userns it already is the owner.
+  const confined = mode === 'nobody' || mode === 'nobody-userns';
   if (confined) {
     await chmod(parent, 0o711);
     await prepareScratch(path, true);
@@ -176,7 +193,7 @@ export async function runConfined(command: ConfinedCommand): Promise<ConfinedRes
     const exists = program.includes('/') && (await stat(program).catch(() => undefined)) !== undefined;
     return { ...emptyResult(mode), startError: exists ? 'EACCES' : 'ENOENT' };
   }
-  const argv = mode.confined ? sandboxArgv(command.scratchDir, mode.userNamespace === true, [resolved, ...args]) : [resolved, ...args];
+  const argv = mode.confined && mode.mode ? sandboxArgv(command.scratchDir, mode.mode, [resolved, ...args]) : [resolved, ...args];
   const result = await spawnCollect(argv, { env, cwd: command.scratchDir, signal: command.signal }, command.timeoutMs);
   return { ...result, confinement: mode };
 }

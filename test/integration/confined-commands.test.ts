@@ -16,7 +16,9 @@ import { collectValidationProblems } from '../../reconciler/stages/validate.js';
 import { validateCaddy } from '../../renderers/caddy/validate.js';
 import { validateFiles } from '../../renderers/file/validate.js';
 import type { RenderedFile, ValidateInput } from '../../renderers/types.js';
+import { execa } from 'execa';
 import { copyExampleRepo, runCli } from '../helpers/cli.js';
+import { CLI } from '../helpers/paths.js';
 
 const GUARDS = { allowManagementCut: false, allowSshFromAnywhere: false, managementInterface: 'tailscale0' };
 
@@ -112,8 +114,8 @@ describe('repo-supplied commands run confined', function () {
     const file = fileWith('/etc/logrotate.d/x', 'x\n', ['/bin/sh', '-c', 'echo "error: uid $(id -u) home $HOME pwd $(pwd)"; exit 1']);
     const [problem] = await validateFiles(inputOf([file], work));
     const uid = /uid (\d+)/.exec(problem?.message ?? '')?.[1];
-    const { userNamespace } = await confinement();
-    assert.equal(uid, userNamespace ? '0' : '65534', problem?.message);
+    const { mode } = await confinement();
+    assert.equal(uid, mode === 'nobody' ? '65534' : '0', problem?.message);
     // Both are the scratch dir, which messages show stripped, as host paths.
     assert.match(problem?.message ?? '', /home\s+pwd\s*$/);
   });
@@ -150,6 +152,28 @@ describe('repo-supplied commands run confined', function () {
     for (const problem of problems) {
       assert.match(problem.message, /<redacted>/);
       assert.doesNotMatch(problem.message, /sekrit/);
+    }
+  });
+
+  it('check run by a user other than root (a CI runner) confines the commands too', async () => {
+    const repo = await copyExampleRepo();
+    const marker = join('/var/tmp', `edge-ci-escape-${process.pid}`);
+    try {
+      const role = join(repo, 'roles/base/role.yaml');
+      await writeFile(role, (await readFile(role, 'utf8')).replace('validate: [logrotate,', `validate: [/bin/sh, -c, "touch ${marker}; logrotate \\"$@\\"", sh,`));
+      await execa('chmod', ['-R', 'a+rX', repo]);
+      const result = await execa('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, CLI, 'check', '--repo', repo], {
+        reject: false,
+        cwd: '/',
+        env: { PATH: process.env.PATH ?? '', HOME: '/' },
+        extendEnv: false,
+      });
+      assert.match(String(result.stdout), /all 4 hosts pass/, String(result.stdout) + String(result.stderr));
+      assert.doesNotMatch(String(result.stdout), /unconfined/);
+      await assert.rejects(stat(marker), { code: 'ENOENT' });
+    } finally {
+      await rm(repo, { recursive: true, force: true });
+      await rm(marker, { force: true });
     }
   });
 
