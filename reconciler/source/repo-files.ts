@@ -17,6 +17,9 @@ export const MAX_TEXT_BYTES = 1024 * 1024;
 /** How many symlinks one path may pass through (the kernel's own limit). */
 const MAX_SYMLINK_HOPS = 40;
 
+/** How many links to folders a repo may hold: each one repeats a folder's files. */
+const MAX_FOLDER_LINKS = 64;
+
 /** A revision's files: the text the loader reads, every path present, and what was refused on the way. */
 export interface RepoFiles {
   /** edge.yaml, hosts, roles and templates, decoded, by repo-relative path (sorted). */
@@ -54,7 +57,7 @@ export function decodeText(file: string, bytes: Buffer): { text?: string; proble
 export async function readRepoDir(repoDir: string): Promise<RepoFiles> {
   const root = await realpath(repoDir);
   const result: RepoFiles = { texts: new Map(), paths: new Set(), problems: [] };
-  await walkDir(root, root, '', result, 0);
+  await walkDir(root, root, '', result, { linked: false, folderLinks: 0 });
   result.texts = sortedMap(result.texts);
   return result;
 }
@@ -69,6 +72,7 @@ export function readRepoTree(tree: TreeFiles): RepoFiles {
     result.problems.push(...scanner.finish());
     addText(file, content, result);
   };
+  let folderLinks = 0;
   for (const [file, entry] of tree) {
     if (entry.mode !== '120000') {
       add(file, entry.content);
@@ -84,10 +88,19 @@ export function readRepoTree(tree: TreeFiles): RepoFiles {
       add(file, blob.content);
       continue;
     }
-    // A link to a directory: its files appear under the link's path too.
+    // A link to a folder: its files appear under the link's path too (one level: links inside it are refused).
+    if (++folderLinks > MAX_FOLDER_LINKS) {
+      result.problems.push({ code: 'PATH_SYMLINK_ESCAPE', file, message: `symlink ${file} is one link to a folder too many (at most ${MAX_FOLDER_LINKS})` });
+      continue;
+    }
     for (const [inner, innerEntry] of tree) {
-      if (!inner.startsWith(`${target}/`) || innerEntry.mode === '120000') continue;
-      add(`${file}/${inner.slice(target.length + 1)}`, innerEntry.content);
+      if (!inner.startsWith(`${target}/`)) continue;
+      const shown = `${file}/${inner.slice(target.length + 1)}`;
+      if (innerEntry.mode === '120000') {
+        result.problems.push({ code: 'PATH_SYMLINK_ESCAPE', file: shown, message: `symlink ${shown} is a link inside a linked folder` });
+        continue;
+      }
+      add(shown, innerEntry.content);
     }
   }
   result.texts = sortedMap(result.texts);
@@ -111,25 +124,31 @@ function resolveTreeLink(tree: TreeFiles, file: string): string | { reason: stri
   return current;
 }
 
-async function walkDir(root: string, dir: string, prefix: string, result: RepoFiles, depth: number): Promise<void> {
+/** Where a walk is: inside a folder reached through a link or not, and how many folder links it followed. */
+interface Walk {
+  linked: boolean;
+  folderLinks: number;
+}
+
+async function walkDir(root: string, dir: string, prefix: string, result: RepoFiles, walk: Walk): Promise<void> {
   const entries = await readdir(dir, { withFileTypes: true });
   for (const entry of entries) {
     const file = prefix ? `${prefix}/${entry.name}` : entry.name;
     if (file === '.git') continue;
     const absolute = join(dir, entry.name);
     if (entry.isDirectory()) {
-      await walkDir(root, absolute, file, result, depth);
+      await walkDir(root, absolute, file, result, walk);
       continue;
     }
     if (entry.isSymbolicLink()) {
-      await followLink(root, absolute, file, result, depth);
+      await followLink(root, absolute, file, result, walk);
       continue;
     }
     if (entry.isFile()) await readFileInto(absolute, file, result);
   }
 }
 
-async function followLink(root: string, absolute: string, file: string, result: RepoFiles, depth: number): Promise<void> {
+async function followLink(root: string, absolute: string, file: string, result: RepoFiles, walk: Walk): Promise<void> {
   const target = await realpath(absolute).catch(() => undefined);
   const refuse = (reason: string): void => {
     result.problems.push({ code: 'PATH_SYMLINK_ESCAPE', file, message: `symlink ${file} ${reason}` });
@@ -148,8 +167,10 @@ async function followLink(root: string, absolute: string, file: string, result: 
   if (target === root || realParent === target || realParent.startsWith(target + sep)) {
     return refuse('points at a folder that holds it (a loop)');
   }
-  if (depth >= MAX_SYMLINK_HOPS) return refuse('is nested in more than 40 links');
-  await walkDir(root, target, file, result, depth + 1);
+  // One level only: a link to a folder inside a linked folder could repeat the repo without end.
+  if (walk.linked) return refuse('is a link to a folder inside a linked folder');
+  if (++walk.folderLinks > MAX_FOLDER_LINKS) return refuse(`is one link to a folder too many (at most ${MAX_FOLDER_LINKS})`);
+  await walkDir(root, target, file, result, { ...walk, linked: true });
 }
 
 async function readFileInto(absolute: string, file: string, result: RepoFiles): Promise<void> {

@@ -147,4 +147,19 @@ describe('load stage against hostile repos', () => {
     );
     assert.deepEqual(codes(inTree).sort(), ['PATH_SYMLINK_ESCAPE roles/app/loop', 'PATH_SYMLINK_ESCAPE roles/etc', 'PATH_SYMLINK_ESCAPE roles/up']);
   });
+
+  it('refuses links to folders inside linked folders, so crossed links cannot repeat the repo without end', async () => {
+    const problems = await diskProblems(async (repo) => {
+      for (const name of ['a', 'b']) await mkdir(join(repo, 'shared', name), { recursive: true });
+      for (const [from, to] of [['a', 'b'], ['b', 'a']]) {
+        for (const link of ['l1', 'l2', 'l3']) await symlink(`../${to}`, join(repo, 'shared', from, link));
+      }
+    });
+    assert.ok(problems.length > 0 && problems.every((p) => p.code === 'PATH_SYMLINK_ESCAPE'), JSON.stringify(problems));
+    assert.match(problems[0]?.message ?? '', /inside a linked folder/);
+    const inTree = await problemsOf(() =>
+      loadDesiredState('/nonexistent', treeOf({ 'shared/a/x': 'x', 'shared/a/l1': { link: '../b' }, 'shared/b/l1': { link: '../a' } })),
+    );
+    assert.ok(inTree.length > 0 && inTree.every((p) => p.code === 'PATH_SYMLINK_ESCAPE'), JSON.stringify(inTree));
+  });
 });
