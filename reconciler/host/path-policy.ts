@@ -48,7 +48,10 @@ export function checkTargetPath(
   if (!path.startsWith('/')) {
     return { code: 'PATH_NOT_ABSOLUTE', message: `target "${path}" is not an absolute path` };
   }
-  if (path.includes('\0') || path.split('/').some((segment) => segment === '..' || segment === '.')) {
+  if ([...path].some((char) => (char.codePointAt(0) ?? 0) < 32 || char === '\u007f')) {
+    return { code: 'PATH_TRAVERSAL', message: `target ${JSON.stringify(path)} holds a control character (a newline, a tab, ...)` };
+  }
+  if (path.split('/').some((segment) => segment === '..' || segment === '.')) {
     return { code: 'PATH_TRAVERSAL', message: `target "${path}" contains "." or ".." segments` };
   }
   if (posix.normalize(path) !== path || path.endsWith('/')) {

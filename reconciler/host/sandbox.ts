@@ -190,7 +190,7 @@ export async function runConfined(command: ConfinedCommand): Promise<ConfinedRes
   const [program = '', ...args] = command.argv;
   const resolved = await findExecutable(program, env.PATH ?? '/usr/bin:/bin');
   if (!resolved) {
-    const exists = program.includes('/') && (await stat(program).catch(() => undefined)) !== undefined;
+    const exists = program.startsWith('/') && (await stat(program).catch(() => undefined)) !== undefined;
     return { ...emptyResult(mode), startError: exists ? 'EACCES' : 'ENOENT' };
   }
   const argv = mode.confined && mode.mode ? sandboxArgv(command.scratchDir, mode.mode, [resolved, ...args]) : [resolved, ...args];
@@ -202,9 +202,12 @@ function emptyResult(mode: Confinement): ConfinedResult {
   return { stdout: '', stderr: '', timedOut: false, cancelled: false, confinement: mode };
 }
 
-/** The absolute path of an executable `name` on `path` (or `name` itself when it holds a slash), if any. */
+/**
+ * The absolute path of an executable `name` on `path` (or `name` itself when absolute), if any. A relative path
+ * with a slash is never found: it would resolve against the agent's own working directory.
+ */
 export async function findExecutable(name: string, path: string): Promise<string | undefined> {
-  if (name === '') return undefined;
+  if (name === '' || (name.includes('/') && !name.startsWith('/'))) return undefined;
   const candidates = name.includes('/') ? [name] : path.split(delimiter).filter(Boolean).map((dir) => join(dir, name));
   for (const candidate of candidates) {
     const ok = await access(candidate, constants.X_OK).then(

@@ -53,7 +53,7 @@ async function runValidateCommand(file: RenderedFile, input: ValidateInput): Pro
       return {
         code: 'FILE_VALIDATE_COMMAND',
         ...where,
-        message: `${shown} for ${file.path} cannot run: ${declared[0]} is ${result.startError === 'ENOENT' ? 'not installed (or not on PATH)' : 'not executable'}`,
+        message: `${shown} for ${file.path} cannot run: ${declared[0]} is ${startProblem(declared[0] ?? '', result.startError)}`,
       };
     }
     if (result.timedOut) {
@@ -74,6 +74,11 @@ async function runValidateCommand(file: RenderedFile, input: ValidateInput): Pro
   } finally {
     await scratchDir.remove();
   }
+}
+
+function startProblem(program: string, error: 'ENOENT' | 'EACCES'): string {
+  if (program.includes('/') && !program.startsWith('/')) return 'a relative path (give a name on PATH or an absolute path)';
+  return error === 'ENOENT' ? 'not installed (or not on PATH)' : 'not executable';
 }
 
 /** The declared argv as people read it, `%s` kept; long commands are cut. */
