@@ -185,7 +185,14 @@ async function prepareScratch(dir: string, confined: boolean): Promise<void> {
 
 /** Runs one command confined (or, where that is impossible, in its own process group); never throws for the command. */
 export async function runConfined(command: ConfinedCommand): Promise<ConfinedResult> {
-  const mode = await confinement();
+  return runWith(command, await confinement());
+}
+
+/**
+ * Runs one command the way `mode` says: runConfined with the probed mode; with `{ confined: false }`, the fallback
+ * of machines where confinement is unavailable (own process group, same timeout), which tests exercise directly.
+ */
+export async function runWith(command: ConfinedCommand, mode: Confinement): Promise<ConfinedResult> {
   const env: Record<string, string> = { ...command.env, HOME: command.scratchDir, TMPDIR: command.scratchDir };
   const [program = '', ...args] = command.argv;
   const resolved = await findExecutable(program, env.PATH ?? '/usr/bin:/bin');

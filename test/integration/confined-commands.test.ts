@@ -9,7 +9,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { confinement } from '../../reconciler/host/sandbox.js';
+import { confinement, makeScratchDir, runWith } from '../../reconciler/host/sandbox.js';
 import type { DesiredState } from '../../reconciler/model.js';
 import { redactorFor } from '../../reconciler/secrets/redact.js';
 import { collectValidationProblems } from '../../reconciler/stages/validate.js';
@@ -19,6 +19,7 @@ import type { RenderedFile, ValidateInput } from '../../renderers/types.js';
 import { execa } from 'execa';
 import { copyExampleRepo, runCli } from '../helpers/cli.js';
 import { CLI } from '../helpers/paths.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const GUARDS = { allowManagementCut: false, allowSshFromAnywhere: false, managementInterface: 'tailscale0' };
 
@@ -107,7 +108,22 @@ describe('repo-supplied commands run confined', function () {
     const problems = await validateFiles(inputOf([file], work, { commandTimeoutMs: 300 }));
     assert.equal(problems[0]?.code, 'VALIDATOR_TIMEOUT');
     assert.match(problems[0]?.message ?? '', /killed with everything it started/);
-    assert.deepEqual(await processesWith(`sleep\0${marker}`), []);
+    await waitUntil(async () => (await processesWith(`sleep\0${marker}`)).length === 0, { what: 'the killed sleeps to be gone' });
+  });
+
+  it('where confinement is unavailable, still kills the command and what it started at its timeout', async () => {
+    const marker = `97${process.pid}3`;
+    const scratch = await makeScratchDir();
+    try {
+      const result = await runWith(
+        { argv: ['/bin/sh', '-c', `trap "" TERM; sleep ${marker} & sleep ${marker}; wait`], scratchDir: scratch.path, env: { PATH: '/usr/bin:/bin' }, timeoutMs: 300 },
+        { confined: false, reason: 'test' },
+      );
+      assert.equal(result.timedOut, true);
+      await waitUntil(async () => (await processesWith(`sleep\0${marker}`)).length === 0, { what: 'the killed sleeps to be gone' });
+    } finally {
+      await scratch.remove();
+    }
   });
 
   it('runs the tool as an unprivileged user with its scratch dir as cwd and HOME', async () => {
