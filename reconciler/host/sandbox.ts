@@ -109,7 +109,7 @@ async function probeConfinement(): Promise<Confinement> {
     }
   }
   const root = process.getuid?.() === 0;
-  const scratch = await mkdtemp(join(tmpdir(), 'edge-sandbox-probe-'));
+  const scratch = await mkdtemp(join(tmpdir(), 'edge-validate-probe-'));
   try {
     await prepareScratch(scratch, root);
     const trial = (mode: ConfinementMode) =>
@@ -148,9 +148,10 @@ export interface ScratchDir {
 
 /**
  * A fresh scratch dir, writable by the sandbox user. It sits under a root-owned 0711 dir with an unguessable
- * name, so no other process of the sandbox user on the host can reach what a command leaves in it.
+ * name, so no other process of the sandbox user on the host can reach what a command leaves in it. Its name starts
+ * with `edge-validate-`, like the staging dirs, so what a killed run leaves behind is cleaned with them.
  */
-export async function makeScratchDir(prefix = 'edge-sandbox-'): Promise<ScratchDir> {
+export async function makeScratchDir(prefix = 'edge-validate-sandbox-'): Promise<ScratchDir> {
   const parent = await mkdtemp(join(tmpdir(), prefix));
   const path = join(parent, randomBytes(12).toString('hex'));
   await mkdir(path, { mode: 0o700 });
