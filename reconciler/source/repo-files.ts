@@ -73,12 +73,14 @@ export function readRepoTree(tree: TreeFiles): RepoFiles {
     addText(file, content, result);
   };
   let folderLinks = 0;
+  let folders: Set<string> | undefined;
   for (const [file, entry] of tree) {
     if (entry.mode !== '120000') {
       add(file, entry.content);
       continue;
     }
-    const target = resolveTreeLink(tree, file);
+    folders ??= folderSet(tree);
+    const target = resolveTreeLink(tree, folders, file);
     if (typeof target !== 'string') {
       result.problems.push({ code: 'PATH_SYMLINK_ESCAPE', file, message: `symlink ${file} ${target.reason}` });
       continue;
@@ -108,7 +110,7 @@ export function readRepoTree(tree: TreeFiles): RepoFiles {
 }
 
 /** Resolves a link in a tree to a path inside it, hop by hop; a reason when it leaves the tree or loops. */
-function resolveTreeLink(tree: TreeFiles, file: string): string | { reason: string } {
+function resolveTreeLink(tree: TreeFiles, folders: ReadonlySet<string>, file: string): string | { reason: string } {
   let current = file;
   for (let hop = 0; hop < MAX_SYMLINK_HOPS; hop++) {
     const entry = tree.get(current);
@@ -119,8 +121,7 @@ function resolveTreeLink(tree: TreeFiles, file: string): string | { reason: stri
     current = target;
   }
   if (tree.get(current)?.mode === '120000') return { reason: 'is a chain of more than 40 links' };
-  const isDir = [...tree.keys()].some((path) => path.startsWith(`${current}/`));
-  if (!tree.has(current) && !isDir) return { reason: 'points at nothing in the repo' };
+  if (!tree.has(current) && !folders.has(current)) return { reason: 'points at nothing in the repo' };
   return current;
 }
 
@@ -128,6 +129,15 @@ function resolveTreeLink(tree: TreeFiles, file: string): string | { reason: stri
 interface Walk {
   linked: boolean;
   folderLinks: number;
+}
+
+/** Every folder of a tree (the parents of its paths). */
+function folderSet(tree: TreeFiles): Set<string> {
+  const folders = new Set<string>();
+  for (const path of tree.keys()) {
+    for (let at = path.indexOf('/'); at > 0; at = path.indexOf('/', at + 1)) folders.add(path.slice(0, at));
+  }
+  return folders;
 }
 
 async function walkDir(root: string, dir: string, prefix: string, result: RepoFiles, walk: Walk): Promise<void> {
