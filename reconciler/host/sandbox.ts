@@ -16,6 +16,9 @@ import { delimiter, join } from 'node:path';
 /** The uid and gid confined commands run as (`nobody`). */
 export const SANDBOX_ID = 65534;
 
+/** The size of the tmpfs a confined command writes to: enough for any validator, too small to fill a disk. */
+const SCRATCH_SIZE = '64m';
+
 /** How much of each output stream is kept (the tail). */
 const MAX_OUTPUT_BYTES = 64 * 1024;
 
@@ -65,15 +68,24 @@ export interface ConfinedResult {
   confinement: Confinement;
 }
 
-// Runs inside the new namespaces as root (of a user namespace, for self-userns): make the scratch dir its own mount
-// (nosuid, nodev), every other mount read-only, then drop every capability; as real root, first become the sandbox
-// user. For nobody-userns that user then enters a user namespace where it is root (mapped to itself outside), still
+// Runs inside the new namespaces as root (of a user namespace, for self-userns): as real root, put a copy of the
+// scratch dir on a tmpfs of SCRATCH_SIZE (nosuid, nodev) mounted over it, so what the command writes is bounded and
+// gone with the namespace (self-userns binds the scratch dir itself, nosuid, nodev); make every other mount
+// read-only; then drop every capability, as real root first becoming the sandbox user. For nobody-userns that user then enters a user namespace where it is root (mapped to itself outside), still
 // without capabilities: tools such as systemd-tmpfiles may then "chown root" what they create in their scratch root.
 // A mount that cannot be made read-only fails the run (exit 125) rather than run open.
 const SETUP_SCRIPT = `set -eu
 scratch=$1; id=$2; mode=$3; shift 3
-mount --bind "$scratch" "$scratch"
-mount -o remount,bind,nosuid,nodev "$scratch"
+if [ "$mode" = self-userns ]; then
+  mount --bind "$scratch" "$scratch"
+  mount -o remount,bind,nosuid,nodev "$scratch"
+else
+  work=$(mktemp -d -p "$(dirname "$scratch")")
+  mount -t tmpfs -o size=${SCRATCH_SIZE},nosuid,nodev,mode=0700,uid=$id,gid=$id edge-scratch "$work"
+  cp -a "$scratch/." "$work/"
+  mount --move "$work" "$scratch"
+  rmdir "$work"
+fi
 while read -r _ _ _ _ mp _; do
   mp=$(printf '%b' "$mp")
   [ "$mp" = "$scratch" ] && continue

@@ -111,6 +111,14 @@ describe('repo-supplied commands run confined', function () {
     await waitUntil(async () => (await processesWith(`sleep\0${marker}`)).length === 0, { what: 'the killed sleeps to be gone' });
   });
 
+  it('bounds what a validate command may write, and keeps none of it', async () => {
+    const file = fileWith('/etc/logrotate.d/x', 'x\n', ['/bin/sh', '-c', 'head -c 200000000 /dev/zero > big || { echo "error: write stopped"; exit 1; }; exit 0']);
+    const [problem] = await validateFiles(inputOf([file], work));
+    assert.equal(problem?.code, 'FILE_VALIDATE');
+    assert.match(problem?.message ?? '', /No space left on device/);
+    assert.deepEqual((await readdir(tmpdir())).filter((name) => name.startsWith('edge-validate-file-')), []);
+  });
+
   it('where confinement is unavailable, still kills the command and what it started at its timeout', async () => {
     const marker = `97${process.pid}3`;
     const scratch = await makeScratchDir();
