@@ -21,6 +21,11 @@ export interface Guards {
   allowSshFromAnywhere: boolean;
   /** The interface that carries management traffic. */
   managementInterface: string;
+  /**
+   * Allow a firewall change that would refuse an SSH connection established on the live host now, or that allows
+   * SSH only over a management interface the host does not have (default false).
+   */
+  allowHostLockout?: boolean;
 }
 
 /** `edge.yaml`: the repo-wide settings. */

@@ -11,7 +11,7 @@ import { applyChanges } from './stages/apply.js';
 import { fetchRevision } from './stages/fetch.js';
 import { checkHealth } from './stages/health.js';
 import { loadDesiredState } from './stages/load.js';
-import { planHost } from './stages/plan.js';
+import { checkFirewallLockout, planHost } from './stages/plan.js';
 import { recordGood } from './stages/record.js';
 import { renderHost } from './stages/render.js';
 import { validateHost } from './stages/validate.js';
@@ -39,13 +39,17 @@ export const PLAN_PIPELINE: readonly StageStep[] = [
       await validateHost(need(state.desired, 'desired state'), need(state.files, 'rendered files'), {
         signal: ctx.signal,
         previous: state.previous,
+        redact: ctx.redact,
       });
     },
   },
   {
     stage: 'plan',
     async run(ctx, state) {
-      state.plan = await planHost(ctx.hostName, need(state.files, 'rendered files'), ctx.host, state.previous);
+      const files = need(state.files, 'rendered files');
+      state.plan = await planHost(ctx.hostName, files, ctx.host, state.previous);
+      // A manual rollback restores rules that were live before: it has no desired state and is not judged.
+      if (state.desired) await checkFirewallLockout(files, state.desired.edge.guards, ctx.host, state.plan);
     },
   },
 ];

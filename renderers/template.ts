@@ -1,9 +1,13 @@
 /**
  * The one template engine every renderer uses: handlebars in strict mode (an unknown variable is an error, never an
  * empty string), no HTML escaping, a few pure helpers, and `{{secret "NAME"}}` for the kinds that may hold secrets.
+ * Every value a template prints (`{{x}}`, `{{{x}}}`, helpers, secrets) passes a check of its kind: in line-based
+ * formats (env files, units, Caddyfiles, ufw) a value with a newline or another control character would add lines
+ * (`LD_PRELOAD=` in an env file, `ExecStartPre=` in a unit), so it is refused; a generic file refuses NUL and the
+ * control characters other than tab and newline.
  */
 import Handlebars from 'handlebars';
-import type { ResourceDecl } from '../reconciler/model.js';
+import type { ResourceDecl, ResourceKind } from '../reconciler/model.js';
 import type { Problem } from '../reconciler/errors.js';
 import { RenderProblems, type RenderedText, type TemplateData, type Templates } from './types.js';
 
@@ -25,6 +29,64 @@ export const placeholderSecrets: SecretSource = {
 export const SECRET_NAME = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
 
 type Compiled = (data: TemplateData) => string;
+
+/** What a printed value may hold, per kind: one line, or text (lines, tabs). */
+export const VALUE_RULES: Record<ResourceKind, 'line' | 'text'> = {
+  caddy: 'line',
+  'env-file': 'line',
+  file: 'text',
+  'systemd-unit': 'line',
+  ufw: 'line',
+};
+
+/**
+ * The first character a value of this rule may not hold: for one line, C0 controls but tab, DEL, C1 controls (NEL)
+ * and the Unicode line and paragraph separators; for text, C0 controls but tab and newline, and DEL.
+ */
+function firstBreaker(text: string, rule: 'line' | 'text'): number | undefined {
+  for (const char of text) {
+    const code = char.codePointAt(0) ?? 0;
+    if (code === 9) continue;
+    if (rule === 'text' && code === 10) continue;
+    if (code < 32 || code === 127) return code;
+    if (rule === 'line' && ((code >= 0x80 && code <= 0x9f) || code === 0x2028 || code === 0x2029)) return code;
+  }
+  return undefined;
+}
+
+/** The rule of the render in progress: renders are synchronous, so one slot serves every engine. */
+let currentRule: { rule: 'line' | 'text'; kind: ResourceKind } | undefined;
+
+/** Handlebars's own conversion of a printed value to text, without HTML escaping, then the kind's check. */
+function checkedValue(value: unknown): string {
+  let text: string;
+  if (value === null || value === undefined) text = '';
+  else if (typeof value === 'object' && 'toHTML' in value && typeof value.toHTML === 'function') text = String(value.toHTML());
+  else text = String(value as string);
+  if (!currentRule) return text;
+  const char = firstBreaker(text, currentRule.rule);
+  if (char !== undefined) {
+    const name = char === 10 ? 'a newline' : char === 13 ? 'a carriage return' : `the character U+${char.toString(16).toUpperCase().padStart(4, '0')}`;
+    const rule = currentRule.rule === 'line' ? `values in ${currentRule.kind} files must be one line` : 'values may hold only text, tabs and newlines';
+    throw new HelperError('TEMPLATE_VALUE_CONTROL', `a value printed by the template holds ${name}: ${rule} (the value is not shown)`);
+  }
+  return text;
+}
+
+// Every engine prints through the check: handlebars reads escapeExpression from its shared Utils when it builds a
+// compiled template's container.
+(Handlebars.Utils as { escapeExpression: (value: unknown) => string }).escapeExpression = checkedValue;
+
+/** Marks every mustache, `{{{raw}}}` ones included, as escaped: so each printed value passes checkedValue. */
+function escapeAll(node: unknown): void {
+  if (!node || typeof node !== 'object') return;
+  const record = node as Record<string, unknown>;
+  if (record.type === 'MustacheStatement') record.escaped = true;
+  for (const value of Object.values(record)) {
+    if (Array.isArray(value)) value.forEach(escapeAll);
+    else if (value && typeof value === 'object' && value !== record.loc) escapeAll(value);
+  }
+}
 
 /** Renders a resource's `template:` (a file under `roles/<role>/templates/`) or inline `content:`. */
 export class TemplateEngine implements Templates {
@@ -49,10 +111,14 @@ export class TemplateEngine implements Templates {
     this.allowSecrets = options.allowSecrets;
     let text: string;
     try {
-      text = this.compile(file, source)(data);
+      const compiled = this.compile(file, source);
+      currentRule = { rule: VALUE_RULES[resource.kind], kind: resource.kind };
+      text = compiled(data);
     } catch (error) {
       if (error instanceof RenderProblems) throw error;
       throw new RenderProblems([templateProblem(file, error)]);
+    } finally {
+      currentRule = undefined;
     }
     if (this.missing.size > 0) {
       throw new RenderProblems(
@@ -92,7 +158,9 @@ export class TemplateEngine implements Templates {
     const key = `${file}\0${source}`;
     let fn = this.compiled.get(key);
     if (!fn) {
-      const template = this.hb.compile(source, { strict: true, noEscape: true, knownHelpersOnly: false });
+      const ast = this.hb.parse(source);
+      escapeAll(ast);
+      const template = this.hb.compile(ast, { strict: true, noEscape: false, knownHelpersOnly: false });
       fn = (data) => template(data);
       this.compiled.set(key, fn);
     }

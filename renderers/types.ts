@@ -145,6 +145,10 @@ export interface ValidateInput {
   externalExecPrefixes: string[];
   /** Aborts long-running validators when the run is cancelled. */
   signal?: AbortSignal;
+  /** The repo's templates by repo-relative path: validators map a rendered line back to its template line. */
+  templates?: ReadonlyMap<string, string>;
+  /** How long one repo-supplied command (a file's `validate`) may run; its kind's default when absent. */
+  commandTimeoutMs?: number;
 }
 
 /** A resource kind. */

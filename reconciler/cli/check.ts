@@ -1,10 +1,12 @@
 /**
  * `edge-reconciler check --repo DIR`: renders and validates every host of a desired-state repo with the real
- * tools, for the repo's own CI. Exit 0 only when every host passes.
+ * tools, for the repo's own CI. Exit 0 only when every host passes. Says so when the repo's own commands could not
+ * be confined on this machine.
  */
 import type { Command } from 'commander';
 import { EdgeError, formatProblem, type Problem } from '../errors.js';
 import { DEFAULT_PATH_POLICY } from '../host/path-policy.js';
+import { confinement } from '../host/sandbox.js';
 import { loadDesiredState } from '../stages/load.js';
 import { renderHost } from '../stages/render.js';
 import { requireLocalRepo } from '../source/repo-path.js';
@@ -52,7 +54,7 @@ async function runCheck(options: CheckOptions): Promise<number> {
       names.map(async (name): Promise<HostVerdict> => {
         try {
           const { files } = renderHost(state, name, secrets.source, DEFAULT_PATH_POLICY);
-          return { host: name, files: files.length, problems: await collectValidationProblems(state, files) };
+          return { host: name, files: files.length, problems: await collectValidationProblems(state, files, { redact }) };
         } catch (error) {
           if (error instanceof EdgeError && error.problems.length > 0) return { host: name, files: 0, problems: error.problems };
           throw error;
@@ -60,9 +62,11 @@ async function runCheck(options: CheckOptions): Promise<number> {
       }),
     );
     const failed = verdicts.filter((verdict) => verdict.problems.length > 0);
+    const sandbox = await confinement();
     if (options.json) {
-      out(JSON.stringify({ ok: failed.length === 0, hosts: verdicts }, null, 2), redact);
+      out(JSON.stringify({ ok: failed.length === 0, hosts: verdicts, confinement: sandbox }, null, 2), redact);
     } else {
+      if (!sandbox.confined) out(`note  repo-supplied commands (validate commands, caddy validate) ran unconfined: ${sandbox.reason ?? 'unknown reason'}`, redact);
       for (const verdict of verdicts) {
         if (verdict.problems.length === 0) {
           out(`ok    ${verdict.host}: ${verdict.files} files rendered and validated`, redact);

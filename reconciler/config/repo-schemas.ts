@@ -55,6 +55,12 @@ export const edgeSchema = {
         allowManagementCut: { type: 'boolean', default: false, description: 'Allow UFW rules that would cut SSH over the management interface.' },
         allowSshFromAnywhere: { type: 'boolean', default: false, description: 'Allow SSH from anywhere on a public interface.' },
         managementInterface: { type: 'string', default: 'tailscale0', description: 'The interface that carries management traffic.' },
+        allowHostLockout: {
+          type: 'boolean',
+          default: false,
+          description:
+            'Allow UFW rules that would refuse an SSH connection established on the host now, or that allow SSH only over a management interface the host does not have.',
+        },
       },
       additionalProperties: false,
     },

@@ -14,8 +14,26 @@ export interface YamlSource {
   lineOf(pointer: string): number | undefined;
 }
 
-/** Parses YAML text; syntax errors (including duplicate keys) become YAML_SYNTAX problems with their line. */
+/** How deeply a repo's YAML may nest (mappings, sequences, flow collections together). */
+export const MAX_YAML_DEPTH = 64;
+
+/** How many alias nodes one YAML file may expand: a "billion laughs" file stops here. */
+export const MAX_YAML_ALIASES = 100;
+
+/**
+ * Parses YAML text; syntax errors (including duplicate keys) become YAML_SYNTAX problems with their line, nesting
+ * deeper than MAX_YAML_DEPTH YAML_TOO_DEEP (checked before parsing: the parser itself exhausts the stack or the heap
+ * on such input), alias expansion past MAX_YAML_ALIASES YAML_ALIAS_LIMIT.
+ */
 export function parseYaml(file: string, text: string): { source?: YamlSource; problems: Problem[] } {
+  const deep = findExcessiveNesting(text, MAX_YAML_DEPTH);
+  if (deep !== undefined) {
+    return {
+      problems: [
+        { code: 'YAML_TOO_DEEP', file, line: deep, message: `yaml nests deeper than ${MAX_YAML_DEPTH} levels` },
+      ],
+    };
+  }
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
@@ -29,7 +47,62 @@ export function parseYaml(file: string, text: string): { source?: YamlSource; pr
     };
   }
   const lineOf = (pointer: string): number | undefined => lineAt(doc, lineCounter, pointerKeys(pointer));
-  return { source: { file, value: doc.toJS({ maxAliasCount: 100 }), lineOf }, problems: [] };
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount: MAX_YAML_ALIASES });
+  } catch (error) {
+    const aliases = error instanceof ReferenceError && /alias/i.test(error.message);
+    return {
+      problems: [
+        aliases
+          ? {
+              code: 'YAML_ALIAS_LIMIT',
+              file,
+              message: `yaml aliases expand too far (more than ${MAX_YAML_ALIASES} per alias): write the values out`,
+            }
+          : { code: 'YAML_SYNTAX', file, message: `yaml cannot be read: ${error instanceof Error ? error.message : String(error)}` },
+      ],
+    };
+  }
+  return { source: { file, value, lineOf }, problems: [] };
+}
+
+/**
+ * The first line where YAML nesting exceeds `limit`, or undefined: a conservative estimate from indentation
+ * levels, block indicators (`- - x`) and flow brackets outside quotes, so it never needs the parser.
+ */
+export function findExcessiveNesting(text: string, limit: number): number | undefined {
+  const indents: number[] = [];
+  let flow = 0;
+  const lines = text.split('\n');
+  for (let index = 0; index < lines.length; index++) {
+    const line = lines[index] ?? '';
+    const body = line.trimStart();
+    if (flow === 0) {
+      if (body === '' || body.startsWith('#')) continue;
+      const indent = line.length - body.length;
+      while (indents.length > 0 && (indents[indents.length - 1] ?? 0) > indent) indents.pop();
+      if (indents.length === 0 || (indents[indents.length - 1] ?? 0) < indent) indents.push(indent);
+    }
+    const indicators = /^(?:[-?:][ \t]+)*/.exec(body)?.[0].replace(/\s/g, '').length ?? 0;
+    let deepest = flow;
+    let quote: string | undefined;
+    for (const char of body) {
+      if (quote) {
+        if (char === quote) quote = undefined;
+      } else if (char === '"' || char === "'") {
+        quote = char;
+      } else if (char === '#') {
+        break;
+      } else if (char === '[' || char === '{') {
+        deepest = Math.max(deepest, ++flow);
+      } else if ((char === ']' || char === '}') && flow > 0) {
+        flow--;
+      }
+    }
+    if (indents.length + indicators + deepest > limit) return index + 1;
+  }
+  return undefined;
 }
 
 /** Runs a compiled ajv schema; every error becomes a SCHEMA problem with file, pointer and line. */

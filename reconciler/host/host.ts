@@ -10,6 +10,7 @@ import { lstat, mkdir, open, readdir, realpath, rename, rmdir, unlink, type File
 import { basename, dirname, join, posix } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { EdgeError, type Stage } from '../errors.js';
+import { networkFactsFor, type NetworkFacts } from './network-facts.js';
 
 /** What is at a managed path on the host right now. */
 export interface LiveFile {
@@ -40,6 +41,8 @@ export class Host {
   constructor(
     readonly root: string,
     readonly ids: IdResolver = systemIds(),
+    /** The live network, for the firewall guard (nothing is known of it under a sandbox root). */
+    readonly network: NetworkFacts = networkFactsFor(root),
   ) {}
 
   /**

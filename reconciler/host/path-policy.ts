@@ -48,7 +48,10 @@ export function checkTargetPath(
   if (!path.startsWith('/')) {
     return { code: 'PATH_NOT_ABSOLUTE', message: `target "${path}" is not an absolute path` };
   }
-  if (path.includes('\0') || path.split('/').some((segment) => segment === '..' || segment === '.')) {
+  if ([...path].some((char) => (char.codePointAt(0) ?? 0) < 32 || char === '\u007f')) {
+    return { code: 'PATH_TRAVERSAL', message: `target ${JSON.stringify(path)} holds a control character (a newline, a tab, ...)` };
+  }
+  if (path.split('/').some((segment) => segment === '..' || segment === '.')) {
     return { code: 'PATH_TRAVERSAL', message: `target "${path}" contains "." or ".." segments` };
   }
   if (posix.normalize(path) !== path || path.endsWith('/')) {
@@ -64,5 +67,21 @@ export function checkTargetPath(
   if (kindRoot && !isUnder(path, kindRoot)) {
     return { code: 'PATH_WRONG_ROOT', message: `${kind} target ${path} must be under ${kindRoot}` };
   }
+  const owner = ownerKind(path);
+  if (owner && owner !== kind) {
+    return {
+      code: 'PATH_KIND_OWNED',
+      message: `target ${path} belongs to kind ${owner} (everything under ${KIND_ROOTS[owner] ?? ''}): declare it as ${owner}, so that its validator checks it`,
+    };
+  }
   return undefined;
+}
+
+/** The kind whose root holds `path` (the deepest root when roots nest), if any. */
+export function ownerKind(path: string): ResourceKind | undefined {
+  let best: { kind: ResourceKind; root: string } | undefined;
+  for (const [kind, root] of Object.entries(KIND_ROOTS) as [ResourceKind, string | undefined][]) {
+    if (root && isUnder(path, root) && (!best || root.length > best.root.length)) best = { kind, root };
+  }
+  return best?.kind;
 }

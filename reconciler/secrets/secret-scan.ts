@@ -1,6 +1,7 @@
 /**
  * The repo-wide secret scan: a desired-state repo must never hold key material or forge tokens. Findings name the
- * file, line and what the thing looks like, never the thing itself.
+ * file, line and what the thing looks like, never the thing itself. Every file is scanned whatever its size or
+ * encoding: bytes are read as latin1 (one character per byte), line by line, in chunks.
  */
 import type { Problem } from '../errors.js';
 
@@ -20,21 +21,63 @@ const PATTERNS: readonly Pattern[] = [
   { code: 'SECRET_TOKEN', what: 'a Slack token', regex: /\bxox[abprs]-[A-Za-z0-9-]{10,}/ },
 ];
 
+/** How much of an unterminated line is kept between chunks: far longer than any pattern. */
+const CARRY_LIMIT = 4096;
+
 /** Scans one file's text; returns a problem per finding (file, line, what it looks like). */
 export function scanForSecrets(file: string, text: string): Problem[] {
-  const problems: Problem[] = [];
-  const lines = text.split('\n');
-  lines.forEach((line, index) => {
-    for (const pattern of PATTERNS) {
-      if (pattern.regex.test(line)) {
-        problems.push({
-          code: pattern.code,
-          file,
-          line: index + 1,
-          message: `holds what looks like ${pattern.what}: remove it from the repo (and its history) and rotate it; secrets belong in the host's secrets dir`,
-        });
-      }
+  const scanner = new SecretScanner(file);
+  scanner.push(Buffer.from(text, 'utf8'));
+  return scanner.finish();
+}
+
+/**
+ * Scans a file chunk by chunk (any bytes: NUL, invalid UTF-8, any size), so a key inside a large or binary file
+ * is found like any other. One problem per pattern and line.
+ */
+export class SecretScanner {
+  private readonly problems: Problem[] = [];
+  private readonly seen = new Set<string>();
+  private carry = '';
+  private line = 1;
+
+  constructor(private readonly file: string) {}
+
+  /** Scans the next bytes of the file. */
+  push(chunk: Buffer): void {
+    const lines = (this.carry + chunk.toString('latin1')).split('\n');
+    const last = lines.pop() ?? '';
+    for (const text of lines) {
+      this.scanLine(text);
+      this.line++;
     }
-  });
-  return problems;
+    // A line without end (a binary file) is scanned as it grows; only its tail is carried on.
+    if (last.length > CARRY_LIMIT) {
+      this.scanLine(last);
+      this.carry = last.slice(-CARRY_LIMIT);
+    } else {
+      this.carry = last;
+    }
+  }
+
+  /** Scans what is left and returns every finding. */
+  finish(): Problem[] {
+    this.scanLine(this.carry);
+    this.carry = '';
+    return this.problems;
+  }
+
+  private scanLine(text: string): void {
+    for (const pattern of PATTERNS) {
+      const key = `${this.line}|${pattern.what}`;
+      if (this.seen.has(key) || !pattern.regex.test(text)) continue;
+      this.seen.add(key);
+      this.problems.push({
+        code: pattern.code,
+        file: this.file,
+        line: this.line,
+        message: `holds what looks like ${pattern.what}: remove it from the repo (and its history) and rotate it; secrets belong in the host's secrets dir`,
+      });
+    }
+  }
 }

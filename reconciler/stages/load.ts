@@ -1,10 +1,9 @@
 /**
  * The load stage: reads an exported revision of the desired-state repo, parses every YAML file, checks it against
  * its JSON schema, resolves roles, refuses symlinks that leave the repo, and scans for committed secrets. All
- * problems of the revision are reported together.
+ * problems of the revision are reported together. Reading the files (symlinks, encoding, the secret scan) is
+ * source/repo-files.ts.
  */
-import { lstat, readdir, readFile, realpath } from 'node:fs/promises';
-import { join, posix, relative, sep } from 'node:path';
 import { Ajv, type ValidateFunction } from 'ajv';
 import { InvalidRevisionError, type Problem } from '../errors.js';
 import type {
@@ -19,13 +18,12 @@ import type {
   SourceRef,
 } from '../model.js';
 import { edgeSchema, hostSchema, roleSchema } from '../config/repo-schemas.js';
-import { scanForSecrets } from '../secrets/secret-scan.js';
 import { parseYaml, schemaProblems, type YamlSource } from '../config/yaml-source.js';
 import type { TreeFiles } from '../source/git-tree.js';
+import { readRepoDir, readRepoTree } from '../source/repo-files.js';
 import { findLiteralSecrets } from '../../renderers/env-file/secret-scan.js';
 
 const NAME = /^[a-z0-9][a-z0-9-]*$/;
-const MAX_FILE_BYTES = 1024 * 1024;
 
 interface Validators {
   edge: ValidateFunction;
@@ -49,14 +47,15 @@ function getValidators(): Validators {
  * InvalidRevisionError('load') listing every problem.
  */
 export async function loadDesiredState(repoDir: string, tree?: TreeFiles): Promise<DesiredState> {
-  const problems: Problem[] = [];
-  const files = tree ? repoFilesFromTree(tree, problems) : await readRepoFiles(repoDir, problems);
+  const read = tree ? readRepoTree(tree) : await readRepoDir(repoDir);
+  const problems: Problem[] = [...read.problems];
+  const files = read.texts;
   const v = getValidators();
 
   const edgeText = files.get('edge.yaml');
   let edge: EdgeConfig | undefined;
   if (edgeText === undefined) {
-    problems.push({ code: 'EDGE_MISSING', file: 'edge.yaml', message: 'edge.yaml is missing at the repo root' });
+    if (!read.paths.has('edge.yaml')) problems.push({ code: 'EDGE_MISSING', file: 'edge.yaml', message: 'edge.yaml is missing at the repo root' });
   } else {
     const source = parseChecked('edge.yaml', edgeText, v.edge, problems);
     if (source) edge = toEdgeConfig(source);
@@ -92,63 +91,13 @@ export async function loadDesiredState(repoDir: string, tree?: TreeFiles): Promi
       templates.set(file, text);
     }
   }
-  if (![...files.keys()].some((file) => /^hosts\/[^/]+\.ya?ml$/.test(file))) {
+  if (![...read.paths].some((file) => /^hosts\/[^/]+\.ya?ml$/.test(file))) {
     problems.push({ code: 'NO_HOSTS', file: 'hosts/', message: 'the repo declares no host (hosts/<name>.yaml)' });
   }
-  problems.push(...crossCheck(hosts, hostSources, roles, files));
+  problems.push(...crossCheck(hosts, hostSources, roles, read.paths));
   problems.push(...scanEnvTemplates(roles, templates));
   if (problems.length > 0 || !edge) throw new InvalidRevisionError('load', sortProblems(problems));
   return { repoDir, edge, hosts: sortedMap(hosts), roles: sortedMap(roles), templates };
-}
-
-/** Reads every file of the repo (not .git); refuses symlinks that leave it; scans every text for secrets. */
-async function readRepoFiles(repoDir: string, problems: Problem[]): Promise<Map<string, string>> {
-  const root = await realpath(repoDir);
-  const files = new Map<string, string>();
-  const entries = await readdir(root, { recursive: true, withFileTypes: true });
-  for (const entry of entries) {
-    const absolute = join(entry.parentPath, entry.name);
-    const file = relative(root, absolute).split(sep).join('/');
-    if (file === '.git' || file.startsWith('.git/')) continue;
-    if (entry.isSymbolicLink()) {
-      const target = await realpath(absolute).catch(() => undefined);
-      if (!target || (target !== root && !target.startsWith(root + sep))) {
-        problems.push({ code: 'PATH_SYMLINK_ESCAPE', file, message: `symlink ${file} points outside the repo` });
-        continue;
-      }
-      if ((await lstat(target)).isDirectory()) continue;
-    } else if (!entry.isFile()) {
-      continue;
-    }
-    const buffer = await readFile(absolute);
-    if (buffer.length > MAX_FILE_BYTES || buffer.includes(0)) continue;
-    const text = buffer.toString('utf8');
-    problems.push(...scanForSecrets(file, text));
-    files.set(file, text);
-  }
-  return new Map([...files].sort(([a], [b]) => (a < b ? -1 : 1)));
-}
-
-/** The same as readRepoFiles for a tree in memory: symlinks resolved inside the tree, or refused. */
-function repoFilesFromTree(tree: TreeFiles, problems: Problem[]): Map<string, string> {
-  const files = new Map<string, string>();
-  for (const [file, entry] of tree) {
-    let content = entry.content;
-    if (entry.mode === '120000') {
-      const target = posix.normalize(posix.join(posix.dirname(file), entry.content.toString('utf8')));
-      const resolved = target.startsWith('/') || target === '..' || target.startsWith('../') ? undefined : tree.get(target);
-      if (!resolved) {
-        problems.push({ code: 'PATH_SYMLINK_ESCAPE', file, message: `symlink ${file} points outside the repo` });
-        continue;
-      }
-      content = resolved.content;
-    }
-    if (content.length > MAX_FILE_BYTES || content.includes(0)) continue;
-    const text = content.toString('utf8');
-    problems.push(...scanForSecrets(file, text));
-    files.set(file, text);
-  }
-  return new Map([...files].sort(([a], [b]) => (a < b ? -1 : 1)));
 }
 
 function parseChecked(file: string, text: string, validate: ValidateFunction, problems: Problem[]): YamlSource | undefined {
@@ -177,6 +126,7 @@ function toEdgeConfig(source: YamlSource): EdgeConfig {
       allowManagementCut: value.guards?.allowManagementCut ?? false,
       allowSshFromAnywhere: value.guards?.allowSshFromAnywhere ?? false,
       managementInterface: value.guards?.managementInterface ?? 'tailscale0',
+      allowHostLockout: value.guards?.allowHostLockout ?? false,
     },
     externalExecPrefixes: value.validate?.externalExecPrefixes ?? ['/srv/apps', '/opt'],
     health: { deadlineSeconds: value.health?.deadlineSeconds ?? 60, intervalSeconds: value.health?.intervalSeconds ?? 2 },
@@ -252,7 +202,7 @@ function crossCheck(
   hosts: Map<string, HostSpec>,
   hostSources: Map<string, YamlSource>,
   roles: Map<string, RoleSpec>,
-  files: Map<string, string>,
+  files: ReadonlySet<string>,
 ): Problem[] {
   const problems: Problem[] = [];
   for (const host of hosts.values()) {

@@ -1,14 +1,17 @@
 /**
  * The plan stage: compares a host's rendered files with what is live under the root and with the inventory of the
  * last generation, and derives the activation that the change implies: which units start, restart or stop,
- * whether systemd reloads, Caddy reloads or the firewall changes. Env values never appear in a plan.
+ * whether systemd reloads, Caddy reloads or the firewall changes. Env values never appear in a plan. Owners and
+ * groups the host does not have are refused here, the first stage that sees the host (apply would give root).
  */
 import { createTwoFilesPatch } from 'diff';
+import { throwIfProblems, type Problem } from '../errors.js';
 import type { Host, LiveFile } from '../host/host.js';
 import type { InventoryEntry } from '../state/inventory.js';
-import type { Activation, FileChange, Plan, UpdateReason } from '../model.js';
+import type { Activation, FileChange, Guards, Plan, UpdateReason } from '../model.js';
 import type { RenderedFile, UnitIntent } from '../../renderers/types.js';
 import { maskEnvDiff } from '../../renderers/env-file/mask.js';
+import { lockoutProblems } from '../../renderers/ufw/lockout.js';
 
 /** What activation needs to know of a file: a rendered file or a generation's inventory entry. */
 export type ActivationSource = Pick<RenderedFile, 'path' | 'unit' | 'onChange'>;
@@ -20,6 +23,7 @@ export async function planHost(
   host: Host,
   previous: readonly InventoryEntry[] = [],
 ): Promise<Plan> {
+  throwIfProblems('plan', unknownOwners(files, host));
   const desired = new Set(files.map((file) => file.path));
   const changes: FileChange[] = [];
   for (const file of files) changes.push(compareFile(file, await host.read(file.path), host));
@@ -41,6 +45,38 @@ export async function planHost(
   changes.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   const activation = planActivation(changes, files, previous);
   return { host: hostName, changes, activation, changed: changes.some((change) => change.action !== 'unchanged') };
+}
+
+/**
+ * Refuses a firewall change that would lock the live host out (renderers/ufw/lockout.ts): it would refuse an SSH
+ * connection established now, or allows SSH only over a management interface the host lacks.
+ */
+export async function checkFirewallLockout(files: readonly RenderedFile[], guards: Guards, host: Host, plan: Plan): Promise<void> {
+  if (!plan.activation.firewall || guards.allowHostLockout) return;
+  const ufw = files.filter((file) => file.kind === 'ufw');
+  if (ufw.length === 0) return;
+  const [sessions, interfaces] = await Promise.all([host.network.sshSessions(), host.network.interfaces()]);
+  throwIfProblems('plan', lockoutProblems(ufw, guards, { ...(sessions ? { sessions } : {}), ...(interfaces ? { interfaces } : {}) }));
+}
+
+/** Owners and groups that do not exist on this host: applying would silently give the file to root. */
+function unknownOwners(files: readonly RenderedFile[], host: Host): Problem[] {
+  const problems: Problem[] = [];
+  for (const file of files) {
+    const missing = [
+      ...(host.ids.uid(file.owner) === undefined ? [`user "${file.owner}"`] : []),
+      ...(host.ids.gid(file.group) === undefined ? [`group "${file.group}"`] : []),
+    ];
+    if (missing.length === 0) continue;
+    problems.push({
+      code: 'OWNER_UNKNOWN',
+      file: file.source.file,
+      ...(file.source.line ? { line: file.source.line } : {}),
+      ...(file.source.path ? { path: file.source.path } : {}),
+      message: `${file.path} is owned by ${missing.join(' and ')}, which this host does not have: create it first, or use one it has`,
+    });
+  }
+  return problems;
 }
 
 function compareFile(file: RenderedFile, live: LiveFile | undefined, host: Host): FileChange {

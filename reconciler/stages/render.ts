@@ -98,7 +98,7 @@ function checkTargets(files: RenderedFile[], policy: PathPolicy): Problem[] {
   const problems: Problem[] = [];
   const owners = new Map<string, RenderedFile>();
   for (const file of files) {
-    const problem = checkTargetPath(file.path, file.kind, policy);
+    const problem = checkTargetPath(file.path, file.kind, policy) ?? checkMode(file);
     if (problem) problems.push({ ...problem, file: file.source.file, line: file.source.line, path: file.source.path });
     const previous = owners.get(file.path);
     if (previous) {
@@ -112,6 +112,21 @@ function checkTargets(files: RenderedFile[], policy: PathPolicy): Problem[] {
     owners.set(file.path, file);
   }
   return problems;
+}
+
+/** Refuses modes that let others change a file, special bits, and secrets others may read. */
+function checkMode(file: RenderedFile): Omit<Problem, 'file'> | undefined {
+  const mode = `0${file.mode.toString(8).padStart(3, '0')}`;
+  if (file.mode & 0o7000) {
+    return { code: 'FILE_MODE_UNSAFE', message: `${file.path} mode ${mode} sets setuid, setgid or sticky bits` };
+  }
+  if (file.mode & 0o022) {
+    return { code: 'FILE_MODE_UNSAFE', message: `${file.path} mode ${mode} lets ${file.mode & 0o002 ? 'everyone' : 'its group'} change it: use 0644 or tighter` };
+  }
+  if (file.sensitive && file.mode & 0o077) {
+    return { code: 'FILE_MODE_UNSAFE', message: `${file.path} holds secrets but mode ${mode} lets others read it: use 0600 or 0400` };
+  }
+  return undefined;
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {

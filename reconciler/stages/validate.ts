@@ -11,6 +11,7 @@ import { sha256, type InventoryEntry } from '../state/inventory.js';
 import { RENDERERS } from '../../renderers/registry.js';
 import type { RenderedFile } from '../../renderers/types.js';
 import { stagingPrefix } from '../state/leftovers.js';
+import type { Redactor } from '../secrets/redact.js';
 
 /** Options of one validation run. */
 export interface ValidateOptions {
@@ -22,6 +23,11 @@ export interface ValidateOptions {
   previous?: readonly InventoryEntry[];
   /** Keep the staging dir (for debugging); it is removed otherwise. */
   keepStaging?: boolean;
+  /**
+   * Hides the host's secret values. Every problem passes through it before it is shown or stored: a tool may echo
+   * what it read (a rendered env file, an imported file) in its error.
+   */
+  redact?: Redactor;
 }
 
 /** Validates a host's files with the real tools; throws InvalidRevisionError('validate') with every problem. */
@@ -51,11 +57,13 @@ export async function collectValidationProblems(
           stagingDir,
           guards: state.edge.guards,
           externalExecPrefixes: state.edge.externalExecPrefixes,
+          templates: state.templates,
           signal: options.signal,
         });
       }),
     );
-    return results.flat();
+    const redact = options.redact ?? ((text: string) => text);
+    return results.flat().map((problem) => ({ ...problem, message: redact(problem.message), ...(problem.path ? { path: redact(problem.path) } : {}) }));
   } finally {
     if (!options.keepStaging) await rm(stagingDir, { recursive: true, force: true });
   }

@@ -1,13 +1,14 @@
 /**
- * Validates a host's Caddy config with the real `caddy validate`, on a copy of the staged tree whose absolute
- * imports point into the copy, with HOME and the XDG dirs inside the staging dir (caddy must not touch the live
- * host's storage).
+ * Validates a host's Caddy config with the real `caddy validate`, confined (reconciler/host/sandbox.ts: no network,
+ * an unprivileged user, every path read-only but its scratch dir) on a copy of the staged tree whose absolute
+ * imports point into the copy. Imports that reach outside /etc/caddy are refused before caddy runs.
  */
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import type { Problem } from '../../reconciler/errors.js';
+import { makeScratchDir, runConfined, type ConfinedResult } from '../../reconciler/host/sandbox.js';
 import type { RenderedFile, ValidateInput } from '../types.js';
+import { importProblems } from './import-policy.js';
 import { wrapperCaddyfile, writeValidationTree } from './imports.js';
 import { caddyProblems, originOf } from './output.js';
 import { MAIN_CADDYFILE_PATH } from './schema.js';
@@ -21,7 +22,10 @@ export const CADDY_TIMEOUT_MS = 30_000;
  */
 export async function validateCaddy(input: ValidateInput, binary = 'caddy'): Promise<Problem[]> {
   if (input.files.length === 0) return [];
-  const workDir = await mkdtemp(join(input.stagingDir, '.caddy-validate-'));
+  const confinedImports = importProblems(input.allFiles);
+  if (confinedImports.length > 0) return confinedImports;
+  const scratch = await makeScratchDir('edge-validate-caddy-');
+  const workDir = scratch.path;
   try {
     const tree = join(workDir, 'tree');
     await writeValidationTree(tree, input.allFiles);
@@ -32,45 +36,43 @@ export async function validateCaddy(input: ValidateInput, binary = 'caddy'): Pro
       await writeFile(wrapper, wrapperCaddyfile(tree, input.files));
     }
     const config = wrapper ?? join(tree, MAIN_CADDYFILE_PATH);
-    const home = join(workDir, 'home');
-    await mkdir(home);
-    const result = await execa(binary, ['validate', '--adapter', 'caddyfile', '--config', config], {
-      reject: false,
-      timeout: CADDY_TIMEOUT_MS,
-      cancelSignal: input.signal,
-      extendEnv: false,
+    await scratch.handOver();
+    const result = await runConfined({
+      argv: [binary, 'validate', '--adapter', 'caddyfile', '--config', config],
+      scratchDir: workDir,
+      timeoutMs: CADDY_TIMEOUT_MS,
+      signal: input.signal,
       env: {
         PATH: process.env.PATH ?? '/usr/bin:/bin',
-        HOME: home,
-        XDG_DATA_HOME: join(home, 'data'),
-        XDG_CONFIG_HOME: join(home, 'config'),
+        XDG_DATA_HOME: join(workDir, 'data'),
+        XDG_CONFIG_HOME: join(workDir, 'config'),
       },
-      cwd: workDir,
     });
     const subject = main ? MAIN_CADDYFILE_PATH : `the site files (${input.files.map((f) => f.path).sort().join(', ')})`;
     const fallback = main ?? (input.files.length === 1 ? input.files[0] : undefined);
-    if (result.failed && result.exitCode === undefined) return [runFailure(result, binary, subject, fallback)];
+    if (result.exitCode === undefined) return [runFailure(result, binary, subject, fallback)];
     return caddyProblems(result, {
-      prefixes: [tree, input.stagingDir],
+      prefixes: [tree, workDir, input.stagingDir],
       wrapper,
       byPath: new Map(input.allFiles.map((file) => [file.path, file])),
       fallback,
       subject,
+      ...(input.templates ? { templates: input.templates } : {}),
     });
   } finally {
-    await rm(workDir, { recursive: true, force: true });
+    await scratch.remove();
   }
 }
 
 /** A run that produced no verdict: the binary is missing, it timed out, or it was cancelled. */
 function runFailure(
-  result: { code?: string; timedOut: boolean; isCanceled: boolean; shortMessage?: string },
+  result: ConfinedResult,
   binary: string,
   subject: string,
   fallback: RenderedFile | undefined,
 ): Problem {
   const file = fallback ? { file: originOf(fallback) } : {};
-  if (result.code === 'ENOENT') {
+  if (result.startError) {
     return { code: 'VALIDATOR_MISSING', ...file, message: `cannot validate ${subject}: ${binary} is not installed` };
   }
   if (result.timedOut) {
@@ -80,8 +82,8 @@ function runFailure(
       message: `caddy validate of ${subject} took longer than ${CADDY_TIMEOUT_MS / 1000} s`,
     };
   }
-  if (result.isCanceled) {
+  if (result.cancelled) {
     return { code: 'VALIDATOR_CANCELLED', ...file, message: `caddy validate of ${subject} was cancelled` };
   }
-  return { code: 'VALIDATOR_FAILED', ...file, message: `caddy validate of ${subject} did not run: ${result.shortMessage ?? "unknown error"}` };
+  return { code: 'VALIDATOR_FAILED', ...file, message: `caddy validate of ${subject} did not run: ${result.signal ? `killed by ${result.signal}` : 'no exit status'}` };
 }

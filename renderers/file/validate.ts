@@ -1,74 +1,84 @@
 /**
- * Validates generic files with the command each one declares (`validate:`), run on the staged copy: no shell, cwd
- * the staging dir, HOME inside it, a timeout. Output in problems shows host paths, never staging paths.
+ * Validates generic files with the command each one declares (`validate:`). The command is the repo's code: it runs
+ * confined (reconciler/host/sandbox.ts) on a copy of the staged file in its own scratch dir, the only path it may
+ * write, with no network, as an unprivileged user, and is killed with everything it started at the timeout. No
+ * shell; output in problems shows host paths, never scratch paths.
  */
-import { mkdir, mkdtemp } from 'node:fs/promises';
-import { join } from 'node:path';
-import { execa } from 'execa';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import type { Problem } from '../../reconciler/errors.js';
+import { makeScratchDir, runConfined } from '../../reconciler/host/sandbox.js';
 import type { RenderedFile, ValidateInput } from '../types.js';
 
-/** How long one validate command may take. */
+/** How long one validate command may take by default. */
 export const FILE_VALIDATE_TIMEOUT_MS = 30_000;
 
 /** Runs every declared validate command; returns one problem per failing file. */
 export async function validateFiles(input: ValidateInput): Promise<Problem[]> {
   const checked = input.files.filter((file) => file.validateCommand && file.validateCommand.length > 0);
   if (checked.length === 0) return [];
-  const root = join(input.stagingDir, '.file-validate');
-  await mkdir(root, { recursive: true, mode: 0o700 });
-  const results = await Promise.all(checked.map((file) => runValidateCommand(file, input, root)));
+  const results = await Promise.all(checked.map((file) => runValidateCommand(file, input)));
   return results.filter((problem): problem is Problem => problem !== undefined);
 }
 
 /** Runs one file's validate command; undefined when it exits 0. */
-async function runValidateCommand(file: RenderedFile, input: ValidateInput, root: string): Promise<Problem | undefined> {
+async function runValidateCommand(file: RenderedFile, input: ValidateInput): Promise<Problem | undefined> {
   const declared = file.validateCommand ?? [];
-  const staged = join(input.stagingDir, file.path);
-  const [command = '', ...args] = declared.map((word) => word.replaceAll('%s', staged));
-  const home = await mkdtemp(join(root, 'home-'));
-  const result = await execa(command, args, {
-    reject: false,
-    timeout: FILE_VALIDATE_TIMEOUT_MS,
-    cancelSignal: input.signal,
-    extendEnv: false,
-    env: {
-      PATH: withSbin(process.env.PATH),
-      HOME: home,
-      XDG_CONFIG_HOME: join(home, 'config'),
-      XDG_DATA_HOME: join(home, 'data'),
-      XDG_STATE_HOME: join(home, 'state'),
-      XDG_CACHE_HOME: join(home, 'cache'),
-      LC_ALL: 'C.UTF-8',
-    },
-    cwd: input.stagingDir,
-    stdin: 'ignore',
-  });
-  if (result.exitCode === 0) return undefined;
-  const where = { file: file.template ?? file.source.file, ...(file.template ? {} : lineOf(file)) };
-  const shown = `validate command "${describeCommand(declared)}"`;
-  if (result.code === 'ENOENT' || result.code === 'EACCES') {
+  const timeoutMs = input.commandTimeoutMs ?? FILE_VALIDATE_TIMEOUT_MS;
+  const scratchDir = await makeScratchDir('edge-validate-file-');
+  const scratch = scratchDir.path;
+  try {
+    const staged = join(scratch, file.path);
+    await mkdir(dirname(staged), { recursive: true, mode: 0o755 });
+    await writeFile(staged, file.content, { mode: 0o644 });
+    await scratchDir.handOver();
+    const result = await runConfined({
+      argv: declared.map((word) => word.replaceAll('%s', staged)),
+      scratchDir: scratch,
+      timeoutMs,
+      signal: input.signal,
+      env: {
+        PATH: withSbin(process.env.PATH),
+        XDG_CONFIG_HOME: join(scratch, '.config'),
+        XDG_DATA_HOME: join(scratch, '.data'),
+        XDG_STATE_HOME: join(scratch, '.state'),
+        XDG_CACHE_HOME: join(scratch, '.cache'),
+        LC_ALL: 'C.UTF-8',
+      },
+    });
+    if (result.exitCode === 0) return undefined;
+    const where = { file: file.template ?? file.source.file, ...(file.template ? {} : lineOf(file)) };
+    const shown = `validate command "${describeCommand(declared)}"`;
+    if (result.startError) {
+      return {
+        code: 'FILE_VALIDATE_COMMAND',
+        ...where,
+        message: `${shown} for ${file.path} cannot run: ${declared[0]} is ${startProblem(declared[0] ?? '', result.startError)}`,
+      };
+    }
+    if (result.timedOut) {
+      return {
+        code: 'VALIDATOR_TIMEOUT',
+        ...where,
+        message: `${shown} for ${file.path} took longer than ${timeoutMs / 1000} s and was killed with everything it started`,
+      };
+    }
+    if (result.cancelled) return { code: 'VALIDATOR_CANCELLED', ...where, message: `${shown} for ${file.path} was cancelled` };
+    const exit = result.exitCode === undefined ? `signal ${result.signal ?? 'unknown'}` : `exit ${result.exitCode}`;
+    const output = summarizeOutput(result.stderr, result.stdout, scratch);
     return {
-      code: 'FILE_VALIDATE_COMMAND',
+      code: 'FILE_VALIDATE',
       ...where,
-      message: `${shown} for ${file.path} cannot run: ${declared[0]} is ${result.code === 'ENOENT' ? 'not installed (or not on PATH)' : 'not executable'}`,
+      message: `${shown} failed for ${file.path} (${exit})${output ? `: ${output}` : ''}`,
     };
+  } finally {
+    await scratchDir.remove();
   }
-  if (result.timedOut) {
-    return {
-      code: 'VALIDATOR_TIMEOUT',
-      ...where,
-      message: `${shown} for ${file.path} took longer than ${FILE_VALIDATE_TIMEOUT_MS / 1000} s`,
-    };
-  }
-  if (result.isCanceled) return { code: 'VALIDATOR_CANCELLED', ...where, message: `${shown} for ${file.path} was cancelled` };
-  const exit = result.exitCode === undefined ? `signal ${result.signal ?? 'unknown'}` : `exit ${result.exitCode}`;
-  const output = summarizeOutput(String(result.stderr ?? ''), String(result.stdout ?? ''), input.stagingDir);
-  return {
-    code: 'FILE_VALIDATE',
-    ...where,
-    message: `${shown} failed for ${file.path} (${exit})${output ? `: ${output}` : ''}`,
-  };
+}
+
+function startProblem(program: string, error: 'ENOENT' | 'EACCES'): string {
+  if (program.includes('/') && !program.startsWith('/')) return 'a relative path (give a name on PATH or an absolute path)';
+  return error === 'ENOENT' ? 'not installed (or not on PATH)' : 'not executable';
 }
 
 /** The declared argv as people read it, `%s` kept; long commands are cut. */

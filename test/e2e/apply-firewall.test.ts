@@ -1,11 +1,13 @@
 /**
  * UFW applied for real in the container's own network namespace: the rules of lod-prod and new default policies
  * reach ufw and iptables, the dead-man switch is disarmed after a healthy apply, a rule set that would cut
- * management over tailscale0 is refused, and an agent killed after loading new rules gets the previous rules back
- * from the dead-man switch.
+ * management over tailscale0 is refused, so is the first firewall of a host without tailscale0 (the lockout guard
+ * reads the live interfaces), and an agent killed after loading new rules gets the previous rules back from the
+ * dead-man switch.
  */
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { execa } from 'execa';
 import { waitUntil } from '../helpers/wait.js';
 import { EdgeHost, KILLED } from '../helpers/e2e-host.js';
 
@@ -55,6 +57,20 @@ describe('e2e apply: the firewall on a real ufw', function () {
     assert.equal(await edge.ufwStatus(), before.status, 'ufw is unchanged');
     assert.equal((await edge.userIptables()).join('\n'), before.rules, 'iptables is unchanged');
     assert.deepEqual(await edge.snapshot(['/etc/ufw', '/etc/default/ufw', '/etc/edge-reconciler/ufw']), before.files);
+  });
+
+  it('refuses the first firewall on a host without tailscale0 (UFW_MANAGEMENT_MISSING), changing nothing', async () => {
+    await execa('nsenter', ['-t', String(edge.box.initPid), '-n', '--', 'ip', 'link', 'del', 'tailscale0']);
+    const live = ['/etc/ufw', '/etc/default/ufw', '/etc/edge-reconciler', '/etc/systemd/system', '/etc/caddy'];
+    const before = { status: await edge.ufwStatus(), files: await edge.snapshot(live) };
+    const refused = await edge.apply();
+    assert.equal(refused.exitCode, 1, refused.stderr);
+    assert.equal(refused.json?.result, 'invalid');
+    assert.equal(refused.json?.error?.code, 'UFW_MANAGEMENT_MISSING', JSON.stringify(refused.json?.error));
+    assert.match(refused.json?.error?.message ?? '', /roles\/firewall\/role\.yaml.*\/sys\/class\/net\/tailscale0/);
+    assert.deepEqual(refused.json?.commands, []);
+    assert.equal(await edge.ufwStatus(), before.status, 'ufw is unchanged');
+    assert.deepEqual(await edge.snapshot(live), before.files);
   });
 
   it('loads changed default policies into the running firewall, keeping the rules', async () => {

@@ -13,8 +13,8 @@ export interface CliResult {
 }
 
 /** Runs `edge-reconciler <args>` with node (`input` on its stdin); never throws on a non-zero exit. */
-export async function runCli(args: string[], options: { cwd?: string; input?: string } = {}): Promise<CliResult> {
-  const result = await execa(process.execPath, [CLI, ...args], { reject: false, cwd: options.cwd, timeout: 120_000, input: options.input ?? '' });
+export async function runCli(args: string[], options: { cwd?: string; input?: string; env?: Record<string, string> } = {}): Promise<CliResult> {
+  const result = await execa(process.execPath, [CLI, ...args], { reject: false, cwd: options.cwd, env: options.env, timeout: 120_000, input: options.input ?? '' });
   return { exitCode: result.exitCode ?? -1, stdout: String(result.stdout), stderr: String(result.stderr) };
 }
 

@@ -171,6 +171,10 @@ export class SystemdContainer {
       record.initPid = container.initPid;
       await writeRecord(runDir, record);
       await container.waitUntilBooted(deadline);
+      // The example repo lets SSH in over tailscale0 only. Like a VM with Tailscale up, the container gets a tun
+      // device of that name (the plan's lockout guard refuses those rules on a host without one).
+      await execa('nsenter', ['-t', String(container.initPid), '-n', '--', 'ip', 'tuntap', 'add', 'dev', 'tailscale0', 'mode', 'tun']);
+      await execa('nsenter', ['-t', String(container.initPid), '-n', '--', 'ip', 'link', 'set', 'tailscale0', 'up']);
       return container;
     } catch (error) {
       const evidence = await container.evidence();

@@ -3,7 +3,7 @@
  * message that names the file, and nothing else about the repo is reported as broken.
  */
 import assert from 'node:assert/strict';
-import { chmod, readFile, rm, symlink, unlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rm, symlink, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { copyExampleRepo, runCli, writeSecretsDir, EXAMPLE_SECRETS } from '../helpers/cli.js';
@@ -85,6 +85,14 @@ const BAD_INPUTS: BadInput[] = [
   { what: 'default allow incoming', code: 'UFW_DEFAULT_ALLOW', names: 'roles/firewall/role.yaml', mutate: (r) => edit(r, 'roles/firewall/role.yaml', (t) => t.replace('incoming: deny', 'incoming: allow')) },
   { what: 'a config file its own validator rejects', code: 'FILE_VALIDATE', names: 'roles/base/templates/logrotate-apps.hbs', mutate: (r) => edit(r, 'roles/base/templates/logrotate-apps.hbs', (t) => t.replace('rotate {{vars.logs.keepDays}}', 'rotate often')) },
   { what: 'an env file with a bad line', code: 'ENV_SYNTAX', names: 'roles/lod/templates/lod.env.hbs', mutate: (r) => edit(r, 'roles/lod/templates/lod.env.hbs', (t) => `${t}this is not an assignment\n`) },
+  { what: 'a unit smuggled in as a generic file', code: 'PATH_KIND_OWNED', names: 'roles/base/role.yaml', mutate: addResource('base', { kind: 'file', name: 'sneaky', target: '/etc/systemd/system/sneaky.service', content: '[Service]\nExecStart=/bin/true\n' }) },
+  { what: 'a world-writable file', code: 'FILE_MODE_UNSAFE', names: 'roles/base/role.yaml', mutate: addResource('base', { kind: 'file', name: 'open', target: '/etc/logrotate.d/open', content: '/var/log/x.log {\n  daily\n}\n', mode: '0666' }) },
+  { what: 'a host var that adds a line to an env file', code: 'TEMPLATE_VALUE_CONTROL', names: 'roles/lod/templates/lod.env.hbs', mutate: (r) => edit(r, 'hosts/lod-prod.yaml', (t) => t.replace('workers: 4', 'workers: "4\\nLD_PRELOAD=/tmp/evil.so"')) },
+  { what: 'a caddy import of the host secrets dir', code: 'CADDY_IMPORT_OUTSIDE', names: 'roles/router/templates/Caddyfile.hbs', mutate: (r) => edit(r, 'roles/router/templates/Caddyfile.hbs', (t) => t.replace('import /etc/caddy/sites/*.caddy', 'import /etc/caddy/sites/*.caddy\nimport /etc/edge-reconciler/secrets/*')) },
+  { what: 'a yaml alias bomb', code: 'YAML_ALIAS_LIMIT', names: 'hosts/lod-prod.yaml', mutate: (r) => edit(r, 'hosts/lod-prod.yaml', (t) => `${t}bomb:\n  a: &a [x, x, x, x, x, x, x, x, x, x]\n  b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n  c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n  d: [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n`) },
+  { what: 'yaml nested too deep', code: 'YAML_TOO_DEEP', names: 'roles/base/role.yaml', mutate: (r) => edit(r, 'roles/base/role.yaml', (t) => `${t}x:\n  ${'- '.repeat(5000)}1\n`) },
+  { what: 'a unit template that is not UTF-8', code: 'FILE_ENCODING', names: 'roles/lod/templates/lod.service.hbs', mutate: async (r) => writeFile(join(r, 'roles/lod/templates/lod.service.hbs'), Buffer.concat([await readFile(join(r, 'roles/lod/templates/lod.service.hbs')), Buffer.from([0xff, 0xfe, 0x0a])])) },
+  { what: 'a private key inside a large binary file', code: 'SECRET_PRIVATE_KEY', names: 'roles/lod/files/blob.bin', mutate: async (r) => { await mkdir(join(r, 'roles/lod/files'), { recursive: true }); await writeFile(join(r, 'roles/lod/files/blob.bin'), Buffer.concat([Buffer.alloc(2 * 1024 * 1024, 0), Buffer.from(PRIVATE_KEY)])); } },
 ];
 
 describe('check: each way to break the example repo gives its own error', function () {

@@ -1,0 +1,339 @@
+/**
+ * Runs a command the repo supplies (a file's `validate` command, a validator over repo content) confined: its own
+ * mount, network, PID, IPC and UTS namespaces (`unshare`), every mount read-only but its scratch dir, no network
+ * (only a down loopback), an unprivileged user without capabilities (`setpriv`), and a timeout that kills the
+ * whole namespace. A non-root agent (CI) gets the same through an unprivileged user namespace, as its own user.
+ * Where none can be had (no util-linux, namespaces refused), the command runs in its own process group with the
+ * same timeout, and `confinement()` says why so that `check` can print it.
+ */
+import { spawn } from 'node:child_process';
+import { constants } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { access, chmod, chown, lchown, mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { delimiter, join } from 'node:path';
+
+/** The uid and gid confined commands run as (`nobody`). */
+export const SANDBOX_ID = 65534;
+
+/** The size of the tmpfs a confined command writes to: enough for any validator, too small to fill a disk. */
+const SCRATCH_SIZE = '64m';
+
+/** How much of each output stream is kept (the tail). */
+const MAX_OUTPUT_BYTES = 64 * 1024;
+
+/** No grace: a command past its time has nothing left to finish, and under --kill-child this ends the namespace. */
+const FORCED_KILL: NodeJS.Signals = 'SIGKILL';
+
+/** After the process exits or is killed, how long its pipes may stay open before they are cut. */
+const PIPE_GRACE_MS = 2_000;
+
+/**
+ * How a confined command runs: as `nobody`, root inside a user namespace of its own (`nobody-userns`); plainly as
+ * `nobody` where the kernel refuses that user namespace (`nobody`); or, when the agent is not root (a CI runner),
+ * as root of an unprivileged user namespace that maps the agent's own user (`self-userns`).
+ */
+export type ConfinementMode = 'nobody-userns' | 'nobody' | 'self-userns';
+
+/** Whether commands can be confined here, and why not. */
+export interface Confinement {
+  confined: boolean;
+  mode?: ConfinementMode;
+  /** Why commands run unconfined (absent when confined). */
+  reason?: string;
+}
+
+/** One command to run confined. */
+export interface ConfinedCommand {
+  argv: readonly string[];
+  /** The only writable dir (from makeScratchDir): cwd, HOME and TMPDIR of the command. */
+  scratchDir: string;
+  /** The whole environment (nothing is inherited); HOME and TMPDIR are set to the scratch dir. */
+  env: Record<string, string>;
+  timeoutMs: number;
+  signal?: AbortSignal;
+}
+
+/** How a confined command ended. */
+export interface ConfinedResult {
+  /** undefined when it was killed or could not start. */
+  exitCode?: number;
+  signal?: string;
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
+  cancelled: boolean;
+  /** Set when the command could not start: it is not installed, or not executable. */
+  startError?: 'ENOENT' | 'EACCES';
+  confinement: Confinement;
+}
+
+// Runs inside the new namespaces as root (of a user namespace, for self-userns): as real root, put a copy of the
+// scratch dir on a tmpfs of SCRATCH_SIZE (nosuid, nodev) mounted over it, so what the command writes is bounded and
+// gone with the namespace (self-userns binds the scratch dir itself, nosuid, nodev); make every other mount
+// read-only; then drop every capability, as real root first becoming the sandbox user. For nobody-userns that user then enters a user namespace where it is root (mapped to itself outside), still
+// without capabilities: tools such as systemd-tmpfiles may then "chown root" what they create in their scratch root.
+// A mount that cannot be made read-only fails the run (exit 125) rather than run open.
+const SETUP_SCRIPT = `set -eu
+scratch=$1; id=$2; mode=$3; shift 3
+if [ "$mode" = self-userns ]; then
+  mount --bind "$scratch" "$scratch"
+  mount -o remount,bind,nosuid,nodev "$scratch"
+else
+  work=$(mktemp -d -p "$(dirname "$scratch")")
+  mount -t tmpfs -o size=${SCRATCH_SIZE},nosuid,nodev,mode=0700,uid=$id,gid=$id edge-scratch "$work"
+  cp -a "$scratch/." "$work/"
+  mount --move "$work" "$scratch"
+  rmdir "$work"
+fi
+while read -r _ _ _ _ mp _; do
+  mp=$(printf '%b' "$mp")
+  [ "$mp" = "$scratch" ] && continue
+  case "$mp" in /proc|/proc/*) continue;; esac
+  mount -o remount,bind,ro "$mp" 2>/dev/null || { echo "edge-reconciler sandbox: cannot make $mp read-only" >&2; exit 125; }
+done < /proc/self/mountinfo
+cd "$scratch"
+if [ "$mode" = self-userns ]; then
+  exec setpriv --inh-caps=-all --bounding-set=-all --no-new-privs -- "$@"
+fi
+drop="setpriv --reuid=$id --regid=$id --clear-groups --inh-caps=-all --bounding-set=-all --no-new-privs --"
+if [ "$mode" = nobody-userns ]; then
+  exec $drop unshare --user --map-root-user -- setpriv --inh-caps=-all --bounding-set=-all -- "$@"
+fi
+exec $drop "$@"
+`;
+
+const UNSHARE_FLAGS = ['--net', '--mount', '--pid', '--ipc', '--uts', '--fork', '--kill-child', '--mount-proc'];
+
+let probed: Promise<Confinement> | undefined;
+
+/** Whether repo-supplied commands run confined on this machine (probed once per process, by a real run). */
+export function confinement(): Promise<Confinement> {
+  probed ??= probeConfinement();
+  return probed;
+}
+
+async function probeConfinement(): Promise<Confinement> {
+  if (process.platform !== 'linux') return { confined: false, reason: `namespaces need Linux (this is ${process.platform})` };
+  for (const tool of ['unshare', 'setpriv', 'mount']) {
+    if (!(await findExecutable(tool, process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'))) {
+      return { confined: false, reason: `${tool} (util-linux) is not installed` };
+    }
+  }
+  const root = process.getuid?.() === 0;
+  const scratch = await mkdtemp(join(tmpdir(), 'edge-validate-probe-'));
+  try {
+    await prepareScratch(scratch, root);
+    const trial = (mode: ConfinementMode) =>
+      spawnCollect(sandboxArgv(scratch, mode, ['/bin/sh', '-c', 'id -u']), {}, 10_000).then((result) => ({
+        ok: result.exitCode === 0 && result.stdout.trim() === (mode === 'nobody' ? String(SANDBOX_ID) : '0'),
+        why: (result.stderr.trim().split('\n').pop() ?? '') || `exit ${result.exitCode ?? result.signal ?? 'unknown'}`,
+      }));
+    const modes: ConfinementMode[] = root ? ['nobody-userns', 'nobody'] : ['self-userns'];
+    let why = '';
+    for (const mode of modes) {
+      const result = await trial(mode);
+      if (result.ok) return { confined: true, mode };
+      why = result.why;
+    }
+    const who = root ? '' : ' (the agent is not root: it needs unprivileged user namespaces)';
+    return { confined: false, reason: `the namespace sandbox does not start here${who}: ${why}` };
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
+}
+
+function sandboxArgv(scratch: string, mode: ConfinementMode, argv: readonly string[]): string[] {
+  const user = mode === 'self-userns' ? ['--user', '--map-root-user'] : [];
+  return ['unshare', ...user, ...UNSHARE_FLAGS, '/bin/sh', '-c', SETUP_SCRIPT, 'sandbox', scratch, String(SANDBOX_ID), mode, ...argv];
+}
+
+/** A scratch dir for one confined command. */
+export interface ScratchDir {
+  /** The dir: the only path the command may write. */
+  path: string;
+  /** Gives everything written into it so far to the sandbox user (tools such as logrotate refuse others' files). */
+  handOver(): Promise<void>;
+  /** Removes it and everything the command left in it. */
+  remove(): Promise<void>;
+}
+
+/**
+ * A fresh scratch dir, writable by the sandbox user. It sits under a root-owned 0711 dir with an unguessable
+ * name, so no other process of the sandbox user on the host can reach what a command leaves in it. Its name starts
+ * with `edge-validate-`, like the staging dirs, so what a killed run leaves behind is cleaned with them.
+ */
+export async function makeScratchDir(prefix = 'edge-validate-sandbox-'): Promise<ScratchDir> {
+  const parent = await mkdtemp(join(tmpdir(), prefix));
+  const path = join(parent, randomBytes(12).toString('hex'));
+  await mkdir(path, { mode: 0o700 });
+  const { mode } = await confinement();
+  // Only a command that runs as nobody needs the dir handed over; under self-userns it already is the owner.
+  const confined = mode === 'nobody' || mode === 'nobody-userns';
+  if (confined) {
+    await chmod(parent, 0o711);
+    await prepareScratch(path, true);
+  }
+  return {
+    path,
+    handOver: () => (confined ? chownTree(path) : Promise.resolve()),
+    remove: () => rm(parent, { recursive: true, force: true }),
+  };
+}
+
+async function chownTree(dir: string): Promise<void> {
+  await chown(dir, SANDBOX_ID, SANDBOX_ID);
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) await chownTree(path);
+    else await lchown(path, SANDBOX_ID, SANDBOX_ID);
+  }
+}
+
+async function prepareScratch(dir: string, confined: boolean): Promise<void> {
+  if (!confined) return;
+  await chown(dir, SANDBOX_ID, SANDBOX_ID);
+  await chmod(dir, 0o700);
+}
+
+/** Runs one command confined (or, where that is impossible, in its own process group); never throws for the command. */
+export async function runConfined(command: ConfinedCommand): Promise<ConfinedResult> {
+  return runWith(command, await confinement());
+}
+
+/**
+ * Runs one command the way `mode` says: runConfined with the probed mode; with `{ confined: false }`, the fallback
+ * of machines where confinement is unavailable (own process group, same timeout), which tests exercise directly.
+ */
+export async function runWith(command: ConfinedCommand, mode: Confinement): Promise<ConfinedResult> {
+  const env: Record<string, string> = { ...command.env, HOME: command.scratchDir, TMPDIR: command.scratchDir };
+  const [program = '', ...args] = command.argv;
+  const resolved = await findExecutable(program, env.PATH ?? '/usr/bin:/bin');
+  if (!resolved) {
+    const exists = program.startsWith('/') && (await stat(program).catch(() => undefined)) !== undefined;
+    return { ...emptyResult(mode), startError: exists ? 'EACCES' : 'ENOENT' };
+  }
+  const argv = mode.confined && mode.mode ? sandboxArgv(command.scratchDir, mode.mode, [resolved, ...args]) : [resolved, ...args];
+  const result = await spawnCollect(argv, { env, cwd: command.scratchDir, signal: command.signal }, command.timeoutMs);
+  return { ...result, confinement: mode };
+}
+
+function emptyResult(mode: Confinement): ConfinedResult {
+  return { stdout: '', stderr: '', timedOut: false, cancelled: false, confinement: mode };
+}
+
+/**
+ * The absolute path of an executable `name` on `path` (or `name` itself when absolute), if any. A relative path
+ * with a slash is never found: it would resolve against the agent's own working directory.
+ */
+export async function findExecutable(name: string, path: string): Promise<string | undefined> {
+  if (name === '' || (name.includes('/') && !name.startsWith('/'))) return undefined;
+  const candidates = name.includes('/') ? [name] : path.split(delimiter).filter(Boolean).map((dir) => join(dir, name));
+  for (const candidate of candidates) {
+    const ok = await access(candidate, constants.X_OK).then(
+      async () => (await stat(candidate)).isFile(),
+      () => false,
+    );
+    if (ok) return candidate;
+  }
+  return undefined;
+}
+
+/**
+ * Spawns `argv` as the leader of its own process group and collects the tails of its output. On timeout or abort
+ * the whole group gets SIGKILL (under `unshare --kill-child` that ends the whole PID namespace); when the leader
+ * exits, whatever it left in its group is killed too, so nothing outlives the call.
+ */
+function spawnCollect(
+  argv: readonly string[],
+  options: { env?: Record<string, string>; cwd?: string; signal?: AbortSignal },
+  timeoutMs: number,
+): Promise<Omit<ConfinedResult, 'confinement'>> {
+  return new Promise((resolve) => {
+    const [program = '', ...args] = argv;
+    const child = spawn(program, args, {
+      cwd: options.cwd,
+      env: options.env ?? { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' },
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const stdout = new Tail();
+    const stderr = new Tail();
+    child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
+    child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
+    let timedOut = false;
+    let cancelled = false;
+    let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+    let graceTimer: NodeJS.Timeout | undefined;
+    const killGroup = (): void => {
+      if (child.pid === undefined) return;
+      try {
+        process.kill(-child.pid, FORCED_KILL);
+      } catch {
+        // The group is gone already.
+      }
+    };
+    const timer = setTimeout(() => {
+      timedOut = true;
+      killGroup();
+    }, timeoutMs);
+    const onAbort = (): void => {
+      cancelled = true;
+      killGroup();
+    };
+    if (options.signal?.aborted) onAbort();
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    let done = false;
+    const finish = (): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      clearTimeout(graceTimer);
+      options.signal?.removeEventListener('abort', onAbort);
+      resolve({
+        ...(exit?.code !== null && exit?.code !== undefined && !timedOut && !cancelled ? { exitCode: exit.code } : {}),
+        ...(exit?.signal ? { signal: exit.signal } : {}),
+        stdout: stdout.text(),
+        stderr: stderr.text(),
+        timedOut,
+        cancelled,
+      });
+    };
+    child.once('error', (error: NodeJS.ErrnoException) => {
+      stderr.push(Buffer.from(`${error.message}\n`));
+      exit ??= { code: null, signal: null };
+      finish();
+    });
+    child.once('exit', (code, signal) => {
+      exit = { code, signal };
+      killGroup();
+      graceTimer = setTimeout(() => {
+        child.stdout.destroy();
+        child.stderr.destroy();
+        finish();
+      }, PIPE_GRACE_MS);
+    });
+    child.once('close', finish);
+  });
+}
+
+/** Keeps the last MAX_OUTPUT_BYTES of a stream. */
+class Tail {
+  private chunks: Buffer[] = [];
+  private size = 0;
+
+  push(chunk: Buffer): void {
+    this.chunks.push(chunk);
+    this.size += chunk.length;
+    if (this.size > 2 * MAX_OUTPUT_BYTES) {
+      const all = Buffer.concat(this.chunks);
+      this.chunks = [all.subarray(all.length - MAX_OUTPUT_BYTES)];
+      this.size = MAX_OUTPUT_BYTES;
+    }
+  }
+
+  text(): string {
+    const all = Buffer.concat(this.chunks);
+    return all.subarray(Math.max(0, all.length - MAX_OUTPUT_BYTES)).toString('utf8');
+  }
+}
