@@ -29,8 +29,6 @@ describe('e2e package: the .deb and bootstrap.sh on a host without Node', functi
     await execa('bash', [join(PROJECT_ROOT, 'packaging', 'build-deb.sh')], { cwd: PROJECT_ROOT, stderr: 'inherit' });
     deb = `${PROJECT_IN_CONTAINER}/dist-bin/edge-reconciler_${version}_amd64.deb`;
     edge = await EdgeHost.boot({ node: false });
-    // The example allows SSH over the mesh only: this host is on it.
-    await edge.box.addTunInterface('tailscale0');
     bootstrapArgs = ['bash', BOOTSTRAP, '--deb', deb, '--repo', AGENT.repo, '--ref', AGENT.ref, '--host', 'lod-prod', '--webhook'];
   });
   after(async () => edge?.shutdown());

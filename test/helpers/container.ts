@@ -204,14 +204,6 @@ export class SystemdContainer {
     return outcome;
   }
 
-  /**
-   * Adds a tun interface that exists only in the container's network namespace, as Tailscale's `tailscale0` is on a
-   * VM of the mesh. Uses the host's `ip` in that namespace (the root has no iproute2).
-   */
-  async addTunInterface(name: string): Promise<void> {
-    await execa('nsenter', ['-t', String(this.initPid), '-n', '--', 'ip', 'tuntap', 'add', name, 'mode', 'tun']);
-  }
-
   /** Whether the unit is active (`systemctl is-active`). */
   async isActive(unit: string): Promise<boolean> {
     return (await this.unitState(unit)) === 'active';
