@@ -5,6 +5,7 @@
  */
 import type { Command } from 'commander';
 import { contextFromConfig, runMode, startAgent } from '../agent/agent.js';
+import { confinement } from '../host/sandbox.js';
 import { DEFAULT_CONFIG_PATH, loadHostConfig, parseListen, type HostConfig } from '../config/host-config.js';
 import { isWildcard } from '../config/listen-address.js';
 import { reconcile } from '../reconcile.js';
@@ -43,6 +44,12 @@ export function registerServe(program: Command): void {
         ...(reconcileToken !== undefined ? { reconcileToken } : {}),
       });
       log.info({ url: agent.daemon.url, host: config.host, repo: describeRepo(config.repo) }, `edge-reconciler serving ${config.host} on ${agent.daemon.url}`);
+      // Said once at start, off the start's path: whether the repo's validate commands run in the sandbox here.
+      void confinement().then((sandbox) =>
+        sandbox.confined
+          ? log.info({ confinement: sandbox.mode }, `repo-supplied commands run confined (${sandbox.mode})`)
+          : log.warn({ confinement: 'none' }, `repo-supplied commands run unconfined: ${sandbox.reason ?? 'unknown reason'}`),
+      );
       await agent.closed;
       log.info({}, 'edge-reconciler stopped');
     });

@@ -77,6 +77,8 @@ describe('e2e package: the .deb and bootstrap.sh on a host without Node', functi
     const pid = await edge.box.mainPid(SERVICE.unit);
     const exe = (await edge.box.exec(['readlink', `/proc/${pid}/exe`])).stdout.trim();
     assert.equal(exe, '/usr/bin/edge-reconciler', 'the agent runs as the single executable');
+    // The repo's validate commands run in the namespace sandbox even inside the hardened unit.
+    assert.match(await edge.box.journal(SERVICE.unit, 200), /repo-supplied commands run confined \(nobody(-userns)?\)/);
     const security = (await edge.box.exec(['systemd-analyze', 'security', '--no-pager', SERVICE.unit])).stdout;
     const exposure = Number(/Overall exposure level for \S+: ([\d.]+)/.exec(security)?.[1]);
     assert.ok(exposure <= 4.0, `systemd-analyze security rates the agent's unit ${exposure}:\n${security}`);
