@@ -94,7 +94,8 @@ export function summarize(scenario: Scenario, samples: RunSample[], peakRssMb = 
   };
 }
 
-function median(values: number[]): number {
+/** The median (nearest rank, as percentile). */
+export function median(values: number[]): number {
   return percentile(values, 50);
 }
 

@@ -47,7 +47,12 @@ export async function acquireLock(path: string, waitMs = 0): Promise<Unlock> {
       retry: 'transient',
     });
   }
-  await writeHolder(handle);
+  try {
+    await writeHolder(handle);
+  } catch (error) {
+    await handle.close();
+    throw error;
+  }
   let released = false;
   return async () => {
     if (released) return;
@@ -69,14 +74,19 @@ function flockDescriptor(handle: FileHandle, waitMs: number): Promise<number> {
   });
 }
 
-/** Best effort: the lock holds whether or not this is written (a full disk must not stop a run from locking). */
+/**
+ * Names the holder in the lock file. A state dir that cannot take these few bytes (full, read-only) cannot take a
+ * generation either: that is thrown, for the caller to name; any other failure leaves the holder unnamed.
+ */
 async function writeHolder(handle: FileHandle): Promise<void> {
   const text = `${process.pid} ${new Date().toISOString()}\n`;
   try {
     await handle.truncate(0);
     await handle.write(text, 0);
-  } catch {
-    // the holder stays unnamed in messages
+    await handle.datasync();
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'EROFS') throw error;
   }
 }
 
