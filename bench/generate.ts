@@ -4,6 +4,7 @@
  * Caddyfile, and a firewall role whose one ufw resource opens every app port on the Tailscale interface.
  * Everything is deterministic: the same N always writes the same bytes.
  */
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -58,6 +59,15 @@ export async function generateWorkload(dir: string, apps: number): Promise<void>
     await mkdir(dirname(target), { recursive: true });
     await writeFile(target, text);
   }
+}
+
+/** The workload committed as the first commit of a git repo on branch `main` in `dir`, as a developer would push it. */
+export async function generateWorkloadRepo(dir: string, apps: number): Promise<void> {
+  await generateWorkload(dir, apps);
+  const git = (...args: string[]) => execFileSync('git', ['-C', dir, '-c', 'user.name=bench', '-c', 'user.email=bench@example.com', ...args], { stdio: 'ignore' });
+  git('init', '-q', '-b', 'main');
+  git('add', '-A');
+  git('commit', '-q', '-m', `bench workload: ${apps} apps`);
 }
 
 /** Writes the host's secrets dir: one 0600 file per app token, values derived from the name (deterministic). */

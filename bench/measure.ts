@@ -25,7 +25,7 @@ import type { RenderedFile } from '../renderers/types.js';
 import { applyingContext, type ApplyingOptions } from '../reconciler/cli/context.js';
 import type { Stage } from '../reconciler/errors.js';
 import { reconcile, type ReconcileOutcome } from '../reconciler/reconcile.js';
-import { appName, BENCH_HOST, changeOneApp, FILES_PER_APP, generateWorkload, SHARED_FILES, writeWorkloadSecrets } from './generate.js';
+import { appName, BENCH_HOST, changeOneApp, FILES_PER_APP, generateWorkload, generateWorkloadRepo, SHARED_FILES, writeWorkloadSecrets } from './generate.js';
 import { round, summarize, type BenchStage, type RunSample, type Scenario, type ScenarioResult, type WorkloadResult } from './report.js';
 
 interface Workload {
@@ -199,12 +199,9 @@ export async function measureApplyPath(apps: number, runs: number, budgetSeconds
   try {
     const repoDir = join(base, 'repo');
     const secretsDir = join(base, 'secrets');
-    await generateWorkload(repoDir, apps);
+    await generateWorkloadRepo(repoDir, apps);
     await writeWorkloadSecrets(secretsDir, apps);
     const git = (...args: string[]) => execFileSync('git', ['-C', repoDir, '-c', 'user.name=bench', '-c', 'user.email=bench@example.com', ...args], { stdio: 'ignore' });
-    git('init', '-q', '-b', 'main');
-    git('add', '-A');
-    git('commit', '-q', '-m', `bench workload: ${apps} apps`);
     const options = (sandbox: string): ApplyingOptions & { repo: string } => ({
       host: BENCH_HOST,
       root: join(sandbox, 'root'),

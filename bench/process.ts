@@ -14,7 +14,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BENCH_HOST, generateWorkload, writeWorkloadSecrets } from './generate.js';
+import { BENCH_HOST, generateWorkloadRepo, writeWorkloadSecrets } from './generate.js';
 import { median } from './report.js';
 
 const PROJECT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -93,12 +93,8 @@ async function main(argv: string[]): Promise<void> {
   try {
     const repo = join(base, 'repo');
     const secretsDir = join(base, 'secrets');
-    await generateWorkload(repo, apps);
+    await generateWorkloadRepo(repo, apps);
     await writeWorkloadSecrets(secretsDir, apps);
-    const git = (...args: string[]) => execFileSync('git', ['-C', repo, '-c', 'user.name=bench', '-c', 'user.email=b@example.com', ...args], { stdio: 'ignore' });
-    git('init', '-q', '-b', 'main');
-    git('add', '-A');
-    git('commit', '-q', '-m', `bench workload: ${apps} apps`);
 
     const results: Figures[] = [];
     for (const [how, command] of [

@@ -43,6 +43,10 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
 };
 
 async function main(argv: string[]): Promise<void> {
+  if (argv.length === 3 && (argv[2] === '--version' || argv[2] === '-V')) {
+    process.stdout.write(`${ENGINE_VERSION}\n`);
+    return;
+  }
   const program = new Command()
     .name('edge-reconciler')
     .description('Git-driven reconciler for small edge data centers: Caddy, systemd units, env files, UFW and config files')

@@ -2,14 +2,12 @@
  * The commands that read or steer a host's state: `status`, `history`, `rollback`, `unpin`.
  */
 import type { Command } from 'commander';
-import { recoverOnly, rollbackToGeneration } from '../reconcile.js';
 import { StateStore } from '../state/state-store.js';
 import { readStatus, type RunRecord } from '../state/status.js';
 import { readStatusView } from '../state/status-view.js';
 import { applyGate, readSuspension } from '../state/suspend.js';
 import { EdgeError } from '../errors.js';
 import { loadHostConfig } from '../config/host-config.js';
-import { summarize } from './apply.js';
 import { applyingContext, DEFAULT_STATE_DIR, wholeNumber, withHostOptions, type ApplyingOptions } from './context.js';
 import { out, printError } from './io.js';
 
@@ -110,6 +108,9 @@ export function registerStateCommands(program: Command): void {
         const ctx = await applyingContext(options);
         await refuseWhileSuspended(options.stateDir);
         const target = options.to === undefined ? undefined : wholeNumber('--to', options.to, 0, 1);
+        // Loaded here, not at the top: `status` and `history`, run from timers and hooks, need none of the engine.
+        const { rollbackToGeneration } = await import('../reconcile.js');
+        const { summarize } = await import('./apply.js');
         const outcome = await rollbackToGeneration(ctx, target);
         if (options.json) out(JSON.stringify(summarize(outcome), null, 2), ctx.redact);
         else if (outcome.result === 'applied') out(`rolled back: generation ${outcome.generation} now holds ${short(outcome.revision)}; pinned until a newer commit arrives`, ctx.redact);
@@ -129,6 +130,7 @@ export function registerStateCommands(program: Command): void {
   ).action(async (options: ApplyingOptions & { config?: string }) => {
       try {
         const ctx = await applyingContext(await recoverOptions(options));
+        const { recoverOnly } = await import('../reconcile.js');
         const outcome = await recoverOnly(ctx);
         if (outcome.recovery) out(`recovered generation ${outcome.recovery.generation}: ${outcome.recovery.outcome}`, ctx.redact);
         if (outcome.error) process.exitCode = printError(outcome.error, ctx.redact);
