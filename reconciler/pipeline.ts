@@ -10,32 +10,35 @@ import { activateChanges } from './stages/activate.js';
 import { applyChanges } from './stages/apply.js';
 import { fetchRevision } from './stages/fetch.js';
 import { checkHealth } from './stages/health.js';
-import { loadDesiredState } from './stages/load.js';
-import { checkFirewallLockout, planHost } from './stages/plan.js';
 import { recordGood } from './stages/record.js';
-import { renderHost } from './stages/render.js';
-import { validateHost } from './stages/validate.js';
 
 /** fetch: resolve the revision and export its tree. */
 export const FETCH: StageStep = { stage: 'fetch', run: fetchRevision };
 
-/** load → render → validate → plan: everything up to the point where the host would be touched. */
+/**
+ * load → render → validate → plan: everything up to the point where the host would be touched. Their modules (the
+ * YAML parser, JSON Schemas, handlebars, the validators, diff) load on first use: a no-op of a live revision, what
+ * a timer-driven `apply` mostly is, never needs them.
+ */
 export const PLAN_PIPELINE: readonly StageStep[] = [
   {
     stage: 'load',
     async run(_ctx, state) {
+      const { loadDesiredState } = await import('./stages/load.js');
       state.desired = await loadDesiredState(need(state.tree, 'exported tree'), state.treeFiles);
     },
   },
   {
     stage: 'render',
     async run(ctx, state) {
+      const { renderHost } = await import('./stages/render.js');
       state.files = renderHost(need(state.desired, 'desired state'), ctx.hostName, ctx.secrets, ctx.policy).files;
     },
   },
   {
     stage: 'validate',
     async run(ctx, state) {
+      const { validateHost } = await import('./stages/validate.js');
       await validateHost(need(state.desired, 'desired state'), need(state.files, 'rendered files'), {
         signal: ctx.signal,
         previous: state.previous,
@@ -47,6 +50,7 @@ export const PLAN_PIPELINE: readonly StageStep[] = [
     stage: 'plan',
     async run(ctx, state) {
       const files = need(state.files, 'rendered files');
+      const { checkFirewallLockout, planHost } = await import('./stages/plan.js');
       state.plan = await planHost(ctx.hostName, files, ctx.host, state.previous);
       // A manual rollback restores rules that were live before: it has no desired state and is not judged.
       if (state.desired) await checkFirewallLockout(files, state.desired.edge.guards, ctx.host, state.plan);
