@@ -1,13 +1,15 @@
 /**
  * The hook runner: roles may declare executables (`hooks:` in role.yaml) that run around an apply with the EDGE_*
- * environment contract, a timeout that kills the hook's whole process group, and captured, redacted output.
- * Hooks are the repo's own code, run from the exported tree; they get no secret values and none of the agent's
- * environment.
+ * environment contract, confined by the namespace sandbox of `reconciler/host/sandbox.ts` (a copy of the role
+ * folder in a scratch dir that is the only writable path, no network unless the hook declares it, as `nobody`),
+ * a timeout that kills the hook and everything it started, and captured, redacted output. Hooks are the repo's
+ * own code; they get no secret values and none of the agent's environment.
  */
 import { constants } from 'node:fs';
-import { access, realpath, stat } from 'node:fs/promises';
+import { access, cp, realpath, stat } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { makeScratchDir, runConfined, type ConfinedResult } from '../reconciler/host/sandbox.js';
 import type { HookPhase, RoleSpec } from '../reconciler/model.js';
 
 /** One hook to run: a role's script for a phase. */
@@ -16,8 +18,10 @@ export interface HookInvocation {
   role: string;
   /** absolute path of the script inside the exported tree */
   script: string;
-  /** The role folder (`<tree>/roles/<role>`): the hook's working directory, and where its script must be. */
+  /** The role folder (`<tree>/roles/<role>`): copied into the hook's scratch dir as its working directory. */
   cwd: string;
+  /** Run in the host's network namespace (`network: true`); otherwise the hook has no network. */
+  network: boolean;
 }
 
 /** What the hooks of one run are told, as EDGE_* variables. */
@@ -46,14 +50,14 @@ export interface HookOutcome {
 
 /** How hooks run. */
 export interface HookOptions {
-  /** Per hook; default 60 s. On timeout the hook's process group gets SIGTERM, then SIGKILL. */
+  /** Per hook; default 60 s. On timeout the hook, and everything it started, gets SIGKILL. */
   timeoutMs?: number;
   /** `--dry-activate`: report every hook as skipped, run none. */
   dryRun?: boolean;
   /** Called once per hook as it ends (the caller logs it). */
   log?: (outcome: HookOutcome) => void;
   redact?: (s: string) => string;
-  /** Stops the running hook (its process group is killed) and runs no further ones. */
+  /** Stops the running hook (it and what it started are killed) and runs no further ones. */
   signal?: AbortSignal;
 }
 
@@ -69,19 +73,23 @@ export const MAX_HOOK_OUTPUT_BYTES = 4 * 1024;
 /** The longest EDGE_ERROR passed to a hook. */
 const MAX_ERROR_CHARS = 2_000;
 
-/** Between SIGTERM and SIGKILL of a hook's process group. */
-const KILL_GRACE_MS = 2_000;
-const POLITE_KILL: NodeJS.Signals = 'SIGTERM';
-const FORCED_KILL: NodeJS.Signals = 'SIGKILL';
+/** The exit code of a hook the timeout or a cancel killed (128 + SIGKILL). */
+const KILLED_EXIT = 128 + osConstants.signals.SIGKILL;
+
+/** The scratch dir's name; `edge-validate-` like the staging dirs, so what a killed run leaves is cleaned with them. */
+const SCRATCH_PREFIX = 'edge-validate-hook-';
+
+/** Starts the hook in the copy of its role folder, its stderr joined to its stdout (the sandbox's own stays apart). */
+const LAUNCH = 'cd "$1" || exit 125; exec "$2" 2>&1';
 
 /** The hooks of `phase` of `roles`, in role order; script paths are relative to `roles/<role>/` of the tree. */
 export function hooksFor(phase: HookPhase, roles: RoleSpec[], treeDir: string): HookInvocation[] {
   const hooks: HookInvocation[] = [];
   for (const role of roles) {
-    const script = role.hooks[phase];
-    if (!script) continue;
+    const hook = role.hooks[phase];
+    if (!hook) continue;
     const cwd = resolve(treeDir, 'roles', role.name);
-    hooks.push({ phase, role: role.name, script: resolve(cwd, script), cwd });
+    hooks.push({ phase, role: role.name, script: resolve(cwd, hook.script), cwd, network: hook.network });
   }
   return hooks;
 }
@@ -186,73 +194,46 @@ async function runHook(
   if (refused) {
     return { ...base(phase, hook), exitCode: refused.exitCode, output: redact(refused.message), skipped: false };
   }
-  const { execa } = await import('execa');
-  const output = new OutputTail(2 * MAX_HOOK_OUTPUT_BYTES);
-  // detached: the hook leads its own process group, so a timeout kills what it started as well.
-  const subprocess = execa(hook.script, [], {
-    cwd: hook.cwd,
-    env: environment,
-    extendEnv: false,
-    detached: true,
-    cleanup: true,
-    reject: false,
-    stdin: 'ignore',
-    all: true,
-    buffer: false,
-    stripFinalNewline: false,
-  });
-  subprocess.all?.on('data', (chunk: Buffer | string) => output.push(chunk));
-
-  let timedOut = false;
-  let cancelled = false;
-  let killTimer: NodeJS.Timeout | undefined;
-  const killGroup = (): void => {
-    signalGroup(subprocess.pid, POLITE_KILL);
-    killTimer = setTimeout(() => signalGroup(subprocess.pid, FORCED_KILL), KILL_GRACE_MS);
-  };
-  const timer = setTimeout(() => {
-    timedOut = true;
-    killGroup();
-  }, options.timeoutMs ?? DEFAULT_HOOK_TIMEOUT_MS);
-  const onAbort = (): void => {
-    cancelled = true;
-    killGroup();
-  };
-  options.signal?.addEventListener('abort', onAbort, { once: true });
-  // When the hook itself exits, whatever it left running in its group would hold the output pipe open: kill it.
-  subprocess.once('exit', () => signalGroup(subprocess.pid, FORCED_KILL));
-
-  const result = await subprocess;
-  clearTimeout(timer);
-  clearTimeout(killTimer);
-  options.signal?.removeEventListener('abort', onAbort);
-
-  let exitCode = result.exitCode ?? (result.signal ? 128 + signalNumber(result.signal) : 1);
-  if (result.exitCode === undefined && !result.signal && result.failed) {
-    output.push(`${result.shortMessage}\n`);
-    exitCode = 126;
+  const timeoutMs = options.timeoutMs ?? DEFAULT_HOOK_TIMEOUT_MS;
+  const scratch = await makeScratchDir(SCRATCH_PREFIX);
+  try {
+    // A copy: the exported tree is root's and stays out of the sandbox's reach. Symlinks are copied as they are,
+    // so one pointing out of the role folder resolves inside the sandbox, as nobody, to what nobody may read.
+    const roleDir = join(scratch.path, 'role');
+    await cp(hook.cwd, roleDir, { recursive: true, verbatimSymlinks: true });
+    await scratch.handOver();
+    const result = await runConfined({
+      argv: ['/bin/sh', '-c', LAUNCH, 'edge-hook', roleDir, join(roleDir, relative(hook.cwd, hook.script))],
+      scratchDir: scratch.path,
+      env: environment,
+      timeoutMs,
+      network: hook.network,
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+    const output = new OutputTail(2 * MAX_HOOK_OUTPUT_BYTES);
+    output.push(result.stdout);
+    output.push(result.stderr);
+    if (result.timedOut) output.push(`\nedge-reconciler: hook timed out after ${timeoutMs / 1000}s and was killed\n`);
+    if (result.cancelled) output.push('\nedge-reconciler: hook cancelled and killed\n');
+    return {
+      ...base(phase, hook),
+      exitCode: exitCodeOf(result),
+      timedOut: result.timedOut,
+      durationMs: Date.now() - started,
+      output: output.text(redact, MAX_HOOK_OUTPUT_BYTES),
+      skipped: false,
+    };
+  } finally {
+    await scratch.remove();
   }
-  if (timedOut) output.push(`\nedge-reconciler: hook timed out after ${(options.timeoutMs ?? DEFAULT_HOOK_TIMEOUT_MS) / 1000}s and was killed\n`);
-  if (cancelled) output.push('\nedge-reconciler: hook cancelled and killed\n');
-  // A hook killed by the timeout may still have exited 0 from a trap: it failed all the same.
-  if ((timedOut || cancelled) && exitCode === 0) exitCode = 124;
-  return {
-    ...base(phase, hook),
-    exitCode,
-    timedOut,
-    durationMs: Date.now() - started,
-    output: output.text(redact, MAX_HOOK_OUTPUT_BYTES),
-    skipped: false,
-  };
 }
 
-function signalGroup(pid: number | undefined, signal: NodeJS.Signals): void {
-  if (pid === undefined) return;
-  try {
-    process.kill(-pid, signal);
-  } catch {
-    // The group is already gone.
-  }
+/** The hook's exit code; a hook that was killed, by the timeout, a cancel or a signal, is 128 + the signal. */
+function exitCodeOf(result: ConfinedResult): number {
+  if (result.timedOut || result.cancelled) return KILLED_EXIT;
+  if (result.startError) return result.startError === 'ENOENT' ? 127 : 126;
+  if (result.exitCode !== undefined) return result.exitCode;
+  return result.signal ? 128 + signalNumber(result.signal) : 1;
 }
 
 function signalNumber(name: string): number {

@@ -83,6 +83,13 @@ export interface HealthCheckSpec {
 /** Hook executables a role declares, by phase. */
 export type HookPhase = 'pre-apply' | 'post-apply' | 'on-failure' | 'on-rollback';
 
+/** One hook of a role: its script, relative to the role folder, and what its sandbox lets it have. */
+export interface HookSpec {
+  script: string;
+  /** The host's network namespace (`network: true` in role.yaml); otherwise none. */
+  network: boolean;
+}
+
 /** `roles/<name>/role.yaml`. */
 export interface RoleSpec {
   name: string;
@@ -90,7 +97,7 @@ export interface RoleSpec {
   vars: Record<string, unknown>;
   resources: ResourceDecl[];
   health: HealthCheckSpec[];
-  hooks: Partial<Record<HookPhase, string>>;
+  hooks: Partial<Record<HookPhase, HookSpec>>;
   source: SourceRef;
 }
 

@@ -125,6 +125,24 @@ export const hostSchema = {
   additionalProperties: false,
 } as const;
 
+const hookScript = { type: 'string', pattern: '^[A-Za-z0-9_][A-Za-z0-9_./-]*$', description: 'Path relative to the role folder.' };
+
+/** One hook: its script, or `{ script, network }` for a hook that needs the host's network. */
+const hookSchema = {
+  oneOf: [
+    hookScript,
+    {
+      type: 'object',
+      required: ['script'],
+      properties: {
+        script: hookScript,
+        network: { type: 'boolean', default: false, description: "The host's network (still unprivileged, still read-only)." },
+      },
+      additionalProperties: false,
+    },
+  ],
+};
+
 /** Schema of `roles/<name>/role.yaml`, with every resource kind's own fields. */
 export function roleSchema(): Record<string, unknown> {
   const kinds = RENDERERS.map((renderer) => renderer.kind);
@@ -152,13 +170,8 @@ export function roleSchema(): Record<string, unknown> {
       health: { type: 'array', items: healthCheck },
       hooks: {
         type: 'object',
-        description: 'Executables in the role folder, run with EDGE_* variables (see docs/hooks.md).',
-        properties: Object.fromEntries(
-          ['pre-apply', 'post-apply', 'on-failure', 'on-rollback'].map((phase) => [
-            phase,
-            { type: 'string', pattern: '^[A-Za-z0-9_][A-Za-z0-9_./-]*$' },
-          ]),
-        ),
+        description: 'Executables in the role folder, run confined with EDGE_* variables (see docs/hooks.md).',
+        properties: Object.fromEntries(['pre-apply', 'post-apply', 'on-failure', 'on-rollback'].map((phase) => [phase, hookSchema])),
         additionalProperties: false,
       },
     },

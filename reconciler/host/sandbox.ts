@@ -1,7 +1,7 @@
 /**
- * Runs a command the repo supplies (a file's `validate` command, a validator over repo content) confined: its own
- * mount, network, PID, IPC and UTS namespaces (`unshare`), every mount read-only but its scratch dir, no network
- * (only a down loopback), an unprivileged user without capabilities (`setpriv`), and a timeout that kills the
+ * Runs a command the repo supplies (a file's `validate` command, a validator over repo content, a role's hook)
+ * confined: its own mount, network, PID, IPC and UTS namespaces (`unshare`), every mount read-only but its scratch
+ * dir, no network (only a down loopback) unless the command declares it needs the host's, an unprivileged user without capabilities (`setpriv`), and a timeout that kills the
  * whole namespace. A non-root agent (CI) gets the same through an unprivileged user namespace, as its own user.
  * Where none can be had (no util-linux, namespaces refused), the command runs in its own process group with the
  * same timeout, and `confinement()` says why so that `check` can print it.
@@ -52,6 +52,8 @@ export interface ConfinedCommand {
   env: Record<string, string>;
   timeoutMs: number;
   signal?: AbortSignal;
+  /** Keep the host's network namespace (a hook that declares `network: true`); otherwise only a down loopback. */
+  network?: boolean;
 }
 
 /** How a confined command ended. */
@@ -103,7 +105,7 @@ fi
 exec $drop "$@"
 `;
 
-const UNSHARE_FLAGS = ['--net', '--mount', '--pid', '--ipc', '--uts', '--fork', '--kill-child', '--mount-proc'];
+const UNSHARE_FLAGS = ['--mount', '--pid', '--ipc', '--uts', '--fork', '--kill-child', '--mount-proc'];
 
 let probed: Promise<Confinement> | undefined;
 
@@ -143,9 +145,10 @@ async function probeConfinement(): Promise<Confinement> {
   }
 }
 
-function sandboxArgv(scratch: string, mode: ConfinementMode, argv: readonly string[]): string[] {
+function sandboxArgv(scratch: string, mode: ConfinementMode, argv: readonly string[], network = false): string[] {
   const user = mode === 'self-userns' ? ['--user', '--map-root-user'] : [];
-  return ['unshare', ...user, ...UNSHARE_FLAGS, '/bin/sh', '-c', SETUP_SCRIPT, 'sandbox', scratch, String(SANDBOX_ID), mode, ...argv];
+  const net = network ? [] : ['--net'];
+  return ['unshare', ...user, ...net, ...UNSHARE_FLAGS, '/bin/sh', '-c', SETUP_SCRIPT, 'sandbox', scratch, String(SANDBOX_ID), mode, ...argv];
 }
 
 /** A scratch dir for one confined command. */
@@ -213,7 +216,7 @@ export async function runWith(command: ConfinedCommand, mode: Confinement): Prom
     const exists = program.startsWith('/') && (await stat(program).catch(() => undefined)) !== undefined;
     return { ...emptyResult(mode), startError: exists ? 'EACCES' : 'ENOENT' };
   }
-  const argv = mode.confined && mode.mode ? sandboxArgv(command.scratchDir, mode.mode, [resolved, ...args]) : [resolved, ...args];
+  const argv = mode.confined && mode.mode ? sandboxArgv(command.scratchDir, mode.mode, [resolved, ...args], command.network) : [resolved, ...args];
   const result = await spawnCollect(argv, { env, cwd: command.scratchDir, signal: command.signal }, command.timeoutMs);
   return { ...result, confinement: mode };
 }

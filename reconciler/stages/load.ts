@@ -165,12 +165,15 @@ function toHost(name: string, source: YamlSource): HostSpec {
   };
 }
 
+/** A hook as role.yaml writes it: the short form (the script) or the object form. */
+type HookDecl = string | { script: string; network?: boolean };
+
 function toRole(name: string, source: YamlSource, problems: Problem[]): RoleSpec {
   const value = source.value as {
     vars?: Record<string, unknown>;
     resources?: (Record<string, unknown> & { kind: ResourceKind; name: string })[];
     health?: Record<string, unknown>[];
-    hooks?: Partial<Record<HookPhase, string>>;
+    hooks?: Partial<Record<HookPhase, HookDecl>>;
   };
   const seen = new Set<string>();
   const resources: ResourceDecl[] = [];
@@ -192,9 +195,18 @@ function toRole(name: string, source: YamlSource, problems: Problem[]): RoleSpec
     vars: value.vars ?? {},
     resources,
     health: toHealth(source, '/health', value.health),
-    hooks: value.hooks ?? {},
+    hooks: toHooks(value.hooks ?? {}),
     source: ref(source, ''),
   };
+}
+
+/** The short form `phase: script` and the object form `phase: { script, network }`, as one shape. */
+function toHooks(hooks: Partial<Record<HookPhase, HookDecl>>): RoleSpec['hooks'] {
+  const specs: RoleSpec['hooks'] = {};
+  for (const [phase, hook] of Object.entries(hooks) as [HookPhase, HookDecl][]) {
+    specs[phase] = typeof hook === 'string' ? { script: hook, network: false } : { script: hook.script, network: hook.network ?? false };
+  }
+  return specs;
 }
 
 /** Roles that hosts name must exist; hooks that roles name must be in the repo. */
@@ -220,8 +232,8 @@ function crossCheck(
     });
   }
   for (const role of roles.values()) {
-    for (const [phase, script] of Object.entries(role.hooks)) {
-      const file = `roles/${role.name}/${script}`;
+    for (const [phase, hook] of Object.entries(role.hooks)) {
+      const file = `roles/${role.name}/${hook.script}`;
       if (!files.has(file)) {
         problems.push({ code: 'HOOK_MISSING', file: role.source.file, path: `/hooks/${phase}`, message: `${phase} hook ${file} does not exist` });
       }

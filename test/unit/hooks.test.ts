@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
-import { chmod, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -11,20 +13,33 @@ import {
   type HookEnv,
   type HookInvocation,
 } from '../../hooks/runner.js';
-import type { HookPhase, RoleSpec } from '../../reconciler/model.js';
+import type { HookPhase, HookSpec, RoleSpec } from '../../reconciler/model.js';
 import { redactorFor } from '../../reconciler/secrets/redact.js';
 import { PROJECT_ROOT } from '../helpers/paths.js';
 
 const ENV: HookEnv = { revision: 'a1b2c3d4e5f6', generation: 7, host: 'edge-1' };
 
-function role(name: string, hooks: RoleSpec['hooks']): RoleSpec {
-  return { name, vars: {}, resources: [], health: [], hooks, source: { file: `roles/${name}/role.yaml` } };
+/** A role whose hooks are given in role.yaml's short form (the script) or as a HookSpec. */
+function role(name: string, hooks: Partial<Record<HookPhase, string | HookSpec>>): RoleSpec {
+  const specs = Object.fromEntries(
+    Object.entries(hooks).map(([phase, hook]) => [phase, typeof hook === 'string' ? { script: hook, network: false } : hook]),
+  );
+  return { name, vars: {}, resources: [], health: [], hooks: specs, source: { file: `roles/${name}/role.yaml` } };
 }
 
-/** A killed process may linger as a zombie when PID 1 does not reap orphans: that counts as dead. */
-async function isAlive(pid: number): Promise<boolean> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-  return stat !== '' && !/^\d+ \(.*\) [ZX] /.test(stat);
+/** Live (not zombie) processes on the host whose command line is exactly `argv`. */
+async function processesRunning(argv: string[]): Promise<number[]> {
+  const wanted = `${argv.join('\0')}\0`;
+  const found: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const [cmdline, state] = await Promise.all([
+      readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => ''),
+      readFile(`/proc/${entry}/stat`, 'utf8').catch(() => ''),
+    ]);
+    if (cmdline === wanted && state !== '' && !/^\d+ \(.*\) [ZX] /.test(state)) found.push(Number(entry));
+  }
+  return found;
 }
 
 describe('hooks', () => {
@@ -36,19 +51,30 @@ describe('hooks', () => {
   afterEach(() => rm(tree, { recursive: true, force: true }));
 
   /** Writes `roles/<role>/hooks/<name>` into the tree and returns its invocation. */
-  async function hook(roleName: string, name: string, body: string, phase: HookPhase = 'post-apply', mode = 0o755): Promise<HookInvocation> {
+  async function hook(
+    roleName: string,
+    name: string,
+    body: string,
+    phase: HookPhase = 'post-apply',
+    mode = 0o755,
+    network = false,
+  ): Promise<HookInvocation> {
     const dir = join(tree, 'roles', roleName, 'hooks');
     await mkdir(dir, { recursive: true });
     await writeFile(join(dir, name), `#!/bin/sh\n${body}\n`);
     await chmod(join(dir, name), mode);
-    return hooksFor(phase, [role(roleName, { [phase]: `hooks/${name}` })], tree)[0] as HookInvocation;
+    return hooksFor(phase, [role(roleName, { [phase]: { script: `hooks/${name}`, network } })], tree)[0] as HookInvocation;
   }
 
-  it('lists the hooks of a phase in role order, with absolute paths in the tree', () => {
-    const roles = [role('web', { 'post-apply': 'hooks/notify.sh' }), role('db', { 'pre-apply': 'migrate.sh' }), role('app', { 'post-apply': 'hooks/a.sh' })];
+  it('lists the hooks of a phase in role order, with absolute paths in the tree and what they may reach', () => {
+    const roles = [
+      role('web', { 'post-apply': 'hooks/notify.sh' }),
+      role('db', { 'pre-apply': 'migrate.sh' }),
+      role('app', { 'post-apply': { script: 'hooks/a.sh', network: true } }),
+    ];
     assert.deepEqual(hooksFor('post-apply', roles, '/tree'), [
-      { phase: 'post-apply', role: 'web', script: '/tree/roles/web/hooks/notify.sh', cwd: '/tree/roles/web' },
-      { phase: 'post-apply', role: 'app', script: '/tree/roles/app/hooks/a.sh', cwd: '/tree/roles/app' },
+      { phase: 'post-apply', role: 'web', script: '/tree/roles/web/hooks/notify.sh', cwd: '/tree/roles/web', network: false },
+      { phase: 'post-apply', role: 'app', script: '/tree/roles/app/hooks/a.sh', cwd: '/tree/roles/app', network: true },
     ]);
   });
 
@@ -69,26 +95,98 @@ describe('hooks', () => {
       assert.equal(vars.EDGE_ROLE, 'app');
       assert.equal(vars.PATH, HOOK_PATH);
       assert.equal(vars.EDGE_TEST_LEAK, undefined);
-      assert.equal(vars.HOME, undefined);
-      assert.equal(lines.at(-1), join(tree, 'roles', 'app'), 'runs in its role folder');
+      const cwd = lines.at(-1) ?? '';
+      assert.match(cwd, /\/role$/, 'runs in the copy of its role folder');
+      assert.equal(vars.HOME, join(cwd, '..'), 'HOME is its scratch dir');
+      assert.equal(vars.TMPDIR, join(cwd, '..'));
     } finally {
       delete process.env.EDGE_TEST_LEAK;
     }
   });
 
   it('kills the hook and what it started when it runs past its timeout', async () => {
-    const pidFile = join(tree, 'child.pid');
-    const invocation = await hook('app', 'slow.sh', `echo started\nsleep 30 &\necho $! > ${pidFile}\nwait`);
+    // A sleep of an odd length, so that it is found by its command line on the host, from outside the sandbox.
+    const child = ['sleep', '3017'];
+    const invocation = await hook('app', 'slow.sh', `sleep 3017 &\necho started\nwait`);
     const started = Date.now();
-    // Long enough for the hook to start and write its pid even on a loaded machine.
-    const [outcome] = await runHooks('post-apply', [invocation], ENV, { timeoutMs: 2_000 });
-    assert.ok(Date.now() - started < 25_000, 'did not wait for the 30 s sleep');
+    // Long enough for the hook to start even on a loaded machine.
+    const [outcome] = await runHooks('post-apply', [invocation], ENV, { timeoutMs: 3_000 });
+    assert.ok(Date.now() - started < 60_000, 'did not wait for the sleep');
     assert.equal(outcome?.timedOut, true);
-    assert.notEqual(outcome?.exitCode, 0);
-    assert.match(outcome?.output ?? '', /started[\s\S]*timed out after 2s/);
-    const child = Number((await readFile(pidFile, 'utf8')).trim());
-    assert.equal(await isAlive(child), false, 'the background sleep was killed too');
+    assert.equal(outcome?.exitCode, 137);
+    assert.match(outcome?.output ?? '', /started[\s\S]*timed out after 3s/);
+    assert.deepEqual(await processesRunning(child), [], 'the background sleep was killed too');
     assert.equal(firstFailure([outcome!]), outcome);
+  });
+
+  it('runs the hook confined: nothing outside its scratch dir is writable, and the tree is left as it was', async () => {
+    const probe = '/etc/edge-hook-probe';
+    await rm(probe, { force: true });
+    const invocation = await hook(
+      'app',
+      'write.sh',
+      [
+        `touch ${probe} 2>/dev/null && echo etc=written || echo etc=refused`,
+        `touch /var/tmp/edge-hook-probe 2>/dev/null && echo var=written || echo var=refused`,
+        'echo changed > hooks/write.sh && echo copy=written',
+        'touch "$TMPDIR/scratch" && echo scratch=written',
+      ].join('\n'),
+    );
+    const before = await readFile(invocation.script, 'utf8');
+    const [outcome] = await runHooks('post-apply', [invocation], ENV, {});
+    assert.equal(outcome?.exitCode, 0, outcome?.output);
+    assert.equal(outcome?.output, 'etc=refused\nvar=refused\ncopy=written\nscratch=written\n');
+    await assert.rejects(stat(probe), { code: 'ENOENT' });
+    await assert.rejects(stat('/var/tmp/edge-hook-probe'), { code: 'ENOENT' });
+    assert.equal(await readFile(invocation.script, 'utf8'), before, 'the exported tree is untouched');
+  });
+
+  it('runs the hook as nobody (uid 65534 on the host) without capabilities', async () => {
+    // Inside, the hook may be root of a user namespace that maps to nobody: the map says which host uid it is.
+    const invocation = await hook('app', 'who.sh', 'id -u; cat /proc/self/uid_map; grep ^CapEff /proc/self/status');
+    const [outcome] = await runHooks('post-apply', [invocation], ENV, {});
+    assert.equal(outcome?.exitCode, 0, outcome?.output);
+    const [uid = '', ...rest] = (outcome?.output ?? '').trim().split('\n');
+    const maps = rest.filter((line) => /^\s*\d+\s+\d+\s+\d+\s*$/.test(line)).map((line) => line.trim().split(/\s+/).map(Number));
+    const inside = Number(uid);
+    const map = maps.find(([first = 0, , count = 0]) => inside >= first && inside < first + count);
+    assert.ok(map, `a uid map covers uid ${uid}: ${outcome?.output}`);
+    assert.equal((map[1] ?? 0) + inside - (map[0] ?? 0), 65534);
+    assert.match(outcome?.output ?? '', /^CapEff:\s+0+$/m);
+  });
+
+  describe('network', () => {
+    let server: Server;
+    let url: string;
+    let requests = 0;
+
+    before(async () => {
+      server = createServer((_request, response) => {
+        requests++;
+        response.end('pong\n');
+      });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+    });
+    after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+    it('cannot reach a loopback HTTP server without network: true', async () => {
+      requests = 0;
+      const invocation = await hook('app', 'curl.sh', `curl -sS -m 10 ${url}`);
+      const [outcome] = await runHooks('post-apply', [invocation], ENV, {});
+      assert.notEqual(outcome?.exitCode, 0, outcome?.output);
+      assert.equal(requests, 0);
+    });
+
+    it('reaches it with network: true, still as nobody', async () => {
+      requests = 0;
+      const invocation = await hook('app', 'curl.sh', `curl -sS -m 10 ${url} && cat /proc/self/uid_map`, 'post-apply', 0o755, true);
+      const [outcome] = await runHooks('post-apply', [invocation], ENV, {});
+      assert.equal(outcome?.exitCode, 0, outcome?.output);
+      assert.match(outcome?.output ?? '', /^pong\n/);
+      assert.doesNotMatch(outcome?.output ?? '', /^\s*0\s+0\s+4294967295/m, 'not the host\'s root');
+      assert.equal(requests, 1);
+    });
   });
 
   it('stops pre-apply at the first failure and returns the outcomes so far', async () => {
@@ -167,26 +265,33 @@ describe('hooks', () => {
     const outcomes = await runHooks('post-apply', [first, second], ENV, { signal: controller.signal });
     assert.ok(Date.now() - started < 20_000, 'did not wait for the 30 s sleep');
     assert.equal(outcomes.length, 1);
-    assert.notEqual(outcomes[0]?.exitCode, 0);
+    assert.equal(outcomes[0]?.exitCode, 137);
     assert.match(outcomes[0]?.output ?? '', /cancelled/);
   });
 
   describe('example hooks', () => {
     const examples = join(PROJECT_ROOT, 'hooks', 'examples');
 
+    /** The example copied into a role folder of the tree, the way an operator uses it. */
+    async function example(name: string, phase: HookPhase, network = false): Promise<HookInvocation> {
+      const dir = join(tree, 'roles', 'examples', 'hooks');
+      await mkdir(dir, { recursive: true });
+      await copyFile(join(examples, name), join(dir, name));
+      await chmod(join(dir, name), 0o755);
+      return hooksFor(phase, [role('examples', { [phase]: { script: `hooks/${name}`, network } })], tree)[0] as HookInvocation;
+    }
+
     it('pre-apply-disk-space.sh passes on this machine (default 10% free) and refuses with an impossible one', async () => {
-      const script = join(examples, 'pre-apply-disk-space.sh');
-      const low = await runHooks('pre-apply', [{ phase: 'pre-apply', role: 'examples', script, cwd: examples }], ENV, {});
+      const low = await runHooks('pre-apply', [await example('pre-apply-disk-space.sh', 'pre-apply')], ENV, {});
       assert.equal(low[0]?.exitCode, 0, low[0]?.output);
-      await writeFile(join(tree, 'wrap.sh'), `#!/bin/sh\nMIN_FREE_PERCENT=101 exec ${script}\n`, { mode: 0o755 });
-      const high = await runHooks('pre-apply', [{ phase: 'pre-apply', role: 'x', script: join(tree, 'wrap.sh'), cwd: tree }], ENV, {});
+      const wrap = await hook('examples', 'wrap.sh', 'MIN_FREE_PERCENT=101 exec ./hooks/pre-apply-disk-space.sh', 'pre-apply');
+      const high = await runHooks('pre-apply', [wrap], ENV, {});
       assert.equal(high[0]?.exitCode, 1);
       assert.match(high[0]?.output ?? '', /refusing to apply a1b2c3d4e5f6/);
     });
 
-    it('post-apply-notify.sh logs the revision', async () => {
-      const script = join(examples, 'post-apply-notify.sh');
-      const [outcome] = await runHooks('post-apply', [{ phase: 'post-apply', role: 'examples', script, cwd: examples }], { ...ENV, result: 'success' }, {});
+    it('post-apply-notify.sh logs the revision, with the network its docs declare', async () => {
+      const [outcome] = await runHooks('post-apply', [await example('post-apply-notify.sh', 'post-apply', true)], { ...ENV, result: 'success' }, {});
       assert.equal(outcome?.exitCode, 0, outcome?.output);
       assert.match(outcome?.output ?? '', /a1b2c3d4e5f6/);
     });
