@@ -127,20 +127,22 @@ export const hostSchema = {
 
 const hookScript = { type: 'string', pattern: '^[A-Za-z0-9_][A-Za-z0-9_./-]*$', description: 'Path relative to the role folder.' };
 
-/** One hook: its script, or `{ script, network }` for a hook that needs the host's network. */
+/**
+ * One hook: its script, or `{ script, network }` for a hook that needs the host's network. An `if` rather than a
+ * `oneOf`, so that a bad object form gets the errors of the object form alone.
+ */
 const hookSchema = {
-  oneOf: [
-    hookScript,
-    {
-      type: 'object',
-      required: ['script'],
-      properties: {
-        script: hookScript,
-        network: { type: 'boolean', default: false, description: "The host's network (still unprivileged, still read-only)." },
-      },
-      additionalProperties: false,
+  if: { type: 'string' },
+  then: hookScript,
+  else: {
+    type: 'object',
+    required: ['script'],
+    properties: {
+      script: hookScript,
+      network: { type: 'boolean', default: false, description: "The host's network (still unprivileged, still read-only)." },
     },
-  ],
+    additionalProperties: false,
+  },
 };
 
 /** Schema of `roles/<name>/role.yaml`, with every resource kind's own fields. */

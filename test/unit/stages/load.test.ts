@@ -65,4 +65,30 @@ describe('load stage', () => {
     const problems = await loadProblems({ files: { 'roles/app/role.yaml': 'resources: [\n' } });
     assert.deepEqual(problems.map((p) => p.code), ['YAML_SYNTAX']);
   });
+
+  it('reads a hook in the short form and the object form as its script and network', async () => {
+    const repo = await writeTinyRepo({
+      role: { hooks: { 'pre-apply': 'hooks/pre.sh', 'post-apply': { script: 'hooks/post.sh', network: true }, 'on-failure': { script: 'hooks/f.sh' } } },
+      files: { 'roles/app/hooks/pre.sh': '#!/bin/sh\n', 'roles/app/hooks/post.sh': '#!/bin/sh\n', 'roles/app/hooks/f.sh': '#!/bin/sh\n' },
+    });
+    try {
+      const state = await loadDesiredState(repo);
+      assert.deepEqual(state.roles.get('app')?.hooks, {
+        'pre-apply': { script: 'hooks/pre.sh', network: false },
+        'post-apply': { script: 'hooks/post.sh', network: true },
+        'on-failure': { script: 'hooks/f.sh', network: false },
+      });
+    } finally {
+      await rm(repo, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses a hook that asks for more than its script and network, naming the key', async () => {
+    const problems = await loadProblems({
+      role: { hooks: { 'pre-apply': { script: 'hooks/pre.sh', user: 'root' } } },
+      files: { 'roles/app/hooks/pre.sh': '#!/bin/sh\n' },
+    });
+    assert.deepEqual(problems.map((p) => [p.code, p.path]), [['SCHEMA', '/hooks/pre-apply']]);
+    assert.match(problems[0]?.message ?? '', /user/);
+  });
 });
