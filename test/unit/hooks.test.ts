@@ -141,6 +141,19 @@ describe('hooks', () => {
     assert.equal(await readFile(invocation.script, 'utf8'), before, 'the exported tree is untouched');
   });
 
+  it('reads nothing of root through symlinks in its role folder, absolute or relative', async () => {
+    const secret = join(tree, 'root-only');
+    await writeFile(secret, 'root-only-content\n', { mode: 0o600 });
+    const invocation = await hook('app', 'leak.sh', 'cat ./abs ./rel ./etc-shadow 2>&1; true');
+    await symlink(secret, join(tree, 'roles', 'app', 'abs'));
+    await symlink('../../root-only', join(tree, 'roles', 'app', 'rel'));
+    await symlink('/etc/shadow', join(tree, 'roles', 'app', 'etc-shadow'));
+    const [outcome] = await runHooks('post-apply', [invocation], ENV, {});
+    assert.equal(outcome?.exitCode, 0, outcome?.output);
+    assert.doesNotMatch(outcome?.output ?? '', /root-only-content|root:/);
+    assert.match(outcome?.output ?? '', /Permission denied|No such file/);
+  });
+
   it('runs the hook as nobody (uid 65534 on the host) without capabilities', async () => {
     // Inside, the hook may be root of a user namespace that maps to nobody: the map says which host uid it is.
     const invocation = await hook('app', 'who.sh', 'id -u; cat /proc/self/uid_map; grep ^CapEff /proc/self/status');
