@@ -8,23 +8,13 @@ import { execa } from 'execa';
 import { cp, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { stringify } from 'yaml';
 import { writeSecretsDir } from '../helpers/cli.js';
 import { createUpstream, startGitHttpServer, type GitHttpServer, type Upstream } from '../helpers/git-server.js';
 import { CLI, EXAMPLE_REPO } from '../helpers/paths.js';
+import { until } from '../helpers/wait.js';
 
 const TOKEN = 'ghp_ServeUrlTokenNeverShown24680';
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 describe('serve: what the host config decides before anything runs', function () {
   this.timeout(120_000);

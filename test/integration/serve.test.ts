@@ -15,6 +15,7 @@ import { stringify } from 'yaml';
 import { EXAMPLE_SECRETS, writeSecretsDir } from '../helpers/cli.js';
 import { createUpstream, startGitHttpServer, type GitHttpServer, type Upstream } from '../helpers/git-server.js';
 import { CLI, EXAMPLE_REPO } from '../helpers/paths.js';
+import { until } from '../helpers/wait.js';
 
 interface LogLine {
   msg: string;
@@ -33,16 +34,6 @@ interface Agent {
 }
 
 const WEBHOOK_SECRET = 'whs-3c5f0a-test-webhook-secret';
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 describe('serve: the agent as a process', function () {
   this.timeout(180_000);

@@ -10,18 +10,9 @@ import { createControlServer, type ControlServer, type ServerLimits } from '../.
 import type { RunReport, RunRequest } from '../../reconciler/triggers/run-request.js';
 import { ReconcileWorker } from '../../reconciler/triggers/worker.js';
 import { AFTER, SECRET, githubHeaders, hmacHex, openPost, post, postRaw, pushPayload, type Reply } from '../helpers/webhook-client.js';
+import { until } from '../helpers/wait.js';
 
 const OLD = '1111111111111111111111111111111111111111';
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 describe('webhooks under abuse', function () {
   this.timeout(60_000);
