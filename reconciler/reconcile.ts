@@ -17,7 +17,7 @@ import type { HookPhase } from './model.js';
 import { applyGate, readSuspension } from './state/suspend.js';
 import { inputsFingerprint } from './source/inputs.js';
 import type { GenerationMeta } from './state/state-store.js';
-import { compareWithInventory } from './state/drift.js';
+import { anyDrift } from './state/drift.js';
 
 /** How a reconcile ended, for the caller (exit code, logs, metrics). */
 export interface ReconcileOutcome {
@@ -282,8 +282,7 @@ async function reconcileLocked(ctx: RunContext, state: RunState, options: Reconc
 async function liveIsCurrent(ctx: RunContext, live: GenerationMeta, revision: string): Promise<boolean> {
   if (live.revision !== revision || !live.inputs) return false;
   if (inputsFingerprint(ctx.hostName, live.secretNames ?? [], ctx.secrets) !== live.inputs) return false;
-  for (const entry of live.inventory) if (await compareWithInventory(ctx.host, entry)) return false;
-  return true;
+  return !(await anyDrift(ctx.host, live.inventory));
 }
 
 async function runRepoHooks(ctx: RunContext, state: RunState, phase: HookPhase, env: HookEnv) {

@@ -31,3 +31,21 @@ export async function compareWithInventory(host: Host, entry: InventoryEntry): P
   if ((uid !== undefined && uid !== live.uid) || (gid !== undefined && gid !== live.gid)) return { kind: 'owner', state };
   return undefined;
 }
+
+/**
+ * Whether any managed file differs from its inventory entry. Up to `width` files are read at once (the no-op of a
+ * live revision is mostly this: hundreds of small reads that gain from overlapping), and the first difference ends
+ * the search.
+ */
+export async function anyDrift(host: Host, entries: readonly InventoryEntry[], width = 16): Promise<boolean> {
+  let next = 0;
+  let found = false;
+  const worker = async (): Promise<void> => {
+    while (!found && next < entries.length) {
+      const entry = entries[next++] as InventoryEntry;
+      if (await compareWithInventory(host, entry)) found = true;
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(width, entries.length) }, worker));
+  return found;
+}
