@@ -8,6 +8,7 @@ import type { Command } from 'commander';
 import { execa } from 'execa';
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { findExecutable } from '../host/sandbox.js';
 import { DEFAULT_CONFIG_PATH, loadHostConfig, parseListen, type HostConfig } from '../config/host-config.js';
 import { formatDefaults, formatRule, UFW_BUILTIN_DEFAULTS } from '../../renderers/ufw/rule-text.js';
 import type { RenderedFile } from '../../renderers/types.js';
@@ -87,8 +88,7 @@ async function toolFindings(files: readonly RenderedFile[]): Promise<Finding[]> 
   if (kinds.has('ufw')) tools.push(['ufw', 'the firewall rules']);
   const missing: string[] = [];
   for (const [tool, why] of tools) {
-    const found = await execa('sh', ['-c', 'command -v "$1"', 'sh', tool], { reject: false });
-    if (found.exitCode !== 0) missing.push(`${tool} (${why})`);
+    if (!(await findExecutable(tool))) missing.push(`${tool} (${why})`);
   }
   return [
     missing.length === 0

@@ -8,13 +8,14 @@ import { join } from 'node:path';
 import { DEFAULT_CONFIG_PATH, loadHostConfig } from '../config/host-config.js';
 import { EdgeError } from '../errors.js';
 import { syncDir } from '../host/host.js';
+import { notPrivate } from '../host/secrets-dir.js';
 import { writeFileAtomic } from '../state/state-store.js';
 import { SECRET_NAME } from '../../renderers/template.js';
 import { neededSecrets, previewHost, type NeededSecret } from './host-preview.js';
 import { out, printError } from './io.js';
 
-/** Whether a needed secret is in place, and if not, why. */
-export type SecretState = 'present' | 'missing' | 'empty' | 'not a regular file' | `readable by others (mode ${string})`;
+/** Whether a needed secret is in place, and if not, why (`not private: ...` says how the reader would refuse it). */
+export type SecretState = 'present' | 'missing' | 'empty' | 'not a regular file' | `not private: ${string}`;
 
 /** A needed secret with its state on this host. */
 export interface SecretReport extends NeededSecret {
@@ -71,7 +72,8 @@ async function secretState(path: string): Promise<SecretState> {
   const stat = await lstat(path).catch(() => undefined);
   if (!stat) return 'missing';
   if (!stat.isFile()) return 'not a regular file';
-  if ((stat.mode & 0o077) !== 0) return `readable by others (mode ${(stat.mode & 0o777).toString(8).padStart(4, '0')})`;
+  const problem = notPrivate(stat, 'secret file', path, '0600');
+  if (problem) return `not private: ${problem}`;
   return stat.size === 0 ? 'empty' : 'present';
 }
 

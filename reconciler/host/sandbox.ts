@@ -118,7 +118,7 @@ export function confinement(): Promise<Confinement> {
 async function probeConfinement(): Promise<Confinement> {
   if (process.platform !== 'linux') return { confined: false, reason: `namespaces need Linux (this is ${process.platform})` };
   for (const tool of ['unshare', 'setpriv', 'mount']) {
-    if (!(await findExecutable(tool, process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'))) {
+    if (!(await findExecutable(tool))) {
       return { confined: false, reason: `${tool} (util-linux) is not installed` };
     }
   }
@@ -226,10 +226,11 @@ function emptyResult(mode: Confinement): ConfinedResult {
 }
 
 /**
- * The absolute path of an executable `name` on `path` (or `name` itself when absolute), if any. A relative path
- * with a slash is never found: it would resolve against the agent's own working directory.
+ * The absolute path of an executable `name` on `path` (default: this process's PATH), or `name` itself when
+ * absolute, if any. A relative path with a slash is never found: it would resolve against the agent's own working
+ * directory.
  */
-export async function findExecutable(name: string, path: string): Promise<string | undefined> {
+export async function findExecutable(name: string, path = process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'): Promise<string | undefined> {
   if (name === '' || (name.includes('/') && !name.startsWith('/'))) return undefined;
   const candidates = name.includes('/') ? [name] : path.split(delimiter).filter(Boolean).map((dir) => join(dir, name));
   for (const candidate of candidates) {

@@ -31,7 +31,7 @@ export async function readSecretsDir(dir: string): Promise<Map<string, string>> 
     throw error;
   });
   if (!info.isDirectory()) throw new SecretsDirError('SECRETS_DIR_MISSING', dir, `secrets dir ${dir} is not a directory`);
-  const refusal = unsafe(info, 'secrets dir', dir, '0700');
+  const refusal = notPrivate(info, 'secrets dir', dir, '0700');
   if (refusal) throw new SecretsDirError('SECRETS_DIR_PERMISSIONS', dir, refusal);
   const secrets = new Map<string, string>();
   for (const entry of await readdir(dir, { withFileTypes: true })) {
@@ -40,7 +40,7 @@ export async function readSecretsDir(dir: string): Promise<Map<string, string>> 
     // Checked on the open descriptor: what is judged is what is read.
     const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
     try {
-      const problem = unsafe(await handle.stat(), 'secret file', path, '0600');
+      const problem = notPrivate(await handle.stat(), 'secret file', path, '0600');
       if (problem) throw new SecretsDirError('SECRET_PERMISSIONS', path, problem);
       secrets.set(entry.name, (await handle.readFile('utf8')).replace(/\r?\n$/, ''));
     } finally {
@@ -50,8 +50,11 @@ export async function readSecretsDir(dir: string): Promise<Map<string, string>> 
   return secrets;
 }
 
-/** Why `info` is not private to the agent's own user, or undefined when it is. */
-function unsafe(info: Stats, what: string, path: string, mode: string): string | undefined {
+/**
+ * Why `info` is not private to the agent's own user (owned by it, closed to group and others), or undefined when
+ * it is: the one rule for the secrets dir (`mode` 0700) and each secret (0600), wherever they are judged.
+ */
+export function notPrivate(info: Stats, what: string, path: string, mode: string): string | undefined {
   const self = process.geteuid?.();
   const fix = `make it ${mode} and owned by ${self === 0 || self === undefined ? 'root' : `uid ${self}`} (the agent's user)`;
   if (self !== undefined && info.uid !== self) return `${what} ${path} is owned by uid ${info.uid}: ${fix}`;
