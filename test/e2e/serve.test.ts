@@ -61,9 +61,8 @@ describe('e2e serve: the agent as a systemd service', function () {
     for (const unit of ['lod.service', 'lod-backup.timer']) assert.equal(await edge.box.unitState(unit), 'active', `${unit}\n${await serviceEvidence()}`);
 
     // The hardened unit, as systemd itself rates it on this host: the apply above ran under it.
-    const security = (await edge.box.exec(['systemd-analyze', 'security', '--no-pager', SERVICE.unit])).stdout;
-    const exposure = Number(/Overall exposure level for \S+: ([\d.]+)/.exec(security)?.[1]);
-    assert.ok(exposure <= 4.0, `systemd-analyze security rates the agent's unit ${exposure} (at most 4.0):\n${security}`);
+    const { exposure, report } = await edge.securityExposure(SERVICE.unit);
+    assert.ok(exposure <= 4.0, `systemd-analyze security rates the agent's unit ${exposure} (at most 4.0):\n${report}`);
     assert.deepEqual(await edge.box.httpGet('http://127.0.0.1:8080/healthz'), { status: 200, body: 'ok' });
     assert.equal((await edge.lodEnv()).LOD_WORKERS, '4');
     assert.deepEqual(await edge.box.httpGet(`http://${SERVICE.listen}/healthz`), { status: 200, body: 'ok\n' });

@@ -363,6 +363,12 @@ export class EdgeHost {
     await this.box.writeFile(SERVICE.config, `# written by the e2e test (edge-reconciler init writes a commented one)\n${stringify(document)}`, 0o600);
   }
 
+  /** How `systemd-analyze security` rates a unit inside: the overall exposure (NaN when absent) and the report. */
+  async securityExposure(unit: string): Promise<{ exposure: number; report: string }> {
+    const report = (await this.box.exec(['systemd-analyze', 'security', '--no-pager', unit])).stdout;
+    return { exposure: Number(/Overall exposure level for \S+: ([\d.]+)/.exec(report)?.[1]), report };
+  }
+
   /** The running agent's `/status` (undefined while it does not answer). */
   async serviceStatus(): Promise<ServiceStatus | undefined> {
     const answer = await this.box.httpGet(`http://${SERVICE.listen}/status`).catch(() => undefined);
