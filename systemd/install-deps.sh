@@ -3,10 +3,11 @@
 # caddy (validate), systemd-analyze (in systemd), ufw, logrotate (validates logrotate files), git, and gpg and
 # ssh for signed commits and deploy keys, and util-linux (flock: the state dir's lock; essential, so always there).
 # With --e2e also what the tests use: systemd-container (systemd-nspawn), debootstrap and iproute2 to boot and wire
-# a systemd, and strace (the fsync test of the state dir).
+# a systemd, strace (the fsync test of the state dir), chromium (the fleet page's browser test) and prometheus
+# (promtool: the alert rules' unit tests).
 set -euo pipefail
 packages=(caddy systemd ufw logrotate git gnupg openssh-client util-linux)
-[ "${1:-}" = "--e2e" ] && packages+=(systemd-container debootstrap iproute2 strace)
+[ "${1:-}" = "--e2e" ] && packages+=(systemd-container debootstrap iproute2 strace chromium prometheus)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

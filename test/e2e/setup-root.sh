@@ -10,7 +10,8 @@
 set -euo pipefail
 
 readonly SUITE=bookworm
-readonly PACKAGES=systemd,systemd-sysv,dbus,caddy,ufw,iptables,git,curl,ca-certificates,procps,logrotate
+# python3 runs the example apps (app releases); prometheus and its node exporter are the monitoring role's.
+readonly PACKAGES=systemd,systemd-sysv,dbus,caddy,ufw,iptables,git,curl,ca-certificates,procps,logrotate,python3,prometheus,prometheus-node-exporter
 readonly CACHE=${EDGE_E2E_ROOT_CACHE:-/var/cache/edge-reconciler/e2e-root}
 # Inside the root; the helper does not read it, it runs this script before each boot.
 readonly MARKER=.edge-e2e-recipe
@@ -58,6 +59,8 @@ customize_root() {
   # ufw active at boot, so that `ufw allow` changes the (container's own) iptables right away.
   sed -i 's/^ENABLED=.*/ENABLED=yes/' "$root/etc/ufw/ufw.conf"
   chroot "$root" systemctl enable caddy.service ufw.service >/dev/null 2>&1
+  # Installed, not started: a test that wants Prometheus starts it, the other boots stay light.
+  chroot "$root" systemctl disable prometheus.service prometheus-node-exporter.service >/dev/null 2>&1 || true
   chroot "$root" apt-get clean
   rm -rf "$root/var/lib/apt/lists/"* "$root/var/log/"*.log "$root/var/cache/debconf/"*-old
 }
