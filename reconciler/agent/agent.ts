@@ -8,7 +8,7 @@ import { performance } from 'node:perf_hooks';
 import { setupSecrets } from '../secrets/secrets.js';
 import { startDaemon, type Daemon } from './daemon.js';
 import { EdgeError } from '../errors.js';
-import { ExecRunner, Host, RecordingRunner } from '../host/host.js';
+import { ExecRunner, Host, RecordingRunner, type CommandRunner } from '../host/host.js';
 import type { HostConfig } from '../config/host-config.js';
 import type { InventoryEntry } from '../state/inventory.js';
 import { AgentMetrics } from './metrics.js';
@@ -38,6 +38,8 @@ export interface AgentOptions {
   setRedactor?: (redact: Redactor) => void;
   /** Record activation instead of running it (a sandbox root); only for tests and demos. */
   dryActivate?: boolean;
+  /** The command runner, for in-process tests (systemctl recorded, health probes real); overrides dryActivate. */
+  runner?: CommandRunner;
   handleSignals?: boolean;
   /** When set, `POST /reconcile` needs `Authorization: Bearer <token>` besides a loopback peer. */
   reconcileToken?: string;
@@ -73,7 +75,7 @@ export async function contextFromConfig(config: HostConfig, options: AgentOption
     signal: request?.signal,
     onRevision: request?.onRevision,
     store: new StateStore(config.stateDir),
-    runner: options.dryActivate ? new RecordingRunner() : new ExecRunner(),
+    runner: options.runner ?? (options.dryActivate ? new RecordingRunner() : new ExecRunner()),
     source: {
       repo: config.repo,
       ...(config.tagPattern ? { tagPattern: config.tagPattern } : { ref: config.ref }),
