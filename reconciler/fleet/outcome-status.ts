@@ -37,7 +37,10 @@ export function statusOfOutcome(outcome: OutcomeSummary, redact: (text: string) 
   if (outcome.result === 'applied' || outcome.result === 'unchanged') {
     return say('success', `live and healthy${outcome.generation !== undefined ? ` (generation ${outcome.generation})` : ''}`);
   }
-  if (HELD.has(outcome.result)) return say('pending', `${outcome.result}: ${outcome.reason ?? ''}`);
+  if (HELD.has(outcome.result)) {
+    const reason = outcome.reason ?? '';
+    return say('pending', reason.startsWith(outcome.result) ? reason : `${outcome.result}: ${reason}`);
+  }
   if (FAILED.has(outcome.result)) {
     const check = outcome.failedCheck ? `check ${outcome.failedCheck.name} failed: ${outcome.failedCheck.message}` : (outcome.reason ?? '');
     return say('failure', `${outcome.result}: ${code}${check}`);

@@ -60,7 +60,8 @@ export class AgentWaveGate implements WaveGate {
     const since = this.startOfWait(revision, now);
     const waited = (now.getTime() - since.getTime()) / 1000;
     const waitingFor: WaveStatus['waitingFor'] = { wave: decision.wave, hosts: decision.hosts, since: since.toISOString() };
-    const details = decision.hosts.map((member) => `${member} ${reports.get(member)?.detail ?? 'unknown'}`).join('; ');
+    // A peer's own wait is said in its first words only: waits of waits must not nest.
+    const details = decision.hosts.map((member) => `${member} ${(reports.get(member)?.detail ?? 'unknown').split(' (')[0]}`).join('; ');
     if (this.options.timeoutSeconds > 0 && waited >= this.options.timeoutSeconds) {
       const reason = `wave ${decision.wave} did not run ${revision.slice(0, 12)} within ${this.options.timeoutSeconds} s (${details})`;
       log.warn({ revision, wave: decision.wave, hosts: decision.hosts }, `halted: ${reason}`);

@@ -13,7 +13,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { writeSecretsDir } from '../helpers/cli.js';
+import { runCli, writeSecretsDir } from '../helpers/cli.js';
 import { startForgeStandIn, type ForgeStandIn } from '../helpers/forge-stand-in.js';
 import { createUpstream, startGitHttpServer, type GitHttpServer, type Upstream } from '../helpers/git-server.js';
 import { SystemctlShim } from '../helpers/systemctl-shim.js';
@@ -43,6 +43,7 @@ interface Agent {
   host: HostName;
   url: string;
   root: string;
+  config: string;
   running: RunningAgent;
   /** Every log line, as JSON. */
   logs: string[];
@@ -112,7 +113,7 @@ describe('waves: three agents, one per wave, and the forge', function () {
       runner: new SystemctlShim(),
       handleSignals: false,
     });
-    const agent: Agent = { host, url: running.daemon.url, root, running, logs };
+    const agent: Agent = { host, url: running.daemon.url, root, config, running, logs };
     assert.equal(agent.url, `http://127.0.0.1:${port}`);
     agents.set(host, agent);
     return agent;
@@ -202,7 +203,7 @@ describe('waves: three agents, one per wave, and the forge', function () {
     assert.equal(waiting.wave?.waitingFor?.wave, 1);
     assert.match(await metrics('w2'), /^edge_reconciler_wave_waiting 1$/m);
     assert.equal((await attempted('w3', good, 'waiting')).wave?.waitingFor?.wave, 1);
-    await until('w2 waiting on the forge', async () => (forge.latest(good, 'edge-reconciler/w2')?.description?.startsWith('waiting: waiting for wave 1: w1') ? true : undefined));
+    await until('w2 waiting on the forge', async () => (forge.latest(good, 'edge-reconciler/w2')?.description?.startsWith('waiting for wave 1: w1') ? true : undefined));
     assert.equal(forge.latest(good, 'edge-reconciler/w2')?.state, 'pending');
 
     await startAgent('w1');
@@ -271,6 +272,24 @@ describe('waves: three agents, one per wave, and the forge', function () {
       await forge.up();
     }
     await until('the statuses delivered after the outage', async () => (HOSTS.every((host) => forge.latest(next, `edge-reconciler/${host}`)?.state === 'success') ? true : undefined), 120_000);
+  });
+
+  it('a host waits while wave 1 is gone, and `reconcile --now --ignore-waves` applies at once', async () => {
+    await agent('w1').running.stop();
+    const next = await release(5, true);
+    await trigger('w2');
+    const waiting = await attempted('w2', next, 'waiting');
+    assert.deepEqual(waiting.wave?.waitingFor?.hosts, ['w1']);
+    const plain = await runCli(['reconcile', '--config', agent('w2').config, '--ignore-waves']);
+    assert.equal(plain.exitCode, 1);
+    assert.match(plain.stderr, /--ignore-waves goes with --now/);
+    const asked = await runCli(['reconcile', '--config', agent('w2').config, '--now', '--ignore-waves']);
+    assert.equal(asked.exitCode, 0, asked.stderr);
+    assert.match(asked.stdout, /202 .*"ignoreWaves":true/);
+    await live('w2', next);
+    assert.equal(await conf('w2'), '# release 5\n');
+    assert.notEqual((await status('w3')).lastApplied?.revision, next);
+    assert.ok(agent('w2').logs.some((line) => line.includes('without waiting for the earlier waves (--ignore-waves)')));
   });
 
   it('every request the agents made is a valid call of the GitHub API, with the token', () => {

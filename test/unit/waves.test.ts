@@ -106,7 +106,7 @@ describe('waves', () => {
     assert.deepEqual(statusOfOutcome({ result: 'applied', revision: SHA, generation: 3 }, same), { sha: SHA, state: 'success', description: 'live and healthy (generation 3)' });
     assert.equal(statusOfOutcome({ result: 'invalid', revision: SHA, code: 'SCHEMA', reason: 'hosts/x.yaml:3: bad' }, same)?.state, 'failure');
     assert.equal(statusOfOutcome({ result: 'failed', revision: SHA, code: 'INTERNAL', reason: 'boom' }, same)?.state, 'error');
-    assert.deepEqual(statusOfOutcome({ result: 'waiting', revision: SHA, reason: 'waiting for wave 1: a1' }, same), { sha: SHA, state: 'pending', description: 'waiting: waiting for wave 1: a1' });
+    assert.deepEqual(statusOfOutcome({ result: 'waiting', revision: SHA, reason: 'waiting for wave 1: a1' }, same), { sha: SHA, state: 'pending', description: 'waiting for wave 1: a1' });
     assert.equal(statusOfOutcome({ result: 'drifted', revision: SHA }, same), undefined);
     assert.equal(statusOfOutcome({ result: 'applied', revision: 'tree:abc' }, same), undefined);
   });
