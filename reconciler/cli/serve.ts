@@ -92,7 +92,8 @@ export function registerServe(program: Command): void {
         const outcome = await reconcile(ctx, { mode: runMode(config, ['manual']), force: options.now === true, ignoreWaves: options.ignoreWaves === true, lockWaitMs: 600_000 });
         out(`no agent listens at ${url}; reconciled here: ${outcome.result} ${outcome.revision?.slice(0, 12) ?? ''}`, redact);
         if (outcome.error) printError(outcome.error, redact);
-        process.exitCode = ['applied', 'unchanged'].includes(outcome.result) ? 0 : 1;
+        // Held by a wave is on purpose, like a suspension: not a failure.
+        process.exitCode = ['applied', 'unchanged', 'waiting', 'halted'].includes(outcome.result) ? 0 : 1;
       } catch (error) {
         process.exitCode = printError(error);
       }

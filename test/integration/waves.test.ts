@@ -11,7 +11,7 @@ import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { stringify } from 'yaml';
 import { runCli, writeSecretsDir } from '../helpers/cli.js';
 import { startForgeStandIn, type ForgeStandIn } from '../helpers/forge-stand-in.js';
@@ -280,6 +280,8 @@ describe('waves: three agents, one per wave, and the forge', function () {
     await trigger('w2');
     const waiting = await attempted('w2', next, 'waiting');
     assert.deepEqual(waiting.wave?.waitingFor?.hosts, ['w1']);
+    const shown = await runCli(['status', '--state-dir', dirname(agent('w2').config)]);
+    assert.match(shown.stdout, /last attempt: .* waiting .*\[WAVE_WAITING\] waiting for wave 1: w1/);
     const plain = await runCli(['reconcile', '--config', agent('w2').config, '--ignore-waves']);
     assert.equal(plain.exitCode, 1);
     assert.match(plain.stderr, /--ignore-waves goes with --now/);
