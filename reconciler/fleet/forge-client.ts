@@ -92,7 +92,9 @@ export class ForgeClient {
     });
     const byContext = new Map<string, { state: string; description?: string | null }>();
     for (const status of response.data.statuses ?? []) {
-      if (!byContext.has(status.context)) byContext.set(status.context, status);
+      // Gitea names a status's state `status` (its combined status and its create call say `state`).
+      const state = status.state ?? (status as { status?: string }).status ?? 'pending';
+      if (!byContext.has(status.context)) byContext.set(status.context, { state, description: status.description });
     }
     return new Map(
       hosts.map((host) => {

@@ -197,7 +197,9 @@ export async function startForgeStandIn(token: string): Promise<ForgeStandIn> {
         const seen = new Set<string>();
         const latest = (statuses.get(sha) ?? []).filter((status) => !seen.has(status.context) && seen.add(status.context));
         const state = latest.some((status) => status.state === 'failure' || status.state === 'error') ? 'failure' : latest.every((status) => status.state === 'success') && latest.length > 0 ? 'success' : 'pending';
-        return send(200, { state, sha, total_count: latest.length, statuses: latest });
+        // Gitea answers each status's state as `status`.
+        const shown = flavor === 'gitea' ? latest.map(({ state: status, ...rest }) => ({ ...rest, status })) : latest;
+        return send(200, { state, sha, total_count: latest.length, statuses: shown });
       }
       case 'repos/create-deployment': {
         const deployment = { id: (ids += 1), sha: String(body?.ref), environment: String(body?.environment), statuses: [] as string[] };
