@@ -48,7 +48,8 @@ export class ForgeClient {
       auth: settings.token,
       baseUrl: settings.apiUrl,
       userAgent: 'edge-reconciler',
-      request: { retries, timeout: FORGE_TIMEOUT_MS },
+      // Each call carries its own deadline (an AbortSignal); the retry plugin retries server errors within it.
+      request: { retries },
       // The plugins' own logging would print request options; the agent logs failures itself.
       log: { debug() {}, info() {}, warn() {}, error() {} },
       throttle: {

@@ -248,6 +248,8 @@ describe('waves: three agents, one per wave, and the forge', function () {
     for (const host of HOSTS) assert.equal(await conf(host), '# release 3\n');
     await until('every success on the forge', async () => (HOSTS.every((host) => forge.latest(fix, `edge-reconciler/${host}`)?.state === 'success') ? true : undefined));
     await assertWaveOrder(fix);
+    const at = await Promise.all(HOSTS.map(async (host) => Date.parse((await status(host)).lastApplied?.at ?? '')));
+    console.log(`      wave 1 live to wave 3 live (re-check every 1 s, statuses through the forge): ${(at[2] as number) - (at[0] as number)} ms`);
     assert.deepEqual((await status('w3')).wave, { index: 3 });
     assert.match(await metrics('w3'), /^edge_reconciler_wave_halted 0$/m);
   });
