@@ -1,10 +1,11 @@
 /**
  * Waves across three agents on loopback (the agent of `serve`, started from a host config file, each with its own
- * sandbox root, state dir and port; systemctl recorded, the health checks real, since under `--dry-activate` they
- * are skipped and a commit could not fail health), one host per wave, posting to the local forge stand-in whose every request is checked
- * against GitHub's OpenAPI description: a good commit goes through the waves in order; a commit failing health in
- * wave 1 never reaches waves 2 and 3 (the forge shows one failure and two pending); a fix resumes them; with the
- * forge down the hosts converge just the same (the peers' /status decides) and the statuses arrive once it is back.
+ * sandbox root, state dir and port; systemctl recorded and the health checks real, since `--dry-activate` skips
+ * them and a commit could not fail health), one host per wave, posting to the local forge stand-in whose every
+ * request is checked against GitHub's OpenAPI description (w1 and w2 on GitHub's paths, w3 on Gitea's): a good
+ * commit goes through the waves in order; a commit failing health in wave 1 never reaches waves 2 and 3 (the forge
+ * shows one failure and two pending); a fix resumes them; with the forge down the hosts converge just the same (the
+ * peers' /status decides) and the statuses arrive once it is back; `reconcile --now --ignore-waves` overrides.
  */
 import assert from 'node:assert/strict';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -101,7 +102,8 @@ describe('waves: three agents, one per wave, and the forge', function () {
         listen: `127.0.0.1:${port}`,
         poll: { enabled: false },
         drift: { policy: 'heal', watch: false },
-        forge: { kind: 'github', baseUrl: forge.origin, tokenFile, owner: 'acme', repo: 'desired-state', fleetUrl: `http://127.0.0.1:${port}/` },
+        // w3 speaks Gitea's API (under /api/v1), the others GitHub's: one forge stand-in serves both.
+        forge: { kind: host === 'w3' ? 'gitea' : 'github', baseUrl: forge.origin, tokenFile, owner: 'acme', repo: 'desired-state', fleetUrl: `http://127.0.0.1:${port}/` },
         waves: { recheckSeconds: 1, timeoutSeconds: 600, peers: Object.fromEntries(HOSTS.map((name) => [name, `http://127.0.0.1:${ports.get(name)}`])) },
       }),
       { mode: 0o600 },
@@ -300,6 +302,8 @@ describe('waves: three agents, one per wave, and the forge', function () {
     assert.ok(forge.requests.length > 10);
     const invalid = forge.requests.filter((request) => request.problems.length > 0 || !request.authorized);
     assert.deepEqual(invalid.map((request) => `${request.method} ${request.path}: ${request.problems.join('; ')}`), []);
+    const flavors = new Set(forge.requests.map((request) => `${request.flavor} ${request.operation}`));
+    assert.deepEqual([...flavors].sort(), ['gitea repos/create-commit-status', 'gitea repos/get-combined-status-for-ref', 'github repos/create-commit-status', 'github repos/get-combined-status-for-ref']);
     const operations = new Set(forge.requests.map((request) => request.operation));
     assert.deepEqual([...operations].sort(), ['repos/create-commit-status', 'repos/get-combined-status-for-ref']);
     for (const each of agents.values()) assert.ok(!each.logs.join('\n').includes(TOKEN), `${each.host} logged the forge token`);
