@@ -20,6 +20,8 @@ import type { DesiredState } from '../../reconciler/model.js';
 import { StateStore } from '../../reconciler/state/state-store.js';
 import { readStatus, recordRun } from '../../reconciler/state/status.js';
 import { TriggerBatch } from '../../reconciler/triggers/trigger-batch.js';
+import { StatusOutbox } from '../../reconciler/fleet/status-outbox.js';
+import { until } from '../helpers/wait.js';
 
 const WAVES = [['a1', 'a2'], ['b1'], ['c1']];
 const SHA = '1'.repeat(40);
@@ -179,5 +181,33 @@ describe('host config: forge and waves', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('the forge outbox', () => {
+  const item = (sha: string, state: string) => ({ sha, fingerprint: state });
+
+  it('sends each commit\'s newest message once, in order of arrival', async () => {
+    const sent: string[] = [];
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const outbox = new StatusOutbox<{ sha: string; fingerprint: string }>({
+      send: async (message) => {
+        await gate;
+        sent.push(`${message.sha} ${message.fingerprint}`);
+      },
+      log: silentLogger,
+    });
+    outbox.push(item('a', 'pending'));
+    outbox.push(item('b', 'pending'));
+    outbox.push(item('b', 'success'));
+    outbox.push(item('c', 'success'));
+    release();
+    await until('the outbox empty', async () => (outbox.size === 0 ? true : undefined));
+    // `a` was on its way while the others came; `b pending` was replaced by `b success` before it was sent.
+    assert.deepEqual(sent, ['a pending', 'b success', 'c success']);
+    outbox.push(item('c', 'success'));
+    assert.equal(outbox.size, 0, 'a delivered message is not queued again');
+    await outbox.close();
   });
 });
