@@ -31,6 +31,8 @@ export class StatusOutbox<T extends OutboxItem> {
   private readonly pending = new Map<string, T>();
   private readonly delivered = new Map<string, string>();
   private sending?: Promise<void>;
+  /** The message on its way: never the one the cap drops. */
+  private inFlight?: T;
   private timer?: NodeJS.Timeout;
   private failures = 0;
   private closed = false;
@@ -45,7 +47,7 @@ export class StatusOutbox<T extends OutboxItem> {
     this.pending.set(item.sha, item);
     const max = this.options.maxPending ?? 16;
     while (this.pending.size > max) {
-      const oldest = this.pending.keys().next().value as string;
+      const oldest = [...this.pending.keys()].find((sha) => this.pending.get(sha) !== this.inFlight) as string;
       this.pending.delete(oldest);
       this.options.log.warn({ sha: oldest }, `forge outbox full: dropped the unsent status of ${oldest.slice(0, 12)}`);
     }
@@ -81,9 +83,11 @@ export class StatusOutbox<T extends OutboxItem> {
       const next = this.pending.values().next();
       if (next.done) return;
       const item = next.value;
+      this.inFlight = item;
       try {
         await this.options.send(item);
       } catch (error) {
+        this.inFlight = undefined;
         this.options.onAttempt?.(false);
         this.failures += 1;
         const delay = Math.min((this.options.initialBackoffMs ?? 2_000) * 2 ** (this.failures - 1), this.options.maxBackoffMs ?? 300_000);
@@ -100,6 +104,7 @@ export class StatusOutbox<T extends OutboxItem> {
         }
         return;
       }
+      this.inFlight = undefined;
       this.options.onAttempt?.(true);
       this.failures = 0;
       // Only if no newer message for the commit arrived while this one was on its way.

@@ -210,4 +210,23 @@ describe('the forge outbox', () => {
     assert.equal(outbox.size, 0, 'a delivered message is not queued again');
     await outbox.close();
   });
+
+  it('past its cap, drops the oldest unsent commit, never the one on its way', async () => {
+    const sent: string[] = [];
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const outbox = new StatusOutbox<{ sha: string; fingerprint: string }>({
+      send: async (message) => {
+        await gate;
+        sent.push(message.sha);
+      },
+      log: silentLogger,
+      maxPending: 2,
+    });
+    for (const sha of ['a', 'b', 'c']) outbox.push(item(sha, 'success'));
+    release();
+    await until('the outbox empty', async () => (outbox.size === 0 ? true : undefined));
+    assert.deepEqual(sent, ['a', 'c']);
+    await outbox.close();
+  });
 });
