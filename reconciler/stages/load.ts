@@ -97,7 +97,9 @@ export async function loadDesiredState(repoDir: string, tree?: TreeFiles): Promi
   }
   problems.push(...crossCheck(hosts, hostSources, roles, read.paths));
   problems.push(...scanEnvTemplates(roles, templates));
-  if (edge && edgeSource && hosts.size > 0) problems.push(...waveProblems(edge, edgeSource, hosts));
+  // A host whose file is there but broken is already reported: the waves only need its file to exist.
+  const declared = new Set([...read.paths].map((path) => /^hosts\/([^/]+)\.ya?ml$/.exec(path)?.[1]).filter((name) => name !== undefined));
+  if (edge && edgeSource && declared.size > 0) problems.push(...waveProblems(edge, edgeSource, declared));
   if (problems.length > 0 || !edge) throw new InvalidRevisionError('load', sortProblems(problems));
   return { repoDir, edge, hosts: sortedMap(hosts), roles: sortedMap(roles), templates };
 }
@@ -112,7 +114,7 @@ function parseChecked(file: string, text: string, validate: ValidateFunction, pr
 }
 
 /** Every host of `waves` must exist, and be in one wave only: a typo would make a whole wave wait for ever. */
-function waveProblems(edge: EdgeConfig, source: YamlSource, hosts: ReadonlyMap<string, HostSpec>): Problem[] {
+function waveProblems(edge: EdgeConfig, source: YamlSource, hosts: ReadonlySet<string>): Problem[] {
   const problems: Problem[] = [];
   const seen = new Map<string, number>();
   edge.waves.forEach((wave, w) => {
