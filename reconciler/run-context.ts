@@ -11,6 +11,7 @@ import type { TreeFiles, TreeLimits } from './source/git-tree.js';
 import type { Redactor } from './secrets/redact.js';
 import type { MaintenanceConfig } from './config/schedule.js';
 import type { GenerationMeta, StateStore } from './state/state-store.js';
+import type { WaveStatus } from './state/status.js';
 import type { Transaction } from './state/transaction.js';
 import type { SecretSource } from '../renderers/template.js';
 import type { RenderedFile } from '../renderers/types.js';
@@ -63,6 +64,21 @@ export interface RunContext {
   maintenance?: MaintenanceConfig;
   /** Told the revision as soon as fetch resolved it (the daemon absorbs webhooks announcing that commit). */
   onRevision?: (revision: string) => void;
+  /** Holds a new commit until the hosts of the earlier waves run it (serve); absent: waves are not honoured. */
+  waves?: WaveGate;
+  /** Told when applying a revision begins, after every gate (the forge's `pending` status). */
+  onApplying?: (revision: string) => void;
+}
+
+/** What the wave gate says about a commit: go, or hold it (waiting, halted), with the host's wave for the status. */
+export interface WaveVerdict {
+  hold?: { result: 'waiting' | 'halted'; code: 'WAVE_WAITING' | 'WAVE_HALTED' | 'WAVE_TIMEOUT'; reason: string };
+  wave: WaveStatus;
+}
+
+/** The wave gate the agent gives a run (see fleet/wave-gate.ts). */
+export interface WaveGate {
+  check(revision: string, desired: DesiredState): Promise<WaveVerdict>;
 }
 
 /** What the stages have produced so far. */

@@ -230,9 +230,21 @@ async function manualReconcile(request: IncomingMessage, response: ServerRespons
     }
     if (parsed !== null && typeof parsed === 'object' && (parsed as { now?: unknown }).now === true) now = true;
   }
-  const decision = options.worker.trigger(now ? 'manual (now)' : 'manual', { force: now });
+  const ignoreWaves = now && wantsIgnoreWaves(request, body);
+  const decision = options.worker.trigger(ignoreWaves ? 'manual (now, ignoring waves)' : now ? 'manual (now)' : 'manual', { force: now, ...(ignoreWaves ? { ignoreWaves } : {}) });
   if (decision === 'refused') return send(response, 503, { error: 'the daemon is stopping' });
-  send(response, 202, { decision, force: now });
+  send(response, 202, { decision, force: now, ...(ignoreWaves ? { ignoreWaves } : {}) });
+}
+
+/** `?ignoreWaves=1` or `{"ignoreWaves": true}`: apply without waiting for the earlier waves (with `now` only). */
+function wantsIgnoreWaves(request: IncomingMessage, body: Buffer): boolean {
+  if (['1', 'true'].includes(new URL(request.url ?? '/', 'http://localhost').searchParams.get('ignoreWaves') ?? '')) return true;
+  try {
+    const parsed: unknown = body.length > 0 ? JSON.parse(body.toString('utf8')) : undefined;
+    return parsed !== null && typeof parsed === 'object' && (parsed as { ignoreWaves?: unknown }).ignoreWaves === true;
+  } catch {
+    return false;
+  }
 }
 
 /** Whether the request carries `Authorization: Bearer <token>`, compared in constant time. */

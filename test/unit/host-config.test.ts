@@ -81,6 +81,8 @@ describe('host config', () => {
       hookTimeoutSeconds: 60,
       maintenance: { timezone: 'UTC', windows: [] },
       backoff: { initialSeconds: 5, maxSeconds: 600 },
+      forge: { deployments: false },
+      waves: { enabled: true, timeoutSeconds: 3600, recheckSeconds: 15, peerPort: 9321, peerScheme: 'http', peers: {} },
     };
     assert.deepEqual(config, expected);
   });
