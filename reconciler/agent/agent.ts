@@ -12,6 +12,10 @@ import { ExecRunner, Host, RecordingRunner } from '../host/host.js';
 import type { HostConfig } from '../config/host-config.js';
 import type { InventoryEntry } from '../state/inventory.js';
 import { AgentMetrics } from './metrics.js';
+import { fleetSourceFromConfig } from '../fleet/fleet-config.js';
+import { gatherFleet, sharedGatherer } from '../fleet/fleet-gather.js';
+import { renderFleetPage } from '../fleet/fleet-page.js';
+import { ENGINE_VERSION } from '../version.js';
 import { DEFAULT_PATH_POLICY } from '../host/path-policy.js';
 import { reconcile, type ReconcileOptions } from '../reconcile.js';
 import { redactorFor, type Redactor } from '../secrets/redact.js';
@@ -105,6 +109,16 @@ export async function startAgent(config: HostConfig, options: AgentOptions): Pro
   if (initial) metrics.setLive(initial);
   let applying = false;
   let drift: DriftWatcher | undefined;
+  // The page passes through the redactor of the latest run: this host's secret values never reach it.
+  let pageRedact: Redactor = (text) => text;
+  const started: { daemon?: Daemon } = {};
+  const selfStatus = async (): Promise<object> => ({ ...(await readStatusView(store, config.host)), ...(started.daemon ? { daemon: started.daemon.worker.snapshot() } : {}) });
+  // Before the first run has read the secrets, the page redacts with the secrets as they are at start.
+  await setupSecrets(config.secretsDir).then(
+    (secrets) => (pageRedact = config.webhook.secret ? chain(secrets.redact, redactorFor([config.webhook.secret])) : secrets.redact),
+    () => undefined,
+  );
+  const fleetView = sharedGatherer(() => gatherFleet(fleetSourceFromConfig(config, selfStatus, (text) => pageRedact(text))));
 
   const run = async (request: RunRequest): Promise<RunReport> => {
     const started = performance.now();
@@ -114,6 +128,7 @@ export async function startAgent(config: HostConfig, options: AgentOptions): Pro
       let ctx: RunContext;
       try {
         ctx = await contextFromConfig(config, options, reportedRequest(mode, request));
+        pageRedact = ctx.redact;
       } catch (error) {
         return await recordSetupFailure(store, config.host, error, started, log);
       }
@@ -154,6 +169,7 @@ export async function startAgent(config: HostConfig, options: AgentOptions): Pro
     readStatus: () => readStatusView(store, config.host),
     log,
     metrics: () => metrics.render(),
+    page: async () => renderFleetPage(await fleetView(), ENGINE_VERSION),
     ...(config.webhook.enabled && config.webhook.secret
       ? { webhook: { secret: config.webhook.secret, watch: config.tagPattern ? { tagPattern: config.tagPattern } : watchedRef(config.ref ?? 'release') } }
       : {}),
@@ -163,6 +179,7 @@ export async function startAgent(config: HostConfig, options: AgentOptions): Pro
     ...(options.reconcileToken !== undefined ? { reconcileToken: options.reconcileToken } : {}),
   });
 
+  started.daemon = daemon;
   if (config.drift.watch) {
     drift = await watchManagedFiles({
       host,

@@ -192,6 +192,23 @@ export const hostConfigSchema = {
       },
       additionalProperties: false,
     },
+    fleet: {
+      type: 'object',
+      default: {},
+      description: 'The fleet page (GET / on listen) and `status --fleet`: every host of the inventory, its peers\' /status read over the mesh.',
+      properties: {
+        peerPort: {
+          type: 'integer',
+          minimum: 1,
+          maximum: 65535,
+          description: 'The port the peers\' agents listen on, at each host\'s address from hosts/<host>.yaml; default: the port of listen.',
+          examples: [9321],
+        },
+        peerTimeoutSeconds: { type: 'number', exclusiveMinimum: 0, maximum: 30, default: 2, description: 'Seconds a peer has to answer /status before it is shown as unreachable.' },
+        refreshSeconds: { type: 'integer', minimum: 5, default: 30, description: 'The page reloads itself this often.' },
+      },
+      additionalProperties: false,
+    },
     backoff: {
       type: 'object',
       default: {},

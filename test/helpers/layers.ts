@@ -16,6 +16,7 @@ export const LAYERS: readonly (readonly string[])[] = [
   ['reconciler/secrets/'],
   ['reconciler/state/'],
   ['reconciler/source/'],
+  ['reconciler/fleet/'],
   ['reconciler/run-context.ts'],
   ['reconciler/stages/'],
   ['reconciler/pipeline.ts'],

@@ -79,6 +79,7 @@ describe('host config', () => {
       hookTimeoutSeconds: 60,
       maintenance: { timezone: 'UTC', windows: [] },
       backoff: { initialSeconds: 5, maxSeconds: 600 },
+      fleet: { peerTimeoutSeconds: 2, refreshSeconds: 30 },
     };
     assert.deepEqual(config, expected);
   });
