@@ -79,6 +79,7 @@ function describeFetchError(error: unknown, timeoutMs: number): string {
   const code = (error as { cause?: { code?: string } }).cause?.code;
   if (code === 'ECONNREFUSED') return 'connection refused';
   if (code === 'EHOSTUNREACH' || code === 'ENETUNREACH') return 'host unreachable';
+  if (code === 'UND_ERR_SOCKET' || code === 'ECONNRESET') return 'closed the connection without an answer';
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'name not resolved';
   return code ? `request failed (${code})` : 'request failed';
 }
@@ -125,6 +126,8 @@ export async function gatherFleet(source: FleetSource): Promise<FleetView> {
       }
     }),
   );
+  // In wave order (hosts in no wave last), then by name: a rollout reads from top to bottom.
+  rows.sort((a, b) => (a.wave.index ?? Infinity) - (b.wave.index ?? Infinity) || a.host.localeCompare(b.host));
   const subjects = await commitSubjects(await gitDirsOf(source), rows.flatMap((row) => (row.live ? [row.live.revision] : [])));
   for (const row of rows) {
     const subject = row.live ? subjects.get(row.live.revision) : undefined;

@@ -145,7 +145,8 @@ function lastRunOf(run: Json | undefined): FleetRow['lastRun'] {
   const durationMs = integer(run.durationMs);
   const revision = revisionOf(run.revision);
   const code = text(run.code, 60);
-  const reason = text(run.reason);
+  // A reason built from a problem ends with its code, which the page shows already.
+  const reason = text(code ? (typeof run.reason === 'string' ? run.reason.split(` [${code}]`).join('') : undefined) : run.reason);
   return { result, at, ...(durationMs !== undefined ? { durationMs } : {}), ...(revision ? { revision } : {}), ...(code ? { code } : {}), ...(checkText ? { check: checkText } : {}), ...(reason ? { reason } : {}) };
 }
 

@@ -92,7 +92,7 @@ function holdCell(row: FleetRow, now: string): Safe {
 
 function waveCell(row: FleetRow): Safe {
   const detail = row.wave.detail ? html`<br><span class="why">${row.wave.detail}</span>` : html``;
-  return html`${row.wave.label}${detail}`;
+  return html`<span class="nowrap">${row.wave.label}</span>${detail}`;
 }
 
 function appsCell(row: FleetRow): Safe {
@@ -107,8 +107,8 @@ function hostRow(row: FleetRow, now: string): Safe {
   return html`<tr class="h-${row.health}" id="host-${row.host}">
 <th scope="row" data-label="Host"><span class="name">${row.host}</span>${you}<br><span class="muted">${row.address || 'no address'}</span></th>
 <td data-label="Health"><span class="badge b-${row.health}">${HEALTH_WORDS[row.health]}</span> ${row.healthLabel === HEALTH_WORDS[row.health] ? '' : row.healthLabel}${activity}</td>
-<td data-label="Live commit">${liveCell(row, now)}</td>
-<td data-label="Last run">${lastRunCell(row, now)}</td>
+<td class="live" data-label="Live commit">${liveCell(row, now)}</td>
+<td class="run" data-label="Last run">${lastRunCell(row, now)}</td>
 <td data-label="Drift">${driftCell(row)}</td>
 <td data-label="Suspended / pinned">${holdCell(row, now)}</td>
 <td data-label="Wave">${waveCell(row)}</td>
@@ -132,7 +132,10 @@ caption{text-align:left;font-weight:600;padding:0.5rem 0}
 th,td{text-align:left;vertical-align:top;padding:0.5rem;border-bottom:1px solid var(--line)}
 thead th{background:var(--head);font-size:0.85rem;text-transform:uppercase;letter-spacing:0.03em}
 tbody th{font-weight:normal}
-.name{font-weight:700}
+.name{font-weight:700;white-space:nowrap}
+.live{min-width:13rem}
+.run{min-width:15rem}
+.nowrap{white-space:nowrap}
 .badge{display:inline-block;padding:0 0.45rem;border-radius:0.6rem;font-weight:700;font-size:0.85rem;border:1px solid currentColor}
 .b-ok{color:#0b5a1f;background:#e3f3e7}
 .b-held,.b-waiting{color:#6b4200;background:#fff3d6}
@@ -150,6 +153,8 @@ footer{border-top:1px solid var(--line);color:var(--muted);font-size:0.85rem}
   tbody th,td{border:0;padding:0.3rem 0}
   td::before{content:attr(data-label);display:block;font-size:0.75rem;font-weight:700;text-transform:uppercase;color:var(--muted)}
   tr.h-failing th,tr.h-unreachable th{border-left:0}
+  caption{display:block}
+  .live,.run{min-width:0}
 }`;
 
 /** The whole page for a view; `version` is the agent's. */
