@@ -103,10 +103,13 @@ function appsCell(row: FleetRow): Safe {
 
 function hostRow(row: FleetRow, now: string): Safe {
   const you = row.self ? html` <span class="muted">(this host)</span>` : html``;
+  const word = HEALTH_WORDS[row.health];
+  // The badge says the word already: `unreachable: connection refused` becomes `connection refused`.
+  const label = row.healthLabel === word ? '' : row.healthLabel.startsWith(`${word}: `) ? row.healthLabel.slice(word.length + 2) : row.healthLabel;
   const activity = row.activity ? html`<br><span class="muted">${row.activity}</span>` : html``;
   return html`<tr class="h-${row.health}" id="host-${row.host}">
 <th scope="row" data-label="Host"><span class="name">${row.host}</span>${you}<br><span class="muted">${row.address || 'no address'}</span></th>
-<td data-label="Health"><span class="badge b-${row.health}">${HEALTH_WORDS[row.health]}</span> ${row.healthLabel === HEALTH_WORDS[row.health] ? '' : row.healthLabel}${activity}</td>
+<td data-label="Health"><span class="badge b-${row.health}">${word}</span> ${label}${activity}</td>
 <td class="live" data-label="Live commit">${liveCell(row, now)}</td>
 <td class="run" data-label="Last run">${lastRunCell(row, now)}</td>
 <td data-label="Drift">${driftCell(row)}</td>

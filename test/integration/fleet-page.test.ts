@@ -76,7 +76,7 @@ describe('fleet page: three agents on loopback', function () {
       assert.match(rows.get('caddy-router')?.text ?? '', /invalid .* TEMPLATE_UNKNOWN_VARIABLE: .*unknown variable &quot;acmeEmail&quot;/);
       assert.match(rows.get('caddy-router')?.text ?? '', /wave 3/);
       assert.equal(rows.get('model-gateway')?.health, 'unreachable');
-      assert.match(rows.get('model-gateway')?.text ?? '', /unreachable: connection refused/);
+      assert.match(rows.get('model-gateway')?.text ?? '', /unreachable connection refused/);
       assert.match(rows.get(host)?.text ?? '', /\(this host\)/);
       assertNoSecret(page, `${host}'s page`);
     }

@@ -144,7 +144,7 @@ describe('fleet page: rendering', () => {
     assert.match(page, /<meta http-equiv="refresh" content="30">/);
     assert.match(page, /<meta name="viewport" content="width=device-width, initial-scale=1">/);
     for (const landmark of ['<header>', '<main>', '<footer>', '<caption>', '<th scope="col">Host</th>', '<th scope="row"']) assert.ok(page.includes(landmark), landmark);
-    assert.match(page, /unreachable: connection refused/);
+    assert.match(page, /unreachable<\/span> connection refused/);
     assert.match(page, /edge-reconciler 1\.2\.3/);
   });
 
