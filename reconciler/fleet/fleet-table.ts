@@ -5,7 +5,7 @@
 import { ago, formatDuration } from './fleet-page.js';
 import type { FleetRow, FleetView } from './fleet-model.js';
 
-const COLUMNS = ['HOST', 'HEALTH', 'LIVE', 'LAST RUN', 'DRIFT', 'HOLD', 'WAVE'] as const;
+const COLUMNS: readonly string[] = 'HOST|HEALTH|LIVE|LAST RUN|DRIFT|HOLD|WAVE'.split('|');
 
 function cut(text: string, max: number): string {
   return text.length > max ? `${text.slice(0, max - 1)}…` : text;

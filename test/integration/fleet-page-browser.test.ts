@@ -14,7 +14,7 @@ import { createLoopbackFleet, startFleetScenario, type FleetAgent, type Loopback
 import { PROJECT_ROOT } from '../helpers/paths.js';
 import { until } from '../helpers/wait.js';
 
-/** Where the screenshots go (gitignored; CI keeps the folder as an artifact). */
+/** Where the screenshots go (gitignored): a look at the page after a run, and the source of docs/fleet-page.png. */
 const ARTIFACTS = join(PROJECT_ROOT, 'test-artifacts');
 
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
