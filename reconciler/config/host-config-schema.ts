@@ -195,15 +195,8 @@ export const hostConfigSchema = {
     fleet: {
       type: 'object',
       default: {},
-      description: 'The fleet page (GET / on listen) and `status --fleet`: every host of the inventory, its peers\' /status read over the mesh.',
+      description: 'The fleet page (GET / on listen) and `status --fleet`: every host of the inventory, its peers\' /status read over the mesh (dialled as the waves dial them, else at the port of listen).',
       properties: {
-        peerPort: {
-          type: 'integer',
-          minimum: 1,
-          maximum: 65535,
-          description: 'The port the peers\' agents listen on, at each host\'s address from hosts/<host>.yaml; default: the port of listen.',
-          examples: [9321],
-        },
         peerTimeoutSeconds: { type: 'number', exclusiveMinimum: 0, maximum: 30, default: 2, description: 'Seconds a peer has to answer /status before it is shown as unreachable.' },
         refreshSeconds: { type: 'integer', minimum: 5, default: 30, description: 'The page reloads itself this often.' },
       },

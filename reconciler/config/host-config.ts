@@ -50,8 +50,8 @@ export interface HostConfig {
   hookTimeoutSeconds: number;
   maintenance: MaintenanceConfig;
   backoff: { initialSeconds: number; maxSeconds: number };
-  /** The fleet page: the peers' agent port (default: the port of `listen`), their timeout, the page's refresh. */
-  fleet: { peerPort?: number; peerTimeoutSeconds: number; refreshSeconds: number };
+  /** The fleet page: how long a peer may take to answer, and the page's refresh. */
+  fleet: { peerTimeoutSeconds: number; refreshSeconds: number };
 }
 
 let validator: ValidateFunction | undefined;

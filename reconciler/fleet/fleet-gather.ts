@@ -14,8 +14,8 @@ export interface FleetSource extends InventorySource {
   host: string;
   /** This host's status document (`/status` without the HTTP). */
   selfStatus: () => Promise<object>;
-  /** The port the peers' agents listen on. */
-  peerPort: number;
+  /** The URL of a peer's `/status` (undefined: its address cannot be dialled). */
+  peerUrl: (host: string, address: string) => string | undefined;
   peerTimeoutMs: number;
   refreshSeconds: number;
   /** Applied to every text of the view (this host's secret values); default: none. */
@@ -30,10 +30,10 @@ export const MAX_PEER_STATUS_BYTES = 1024 * 1024;
 /** A DNS name or an IP literal: anything else in an `address` is not dialled. */
 const HOST_NAME = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/i;
 
-/** The URL of a peer's /status, or undefined when its address is no host name or IP. */
-export function peerStatusUrl(address: string, port: number): string | undefined {
-  if (isIP(address) === 6) return `http://[${address}]:${port}/status`;
-  if (isIP(address) === 4 || HOST_NAME.test(address)) return `http://${address}:${port}/status`;
+/** The URL of a peer's /status at its address, or undefined when the address is no host name or IP. */
+export function peerStatusUrl(address: string, port: number, scheme: 'http' | 'https' = 'http'): string | undefined {
+  if (isIP(address) === 6) return `${scheme}://[${address}]:${port}/status`;
+  if (isIP(address) === 4 || HOST_NAME.test(address)) return `${scheme}://${address}:${port}/status`;
   return undefined;
 }
 
@@ -110,7 +110,7 @@ export async function gatherFleet(source: FleetSource): Promise<FleetView> {
   const rows = await Promise.all(
     hosts.map(async (entry): Promise<FleetRow> => {
       if (entry.name === source.host) return rowFromStatus(entry, self, { self: true, waves });
-      const url = peerStatusUrl(entry.address, source.peerPort);
+      const url = source.peerUrl(entry.name, entry.address);
       if (!url) return unreachableRow(entry, `its address ${JSON.stringify(entry.address.slice(0, 80))} is no host name or IP`, waves);
       try {
         const document = await fetchStatus(url, source.peerTimeoutMs);

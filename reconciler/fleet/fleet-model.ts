@@ -106,8 +106,9 @@ export function shortRevision(revision: string): string {
 }
 
 const HEALTHY = new Set(['applied', 'unchanged', 'recovered', 'drifted']);
-const HELD = new Set(['pinned', 'suspended', 'outside-window']);
-const LABELS: Record<string, string> = { 'rolled-back': 'rolled back', 'outside-window': 'outside window', refused: 'refused', invalid: 'invalid commit', failed: 'failed' };
+const HELD = new Set(['pinned', 'suspended', 'outside-window', 'halted']);
+const WAITING = new Set(['waiting']);
+const LABELS: Record<string, string> = { halted: 'halted by an earlier wave', waiting: 'waiting for its wave', 'rolled-back': 'rolled back', 'outside-window': 'outside window', refused: 'refused', invalid: 'invalid commit', failed: 'failed' };
 
 /** The wave of a host from its status (`wave`), else its place in edge.yaml's waves. */
 export function waveOf(status: Json | undefined, host: string, waves: readonly (readonly string[])[]): FleetWave {
@@ -218,12 +219,13 @@ export function rowFromStatus(host: InventoryHost, document: unknown, options: {
 /** The health of a read row: failures first, then holds and waits, then the last run. */
 function judge(row: FleetRow): Pick<FleetRow, 'health' | 'healthLabel'> {
   const result = row.lastRun?.result;
-  if (row.wave.halted) return { health: 'failing', healthLabel: 'halted by its wave' };
-  if (result && !HEALTHY.has(result) && !HELD.has(result)) return { health: 'failing', healthLabel: LABELS[result] ?? result };
+  if (result && !HEALTHY.has(result) && !HELD.has(result) && !WAITING.has(result)) return { health: 'failing', healthLabel: LABELS[result] ?? result };
   if (row.apps?.some((app) => app.failed)) return { health: 'failing', healthLabel: 'app release failed' };
   if (row.suspended) return { health: 'held', healthLabel: 'suspended' };
   if (row.pinned) return { health: 'held', healthLabel: 'pinned' };
-  if (row.wave.waiting) return { health: 'waiting', healthLabel: 'waiting for its wave' };
+  // Halted: an earlier wave failed this commit; this host stays on its live one, which is fine in itself.
+  if (row.wave.halted) return { health: 'held', healthLabel: 'halted by an earlier wave' };
+  if (row.wave.waiting || (result && WAITING.has(result))) return { health: 'waiting', healthLabel: 'waiting for its wave' };
   if (result && HELD.has(result)) return { health: 'held', healthLabel: LABELS[result] ?? result };
   if (!row.live) return { health: 'unknown', healthLabel: result ? 'nothing live yet' : 'no run yet' };
   if (row.drift.length > 0) return { health: 'ok', healthLabel: 'healthy, drifted' };

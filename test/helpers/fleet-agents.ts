@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { stringify } from 'yaml';
+import { hostConfigSchema } from '../../reconciler/config/host-config-schema.js';
 import { writeSecretsDir } from './cli.js';
 import { createUpstream, startGitHttpServer, type GitHttpServer, type Upstream } from './git-server.js';
 import { CLI, EXAMPLE_REPO } from './paths.js';
@@ -57,6 +58,13 @@ export interface StatusDocument {
   lastApplied?: { revision: string; generation: number };
   lastAttempted?: { result: string; revision?: string; code?: string; drift?: string[] };
 }
+
+/**
+ * The page's scenario is about what the page shows, not about waves: where the host config has a `waves` section,
+ * the agents do not wait for each other (the example repo's waves would hold lod-prod back behind the never
+ * started model-gateway), and they dial their peers at the fleet's port.
+ */
+const HAS_WAVES = 'waves' in hostConfigSchema.properties;
 
 /** A port free on every given loopback address (the kernel's choice on the first, checked on the rest). */
 async function freePort(addresses: readonly string[]): Promise<number> {
@@ -115,6 +123,7 @@ export async function createLoopbackFleet(): Promise<LoopbackFleet> {
         stateDir,
         secretsDir,
         listen: `${FLEET_ADDRESSES[host]}:${port}`,
+        ...(HAS_WAVES ? { waves: { enabled: false, peerPort: port } } : {}),
         webhook: { enabled: true, secretFile: webhookFile },
         poll: { enabled: false },
         drift: { policy: 'heal', watch: false },

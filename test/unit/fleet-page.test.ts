@@ -10,6 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { fetchPeerStatus, gatherFleet, peerStatusUrl, sharedGatherer, type FleetSource } from '../../reconciler/fleet/fleet-gather.js';
+import { peerStatusUrls } from '../../reconciler/fleet/fleet-config.js';
+import type { HostConfig } from '../../reconciler/config/host-config.js';
 import { rowFromStatus, unreachableRow, type FleetView } from '../../reconciler/fleet/fleet-model.js';
 import { escapeHtml, renderFleetPage } from '../../reconciler/fleet/fleet-page.js';
 import { renderFleetTable } from '../../reconciler/fleet/fleet-table.js';
@@ -92,7 +94,8 @@ describe('fleet page: rows from status documents', () => {
     assert.equal(waiting.wave.label, 'wave 2');
     assert.equal(waiting.wave.detail, `waiting for wave 1: standby, gateway since ${NOW}`);
     const halted = rowFromStatus({ name: 'router', address: 'a' }, applied({ wave: { index: 3, halted: { wave: 1, host: 'standby', reason: 'health failed' } } }), { self: false, waves: WAVES });
-    assert.equal(halted.health, 'failing');
+    assert.equal(halted.health, 'held', 'the failure is the earlier host\'s; this one stays on its live commit');
+    assert.equal(halted.healthLabel, 'halted by an earlier wave');
     assert.equal(halted.wave.detail, 'halted: wave 1 failed on standby: health failed');
     const none = rowFromStatus({ name: 'other', address: 'a' }, applied({ wave: { index: 0 } }), { self: false, waves: WAVES });
     assert.equal(none.wave.label, 'no wave');
@@ -176,6 +179,16 @@ describe('fleet page: gathering', function () {
     for (const bad of ['', 'evil.com/x?', 'a b', 'user@host', 'host:80']) assert.equal(peerStatusUrl(bad, 9321), undefined, bad);
   });
 
+  it('dials peers as the waves do (waves.peers, waves.peerScheme, waves.peerPort), else at the port of listen', () => {
+    const plain = peerStatusUrls({ listen: '100.64.0.21:9400' } as HostConfig);
+    assert.equal(plain('router', '100.64.0.10'), 'http://100.64.0.10:9400/status');
+    const waves = { peerPort: 7000, peerScheme: 'https', peers: { gateway: 'http://10.0.0.9:1234' } };
+    const configured = peerStatusUrls({ listen: '100.64.0.21:9400', waves } as unknown as HostConfig);
+    assert.equal(configured('router', '100.64.0.10'), 'https://100.64.0.10:7000/status');
+    assert.equal(configured('gateway', '100.64.0.30'), 'http://10.0.0.9:1234/status');
+    assert.equal(configured('bad', 'evil.com/x?'), undefined);
+  });
+
   it('lists the inventory of the live revision with subjects; peers that fail, lie or answer junk are shown as such', async () => {
     const upstream = await createUpstream(base, 'fleet.git');
     const host = (address: string) => `address: ${address}\nroles: [base]\n`;
@@ -195,7 +208,7 @@ describe('fleet page: gathering', function () {
       stateDir: join(base, 'state'),
       host: 'prod',
       selfStatus: async () => ({ ...applied(), lastApplied: { revision: second, generation: 2, at: NOW } }),
-      peerPort: 9999,
+      peerUrl: (_host, address) => peerStatusUrl(address, 9999),
       peerTimeoutMs: 500,
       refreshSeconds: 15,
       redact: (text) => text.split('s3cret-value').join('[redacted]'),
@@ -230,7 +243,7 @@ describe('fleet page: gathering', function () {
       stateDir: join(base, 'none'),
       host: 'prod',
       selfStatus: async () => ({ host: 'prod', updatedAt: NOW, history: [] }),
-      peerPort: 9321,
+      peerUrl: () => undefined,
       peerTimeoutMs: 500,
       refreshSeconds: 30,
     });
