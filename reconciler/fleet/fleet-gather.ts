@@ -96,11 +96,17 @@ function inventoryRevisionOf(status: object): string | undefined {
   return typeof live === 'string' ? live : typeof attempted === 'string' ? attempted : undefined;
 }
 
+function inventoryProblemOf(self: object | Error, revision: string | undefined): string {
+  if (self instanceof Error) return 'this host\'s status cannot be read, so its live commit is unknown';
+  return revision ? `revision ${revision.slice(0, 12)} is not in this host's copy of the repo` : 'nothing applied or attempted here yet';
+}
+
 /** Gathers the view once: the inventory, this host, every peer at the same time, the commit subjects. */
 export async function gatherFleet(source: FleetSource): Promise<FleetView> {
   const generatedAt = new Date().toISOString();
-  const self = await source.selfStatus();
-  const revision = inventoryRevisionOf(self);
+  // A damaged state dir must not take the page down: this host's row says what is wrong, the peers still show.
+  const self: object | Error = await source.selfStatus().catch((error: unknown) => (error instanceof Error ? error : new Error(String(error))));
+  const revision = self instanceof Error ? undefined : inventoryRevisionOf(self);
   const inventory: FleetInventory | undefined = revision ? await readInventory(source, revision).catch(() => undefined) : undefined;
   const selfHost: InventoryHost = inventory?.hosts.find((entry) => entry.name === source.host) ?? { name: source.host, address: '' };
   const hosts = inventory ? inventory.hosts : [selfHost];
@@ -109,7 +115,10 @@ export async function gatherFleet(source: FleetSource): Promise<FleetView> {
   const fetchStatus = source.fetchStatus ?? fetchPeerStatus;
   const rows = await Promise.all(
     hosts.map(async (entry): Promise<FleetRow> => {
-      if (entry.name === source.host) return rowFromStatus(entry, self, { self: true, waves });
+      if (entry.name === source.host) {
+        if (!(self instanceof Error)) return rowFromStatus(entry, self, { self: true, waves });
+        return { ...unreachableRow(entry, `its status cannot be read: ${self.message}`, waves), self: true, health: 'failing', healthLabel: 'status unreadable' };
+      }
       const url = source.peerUrl(entry.name, entry.address);
       if (!url) return unreachableRow(entry, `its address ${JSON.stringify(entry.address.slice(0, 80))} is no host name or IP`, waves);
       try {
@@ -137,7 +146,7 @@ export async function gatherFleet(source: FleetSource): Promise<FleetView> {
     servedBy: source.host,
     generatedAt,
     ...(inventory ? { inventoryRevision: inventory.revision } : {}),
-    ...(inventory ? {} : { inventoryProblem: revision ? `revision ${revision.slice(0, 12)} is not in this host's copy of the repo` : 'nothing applied or attempted here yet' }),
+    ...(inventory ? {} : { inventoryProblem: inventoryProblemOf(self, revision) }),
     refreshSeconds: source.refreshSeconds,
     rows,
   };

@@ -22,7 +22,7 @@ function cells(row: FleetRow, now: string): string[] {
 
 function details(row: FleetRow): string[] {
   const lines: string[] = [];
-  if (!row.reachable) lines.push(`unreachable at ${row.address || 'no address'}: ${row.problem ?? 'no answer'}`);
+  if (!row.reachable) lines.push(row.self ? (row.problem ?? 'status unreadable') : `unreachable at ${row.address || 'no address'}: ${row.problem ?? 'no answer'}`);
   if (row.lastRun?.check) lines.push(`failed check: ${row.lastRun.check}`);
   else if (row.lastRun?.code && row.health === 'failing') lines.push(`${row.lastRun.code}: ${row.lastRun.reason ?? ''}`.trim());
   if (row.wave.detail) lines.push(row.wave.detail);

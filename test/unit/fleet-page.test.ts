@@ -251,6 +251,23 @@ describe('fleet page: gathering', function () {
     assert.equal(fleet.inventoryProblem, 'nothing applied or attempted here yet');
   });
 
+  it('a damaged state dir shows as this host failing, not as a broken page', async () => {
+    const fleet = await gatherFleet({
+      repo: '/nonexistent',
+      stateDir: join(base, 'none'),
+      host: 'prod',
+      selfStatus: async () => {
+        throw new Error('status.json is damaged');
+      },
+      peerUrl: () => undefined,
+      peerTimeoutMs: 500,
+      refreshSeconds: 30,
+    });
+    assert.deepEqual(fleet.rows.map((row) => [row.host, row.self, row.health, row.problem]), [['prod', true, 'failing', 'its status cannot be read: status.json is damaged']]);
+    assert.match(renderFleetPage(fleet), /status unreadable/);
+    assert.match(renderFleetTable(fleet), /^ {4}its status cannot be read: status.json is damaged$/m);
+  });
+
   it('a peer that never answers times out; one that refuses or floods is refused', async () => {
     const silent = await startSilentServer();
     const flood = createServer((_request, response) => {
