@@ -164,7 +164,7 @@ footer{border-top:1px solid var(--line);color:var(--muted);font-size:0.85rem}
 export function renderFleetPage(view: FleetView, version = ''): string {
   const counts = healthCounts(view.rows);
   const summary = join(
-    (Object.keys(counts) as FleetHealth[]).filter((health) => counts[health] > 0).map((health) => html`<span><span class="badge b-${health}">${HEALTH_WORDS[health]}</span> ${counts[health]}</span>`),
+    (Object.keys(counts) as FleetHealth[]).filter((health) => counts[health] > 0).map((health) => html`<span>${counts[health]} <span class="badge b-${health}">${HEALTH_WORDS[health]}</span></span>`),
   );
   const inventory = view.inventoryRevision
     ? html`Hosts from revision <code>${view.inventoryRevision.slice(0, 12)}</code> of the desired-state repo.`
