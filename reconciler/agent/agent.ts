@@ -13,6 +13,10 @@ import type { HostConfig } from '../config/host-config.js';
 import type { InventoryEntry } from '../state/inventory.js';
 import { AgentMetrics } from './metrics.js';
 import { setupFleet, WaveRecheck, type Fleet } from './fleet.js';
+import { fleetSourceFromConfig } from '../fleet/fleet-config.js';
+import { gatherFleet, sharedGatherer } from '../fleet/fleet-gather.js';
+import { renderFleetPage } from '../fleet/fleet-page.js';
+import { ENGINE_VERSION } from '../version.js';
 import { DEFAULT_PATH_POLICY } from '../host/path-policy.js';
 import { reconcile, type ReconcileOptions } from '../reconcile.js';
 import { redactorFor, type Redactor } from '../secrets/redact.js';
@@ -110,9 +114,18 @@ export async function startAgent(config: HostConfig, options: AgentOptions): Pro
   if (initial) metrics.setLive(initial);
   let applying = false;
   let drift: DriftWatcher | undefined;
+  // The latest run's redactor: forge descriptions and the fleet page never carry this host's secret values.
   let redactNow: Redactor = (text) => text;
   const fleet = await setupFleet(config, { log, redact: () => redactNow, onPost: (ok) => metrics.countForgePost(ok) });
   let recheck: WaveRecheck | undefined;
+  const started: { daemon?: Daemon } = {};
+  const selfStatus = async (): Promise<object> => ({ ...(await readStatusView(store, config.host)), ...(started.daemon ? { daemon: started.daemon.worker.snapshot() } : {}) });
+  // Before the first run has read the secrets, the page redacts with the secrets as they are at start.
+  await setupSecrets(config.secretsDir).then(
+    (secrets) => (redactNow = config.webhook.secret ? chain(secrets.redact, redactorFor([config.webhook.secret])) : secrets.redact),
+    () => undefined,
+  );
+  const fleetView = sharedGatherer(() => gatherFleet(fleetSourceFromConfig(config, selfStatus, (text) => redactNow(text))));
 
   const run = async (request: RunRequest): Promise<RunReport> => {
     const started = performance.now();
@@ -180,6 +193,7 @@ export async function startAgent(config: HostConfig, options: AgentOptions): Pro
     readStatus: () => readStatusView(store, config.host),
     log,
     metrics: () => metrics.render(),
+    page: async () => renderFleetPage(await fleetView(), ENGINE_VERSION),
     ...(config.webhook.enabled && config.webhook.secret
       ? { webhook: { secret: config.webhook.secret, watch: config.tagPattern ? { tagPattern: config.tagPattern } : watchedRef(config.ref ?? 'release') } }
       : {}),
@@ -191,6 +205,7 @@ export async function startAgent(config: HostConfig, options: AgentOptions): Pro
 
   if (fleet.gate) recheck = new WaveRecheck(config.waves.recheckSeconds * 1000, () => daemon.trigger('waves: asking the earlier waves again'));
 
+  started.daemon = daemon;
   if (config.drift.watch) {
     drift = await watchManagedFiles({
       host,

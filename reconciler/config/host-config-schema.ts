@@ -237,6 +237,16 @@ export const hostConfigSchema = {
     },
     forge: forgeSection,
     waves: wavesSection,
+    fleet: {
+      type: 'object',
+      default: {},
+      description: 'The fleet page (GET / on listen) and `status --fleet`: every host of the inventory, its peers\' /status read over the mesh (dialled as the waves dial them, else at the port of listen).',
+      properties: {
+        peerTimeoutSeconds: { type: 'number', exclusiveMinimum: 0, maximum: 30, default: 2, description: 'Seconds a peer has to answer /status before it is shown as unreachable.' },
+        refreshSeconds: { type: 'integer', minimum: 5, default: 30, description: 'The page reloads itself this often.' },
+      },
+      additionalProperties: false,
+    },
     backoff: {
       type: 'object',
       default: {},

@@ -54,6 +54,8 @@ export interface HostConfig {
   /** Empty (`{}`) without a forge; `token` is the content of `tokenFile`, non-enumerable like the webhook secret. */
   forge: ForgeConfig;
   waves: WavesConfig;
+  /** The fleet page: how long a peer may take to answer, and the page's refresh. */
+  fleet: { peerTimeoutSeconds: number; refreshSeconds: number };
 }
 
 /** The host config's `forge` section. */

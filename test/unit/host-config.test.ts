@@ -83,6 +83,7 @@ describe('host config', () => {
       backoff: { initialSeconds: 5, maxSeconds: 600 },
       forge: { deployments: false },
       waves: { enabled: true, timeoutSeconds: 3600, recheckSeconds: 15, peerPort: 9321, peerScheme: 'http', peers: {} },
+      fleet: { peerTimeoutSeconds: 2, refreshSeconds: 30 },
     };
     assert.deepEqual(config, expected);
   });
