@@ -13,9 +13,9 @@ import type { HostConfig } from '../config/host-config.js';
 import type { InventoryEntry } from '../state/inventory.js';
 import { AgentMetrics } from './metrics.js';
 import { DEFAULT_PATH_POLICY } from '../host/path-policy.js';
-import { reconcile, type ReconcileOptions } from '../reconcile.js';
+import { reconcile, type ReconcileOptions, type ReconcileOutcome } from '../reconcile.js';
 import { redactorFor, type Redactor } from '../secrets/redact.js';
-import type { Logger, RunContext } from '../run-context.js';
+import { logAt, runLogLevel, type Logger, type RunContext } from '../run-context.js';
 import { StateStore } from '../state/state-store.js';
 import { liveGeneration, readStatus, recordRun } from '../state/status.js';
 import { readStatusView } from '../state/status-view.js';
@@ -118,19 +118,7 @@ export async function startAgent(config: HostConfig, options: AgentOptions): Pro
         return await recordSetupFailure(store, config.host, error, started, log);
       }
       const outcome = await reconcile(ctx, { mode, force: request.force, lockWaitMs: 60_000 });
-      log.info(
-        {
-          result: outcome.result,
-          revision: outcome.revision,
-          generation: outcome.generation,
-          reasons: request.reasons,
-          durationMs: outcome.durationMs,
-          ...(outcome.error ? { code: outcome.error.code, stage: outcome.error.stage } : {}),
-          ...(outcome.drift ? { drift: outcome.drift } : {}),
-          ...(outcome.state.commands.length > 0 ? { commands: outcome.state.commands.map((argv) => argv.join(' ').split('\n')[0]) } : {}),
-        },
-        outcome.error ? `reconcile ${outcome.result}: ${outcome.error.message}` : `reconcile ${outcome.result}`,
-      );
+      logOutcome(log, outcome, request.reasons);
       metrics.observe({
         result: outcome.result,
         durations: outcome.state.durations,
@@ -200,6 +188,28 @@ async function liveInventory(store: StateStore, host: string): Promise<Inventory
   return (await liveGeneration(store, host))?.inventory ?? [];
 }
 
+/**
+ * The line that ends a run, at the level of its result (docs/logs.md): the fields Loki labels on, and every
+ * command the run ran, whole (argv arrays; the logger redacts secret values in them).
+ */
+export function logOutcome(log: Logger, outcome: ReconcileOutcome, reasons: readonly string[]): void {
+  logAt(
+    log,
+    runLogLevel(outcome.result),
+    {
+      result: outcome.result,
+      revision: outcome.revision,
+      generation: outcome.generation,
+      reasons,
+      durationMs: outcome.durationMs,
+      ...(outcome.error ? { code: outcome.error.code, stage: outcome.error.stage } : {}),
+      ...(outcome.drift ? { drift: outcome.drift } : {}),
+      ...(outcome.state.commands.length > 0 ? { commands: outcome.state.commands } : {}),
+    },
+    outcome.error ? `reconcile ${outcome.result}: ${outcome.error.message}` : `reconcile ${outcome.result}`,
+  );
+}
+
 /** A run that could not even start (an unreadable secrets dir): recorded like any other, never thrown. */
 async function recordSetupFailure(store: StateStore, host: string, error: unknown, started: number, log: Logger): Promise<RunReport> {
   const edge = error instanceof EdgeError ? error : new EdgeError('INTERNAL', String(error), { stage: 'fetch', retry: 'transient' });
@@ -213,7 +223,7 @@ async function recordSetupFailure(store: StateStore, host: string, error: unknow
     durationMs,
     durations: {},
   });
-  log.error({ code: edge.code }, edge.message);
+  log.error({ code: edge.code, stage: edge.stage, result: edge.retry === 'invalid' ? 'invalid' : 'failed' }, edge.message);
   return { result: 'failed', retry: edge.retry, durationMs };
 }
 

@@ -11,7 +11,8 @@ import { isWildcard } from '../config/listen-address.js';
 import { reconcile } from '../reconcile.js';
 import type { Redactor } from '../secrets/redact.js';
 import { describeRepo, scrub } from '../source/git-errors.js';
-import { checkSandboxRoot, createLogger } from './context.js';
+import { checkSandboxRoot } from './context.js';
+import { createLogger, parseLogFormat } from './logger.js';
 import { out, printError } from './io.js';
 import { readReconcileToken } from './reconcile-token.js';
 
@@ -24,13 +25,17 @@ export function registerServe(program: Command): void {
     .option('--config <path>', 'the host config', DEFAULT_CONFIG_PATH)
     .option('--dry-activate', 'record activation instead of running it (a sandbox root; demos and tests)')
     .option('--reconcile-token-file <path>', 'require this token (file mode 0600) on POST /reconcile, besides a loopback peer')
-    .action(async (options: { config: string; dryActivate?: boolean; reconcileTokenFile?: string }) => {
+    .option('--log-format <format>', 'json or pretty (default: pretty at a terminal, else json with journald priorities)')
+    .action(async (options: { config: string; dryActivate?: boolean; reconcileTokenFile?: string; logFormat?: string }) => {
       let redact: Redactor = (text) => text;
-      const log = createLogger((text) => redact(text));
+      let log = createLogger((text) => redact(text));
       let config: HostConfig;
       let reconcileToken: string | undefined;
       try {
+        const format = parseLogFormat(options.logFormat);
         config = await loadHostConfig(options.config);
+        // Every line of the agent names its host (docs/logs.md).
+        log = createLogger((text) => redact(text), { format, host: config.host });
         checkSandboxRoot(config.root, options.dryActivate, `"root" of ${options.config}:`);
         if (options.reconcileTokenFile) reconcileToken = await readReconcileToken(options.reconcileTokenFile);
       } catch (error) {
@@ -61,7 +66,8 @@ export function registerServe(program: Command): void {
     .option('--now', 'override the maintenance windows (never a suspension)')
     .option('--dry-activate', 'when no agent listens: record activation instead of running it (a sandbox root)')
     .option('--reconcile-token-file <path>', 'send this token to the agent (when serve requires one)')
-    .action(async (options: { config: string; now?: boolean; dryActivate?: boolean; reconcileTokenFile?: string }) => {
+    .option('--log-format <format>', 'json or pretty (default: pretty at a terminal, else json with journald priorities)')
+    .action(async (options: { config: string; now?: boolean; dryActivate?: boolean; reconcileTokenFile?: string; logFormat?: string }) => {
       try {
         const config = await loadHostConfig(options.config);
         const token = options.reconcileTokenFile ? await readReconcileToken(options.reconcileTokenFile) : undefined;
@@ -81,7 +87,7 @@ export function registerServe(program: Command): void {
         }
         checkSandboxRoot(config.root, options.dryActivate, `"root" of ${options.config}:`);
         let redact: Redactor = (text) => text;
-        const log = createLogger((text) => redact(text), true);
+        const log = createLogger((text) => redact(text), { quiet: true, format: parseLogFormat(options.logFormat), host: config.host });
         const ctx = await contextFromConfig(config, { log, dryActivate: options.dryActivate, setRedactor: (next) => (redact = next) });
         const outcome = await reconcile(ctx, { mode: runMode(config, ['manual']), force: options.now === true, lockWaitMs: 600_000 });
         out(`no agent listens at ${url}; reconciled here: ${outcome.result} ${outcome.revision?.slice(0, 12) ?? ''}`, redact);
