@@ -17,6 +17,7 @@ import { reconcile, type ReconcileOptions, type ReconcileOutcome } from '../reco
 import { redactorFor, type Redactor } from '../secrets/redact.js';
 import { logAt, runLogLevel, type Logger, type RunContext } from '../run-context.js';
 import { StateStore } from '../state/state-store.js';
+import { readSuspension } from '../state/suspend.js';
 import { liveGeneration, readStatus, recordRun } from '../state/status.js';
 import { readStatusView } from '../state/status-view.js';
 import { watchManagedFiles, watchSecrets, type DriftWatcher, type SecretsWatcher } from '../triggers/watch.js';
@@ -101,8 +102,12 @@ export async function startAgent(config: HostConfig, options: AgentOptions): Pro
   // A damaged state dir must not keep the agent from starting: its first run names the damage (or repairs it).
   let live: InventoryEntry[] = await liveInventory(store, config.host).catch(() => []);
   const metrics = new AgentMetrics();
-  const initial = (await readStatus(store, config.host)).lastApplied;
+  const initialStatus = await readStatus(store, config.host).catch(() => undefined);
+  const initial = initialStatus?.lastApplied;
   if (initial) metrics.setLive(initial);
+  const lastGood = initialStatus?.history.find((run) => run.result === 'applied' || run.result === 'unchanged');
+  if (lastGood) metrics.setLastSuccess(new Date(lastGood.at));
+  metrics.setPollInterval(config.poll.enabled ? config.poll.intervalSeconds : 0);
   let applying = false;
   let drift: DriftWatcher | undefined;
 
@@ -141,7 +146,10 @@ export async function startAgent(config: HostConfig, options: AgentOptions): Pro
     run,
     readStatus: () => readStatusView(store, config.host),
     log,
-    metrics: () => metrics.render(),
+    metrics: async () => {
+      metrics.setHold(await holdOf(store));
+      return metrics.render();
+    },
     ...(config.webhook.enabled && config.webhook.secret
       ? { webhook: { secret: config.webhook.secret, watch: config.tagPattern ? { tagPattern: config.tagPattern } : watchedRef(config.ref ?? 'release') } }
       : {}),
@@ -184,6 +192,12 @@ export async function startAgent(config: HostConfig, options: AgentOptions): Pro
   };
 }
 
+/** Whether the host is suspended or pinned now; an unreadable file counts as neither (the run names the damage). */
+async function holdOf(store: StateStore): Promise<{ suspended: boolean; pinned: boolean }> {
+  const [suspension, pin] = await Promise.all([readSuspension(store.dir).catch(() => undefined), store.pin().catch(() => undefined)]);
+  return { suspended: suspension !== undefined, pinned: pin !== undefined };
+}
+
 async function liveInventory(store: StateStore, host: string): Promise<InventoryEntry[]> {
   return (await liveGeneration(store, host))?.inventory ?? [];
 }
@@ -204,7 +218,7 @@ export function logOutcome(log: Logger, outcome: ReconcileOutcome, reasons: read
       durationMs: outcome.durationMs,
       ...(outcome.error ? { code: outcome.error.code, stage: outcome.error.stage } : {}),
       ...(outcome.drift ? { drift: outcome.drift } : {}),
-      ...(outcome.state.commands.length > 0 ? { commands: outcome.state.commands } : {}),
+      ...(outcome.state.commands.length > 0 ? { commands: outcome.state.commands.map((argv) => argv.join(' ')) } : {}),
     },
     outcome.error ? `reconcile ${outcome.result}: ${outcome.error.message}` : `reconcile ${outcome.result}`,
   );
