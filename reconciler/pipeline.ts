@@ -111,5 +111,6 @@ function logStage(ctx: RunContext, state: RunState, stage: string, durationMs: n
     ...(failure ? { code: failure.code } : {}),
   };
   if (!failure) logAt(ctx.log, 'debug', fields, `stage ${stage} ok in ${durationMs} ms`);
-  else logAt(ctx.log, failure.retry === 'refused' ? 'warn' : 'error', fields, `stage ${stage} ${fields.result} after ${durationMs} ms: ${failure.message}`);
+  // The message itself is the run's to say (its last line, or the command's error output): said once.
+  else logAt(ctx.log, failure.retry === 'refused' ? 'warn' : 'error', fields, `stage ${stage} ${fields.result} after ${durationMs} ms [${failure.code}]`);
 }

@@ -104,7 +104,11 @@ describe('monitoring: the alert rules and the dashboard', function () {
       const status = (await (await fetch(`${url}/status`)).json()) as { lastApplied?: { revision: string } };
       return status.lastApplied?.revision === revision ? true : undefined;
     });
-    const scrape = scrapedNames(await (await fetch(`${url}/metrics`)).text());
+    // The status is written before the run's metrics are recorded: wait for the scrape to show the run.
+    const scrape = await until('the run in /metrics', async () => {
+      const names = scrapedNames(await (await fetch(`${url}/metrics`)).text());
+      return names.has('edge_reconciler_reconciles_total') ? names : undefined;
+    });
 
     const rules = await ruleQueries();
     const panels = await dashboardQueries();
