@@ -62,7 +62,7 @@ describe('apply (sandbox root, activation recorded)', function () {
     assert.match(await readFile(join(root, 'etc/edge-reconciler/env/lod.env'), 'utf8'), /^SESSION_SECRET=sess-Kk29SessionSecretValue$/m);
     const run = commands(json);
     assert.ok(run.includes('systemctl daemon-reload'));
-    assert.ok(run.includes('systemctl enable lod-backup.timer lod.service'));
+    assert.ok(run.includes('systemctl enable lod-backup.timer lod.service prometheus-node-exporter.service'));
     assert.ok(run.includes('systemctl start lod.service'));
     assert.ok(!run.some((command) => command.includes('restart lod.service')));
   });
