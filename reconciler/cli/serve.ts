@@ -48,7 +48,7 @@ export function registerServe(program: Command): void {
         setRedactor: (next) => (redact = next),
         ...(reconcileToken !== undefined ? { reconcileToken } : {}),
       });
-      log.info({ url: agent.daemon.url, host: config.host, repo: describeRepo(config.repo) }, `edge-reconciler serving ${config.host} on ${agent.daemon.url}`);
+      log.info({ url: agent.daemon.url, repo: describeRepo(config.repo) }, `edge-reconciler serving ${config.host} on ${agent.daemon.url}`);
       // Said once at start, off the start's path: whether the repo's validate commands run in the sandbox here.
       void confinement().then((sandbox) =>
         sandbox.confined
