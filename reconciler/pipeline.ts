@@ -5,7 +5,7 @@
 import { performance } from 'node:perf_hooks';
 import { EdgeError } from './errors.js';
 import { HostPathError } from './host/host.js';
-import { need, type RunContext, type RunState, type StageStep } from './run-context.js';
+import { logAt, need, type RunContext, type RunState, type StageStep } from './run-context.js';
 import { activateChanges } from './stages/activate.js';
 import { applyChanges } from './stages/apply.js';
 import { fetchRevision } from './stages/fetch.js';
@@ -66,25 +66,51 @@ export const APPLY_PIPELINE: readonly StageStep[] = [
   { stage: 'record', run: recordGood },
 ];
 
-/** Runs the stages in order; stops at the first error, which is always an EdgeError naming its stage. */
+/**
+ * Runs the stages in order; stops at the first error, which is always an EdgeError naming its stage. Each stage
+ * logs one line with its duration (debug when it passed; warning when it refused, error when it failed).
+ */
 export async function runStages(steps: readonly StageStep[], ctx: RunContext, state: RunState): Promise<RunState> {
   for (const step of steps) {
     ctx.signal?.throwIfAborted();
     const started = performance.now();
+    let failure: EdgeError | undefined;
     try {
       await step.run(ctx, state);
     } catch (error) {
-      if (error instanceof HostPathError && error.stage !== step.stage) throw error.inStage(step.stage);
-      if (error instanceof EdgeError) throw error;
-      const message = error instanceof Error ? error.message : String(error);
-      throw new EdgeError('INTERNAL', `${step.stage} failed unexpectedly: ${ctx.redact(message)}`, {
-        stage: step.stage,
-        retry: 'transient',
-        cause: error,
-      });
+      failure = stageError(error, step, ctx);
+      throw failure;
     } finally {
-      state.durations[step.stage] = Math.round((performance.now() - started) * 100) / 100;
+      const durationMs = Math.round((performance.now() - started) * 100) / 100;
+      state.durations[step.stage] = durationMs;
+      logStage(ctx, state, step.stage, durationMs, failure);
     }
   }
   return state;
+}
+
+function stageError(error: unknown, step: StageStep, ctx: RunContext): EdgeError {
+  if (error instanceof HostPathError && error.stage !== step.stage) return error.inStage(step.stage);
+  if (error instanceof EdgeError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  return new EdgeError('INTERNAL', `${step.stage} failed unexpectedly: ${ctx.redact(message)}`, {
+    stage: step.stage,
+    retry: 'transient',
+    cause: error,
+  });
+}
+
+/** The stage's line: the fields docs/logs.md names (revision and generation once known). */
+function logStage(ctx: RunContext, state: RunState, stage: string, durationMs: number, failure: EdgeError | undefined): void {
+  const fields = {
+    stage,
+    durationMs,
+    result: failure ? (failure.retry === 'refused' ? 'refused' : 'failed') : 'ok',
+    ...(state.revision ? { revision: state.revision } : {}),
+    ...(state.generation ? { generation: state.generation.generation } : {}),
+    ...(failure ? { code: failure.code } : {}),
+  };
+  if (!failure) logAt(ctx.log, 'debug', fields, `stage ${stage} ok in ${durationMs} ms`);
+  // The message itself is the run's to say (its last line, or the command's error output): said once.
+  else logAt(ctx.log, failure.retry === 'refused' ? 'warn' : 'error', fields, `stage ${stage} ${fields.result} after ${durationMs} ms [${failure.code}]`);
 }

@@ -11,7 +11,7 @@ import type { TreeFiles, TreeLimits } from './source/git-tree.js';
 import type { Redactor } from './secrets/redact.js';
 import type { MaintenanceConfig } from './config/schedule.js';
 import type { GenerationMeta, StateStore } from './state/state-store.js';
-import type { WaveStatus } from './state/status.js';
+import type { RunResult, WaveStatus } from './state/status.js';
 import type { Transaction } from './state/transaction.js';
 import type { SecretSource } from '../renderers/template.js';
 import type { RenderedFile } from '../renderers/types.js';
@@ -21,6 +21,46 @@ export interface Logger {
   info(object: object, message?: string): void;
   warn(object: object, message?: string): void;
   error(object: object, message?: string): void;
+  /** Stage detail (syslog debug); optional so a plain `{ info, warn, error }` still is a logger. */
+  debug?(object: object, message?: string): void;
+  /** A run that changed the host (syslog notice). */
+  notice?(object: object, message?: string): void;
+}
+
+/** The syslog levels the agent writes at (docs/logs.md): err, warning, notice, info, debug. */
+export type LogLevel = 'error' | 'warn' | 'notice' | 'info' | 'debug';
+
+/** Writes one line at `level`; a logger without `debug` drops stage detail, one without `notice` says it at info. */
+export function logAt(log: Logger, level: LogLevel, object: object, message: string): void {
+  if (level === 'debug') log.debug?.(object, message);
+  else if (level === 'notice') (log.notice ? log.notice.bind(log) : log.info.bind(log))(object, message);
+  else log[level](object, message);
+}
+
+/**
+ * The level of the line that ends a run: failures and rollbacks are errors, refusals, drift and crash recoveries
+ * warnings, a run that changed the host (or was held by the operator's choice) a notice, a no-op info.
+ */
+export function runLogLevel(result: RunResult): LogLevel {
+  switch (result) {
+    case 'failed':
+    case 'invalid':
+    case 'rolled-back':
+      return 'error';
+    case 'refused':
+    case 'drifted':
+    case 'recovered':
+    case 'halted':
+      return 'warn';
+    case 'applied':
+    case 'suspended':
+    case 'pinned':
+    case 'outside-window':
+    case 'waiting':
+      return 'notice';
+    default:
+      return 'info';
+  }
 }
 
 /** A logger that drops everything. */

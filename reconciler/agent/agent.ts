@@ -18,10 +18,11 @@ import { gatherFleet, sharedGatherer } from '../fleet/fleet-gather.js';
 import { renderFleetPage } from '../fleet/fleet-page.js';
 import { ENGINE_VERSION } from '../version.js';
 import { DEFAULT_PATH_POLICY } from '../host/path-policy.js';
-import { reconcile, type ReconcileOptions } from '../reconcile.js';
+import { reconcile, type ReconcileOptions, type ReconcileOutcome } from '../reconcile.js';
 import { redactorFor, type Redactor } from '../secrets/redact.js';
-import type { Logger, RunContext } from '../run-context.js';
+import { logAt, runLogLevel, type Logger, type RunContext } from '../run-context.js';
 import { StateStore } from '../state/state-store.js';
+import { readSuspension } from '../state/suspend.js';
 import { liveGeneration, readStatus, recordRun } from '../state/status.js';
 import { readStatusView } from '../state/status-view.js';
 import { watchManagedFiles, watchSecrets, type DriftWatcher, type SecretsWatcher } from '../triggers/watch.js';
@@ -110,8 +111,12 @@ export async function startAgent(config: HostConfig, options: AgentOptions): Pro
   // A damaged state dir must not keep the agent from starting: its first run names the damage (or repairs it).
   let live: InventoryEntry[] = await liveInventory(store, config.host).catch(() => []);
   const metrics = new AgentMetrics();
-  const initial = (await readStatus(store, config.host)).lastApplied;
+  const initialStatus = await readStatus(store, config.host).catch(() => undefined);
+  const initial = initialStatus?.lastApplied;
   if (initial) metrics.setLive(initial);
+  const lastGood = initialStatus?.history.find((run) => run.result === 'applied' || run.result === 'unchanged');
+  if (lastGood) metrics.setLastSuccess(new Date(lastGood.at));
+  metrics.setPollInterval(config.poll.enabled ? config.poll.intervalSeconds : 0);
   let applying = false;
   let drift: DriftWatcher | undefined;
   // The latest run's redactor: forge descriptions and the fleet page never carry this host's secret values.
@@ -140,19 +145,7 @@ export async function startAgent(config: HostConfig, options: AgentOptions): Pro
         return await recordSetupFailure(store, config.host, error, started, log);
       }
       const outcome = await reconcile(ctx, { mode, force: request.force, ignoreWaves: request.ignoreWaves === true, lockWaitMs: 60_000 });
-      log.info(
-        {
-          result: outcome.result,
-          revision: outcome.revision,
-          generation: outcome.generation,
-          reasons: request.reasons,
-          durationMs: outcome.durationMs,
-          ...(outcome.error ? { code: outcome.error.code, stage: outcome.error.stage } : {}),
-          ...(outcome.drift ? { drift: outcome.drift } : {}),
-          ...(outcome.state.commands.length > 0 ? { commands: outcome.state.commands.map((argv) => argv.join(' ').split('\n')[0]) } : {}),
-        },
-        outcome.error ? `reconcile ${outcome.result}: ${outcome.error.message}` : `reconcile ${outcome.result}`,
-      );
+      logOutcome(log, outcome, request.reasons);
       metrics.observe({
         result: outcome.result,
         durations: outcome.state.durations,
@@ -192,7 +185,10 @@ export async function startAgent(config: HostConfig, options: AgentOptions): Pro
     run,
     readStatus: () => readStatusView(store, config.host),
     log,
-    metrics: () => metrics.render(),
+    metrics: async () => {
+      metrics.setHold(await holdOf(store));
+      return metrics.render();
+    },
     page: async () => renderFleetPage(await fleetView(), ENGINE_VERSION),
     ...(config.webhook.enabled && config.webhook.secret
       ? { webhook: { secret: config.webhook.secret, watch: config.tagPattern ? { tagPattern: config.tagPattern } : watchedRef(config.ref ?? 'release') } }
@@ -241,8 +237,36 @@ export async function startAgent(config: HostConfig, options: AgentOptions): Pro
   };
 }
 
+/** Whether the host is suspended or pinned now; an unreadable file counts as neither (the run names the damage). */
+async function holdOf(store: StateStore): Promise<{ suspended: boolean; pinned: boolean }> {
+  const [suspension, pin] = await Promise.all([readSuspension(store.dir).catch(() => undefined), store.pin().catch(() => undefined)]);
+  return { suspended: suspension !== undefined, pinned: pin !== undefined };
+}
+
 async function liveInventory(store: StateStore, host: string): Promise<InventoryEntry[]> {
   return (await liveGeneration(store, host))?.inventory ?? [];
+}
+
+/**
+ * The line that ends a run, at the level of its result (docs/logs.md): the fields Loki labels on, and every
+ * command the run ran, whole (argv arrays; the logger redacts secret values in them).
+ */
+export function logOutcome(log: Logger, outcome: ReconcileOutcome, reasons: readonly string[]): void {
+  logAt(
+    log,
+    runLogLevel(outcome.result),
+    {
+      result: outcome.result,
+      revision: outcome.revision,
+      generation: outcome.generation,
+      reasons,
+      durationMs: outcome.durationMs,
+      ...(outcome.error ? { code: outcome.error.code, stage: outcome.error.stage } : {}),
+      ...(outcome.drift ? { drift: outcome.drift } : {}),
+      ...(outcome.state.commands.length > 0 ? { commands: outcome.state.commands.map((argv) => argv.join(' ')) } : {}),
+    },
+    outcome.error ? `reconcile ${outcome.result}: ${outcome.error.message}` : `reconcile ${outcome.result}`,
+  );
 }
 
 /** A run that could not even start (an unreadable secrets dir): recorded like any other, never thrown. */
@@ -258,7 +282,7 @@ async function recordSetupFailure(store: StateStore, host: string, error: unknow
     durationMs,
     durations: {},
   });
-  log.error({ code: edge.code }, edge.message);
+  log.error({ code: edge.code, stage: edge.stage, result: edge.retry === 'invalid' ? 'invalid' : 'failed' }, edge.message);
   return { result: 'failed', retry: edge.retry, durationMs };
 }
 

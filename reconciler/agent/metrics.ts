@@ -69,28 +69,48 @@ export class AgentMetrics {
     registers: [this.registry],
   });
 
+  private readonly suspended = new Gauge({
+    name: 'edge_reconciler_suspended',
+    help: 'Whether the host is suspended (edge-reconciler suspend): 1, else 0.',
+    registers: [this.registry],
+  });
+  private readonly pinned = new Gauge({
+    name: 'edge_reconciler_pinned',
+    help: 'Whether a manual rollback pins the host to a generation until a newer commit: 1, else 0.',
+    registers: [this.registry],
+  });
   private readonly waveWaiting = new Gauge({
     name: 'edge_reconciler_wave_waiting',
-    help: '1 while this host waits for an earlier wave to run the new commit, else 0.',
+    help: 'Whether this host waits for an earlier wave to report success for the commit: 1, else 0.',
     registers: [this.registry],
   });
   private readonly waveHalted = new Gauge({
     name: 'edge_reconciler_wave_halted',
-    help: '1 while a failure (or the wave timeout) in an earlier wave halts this host on its live commit, else 0.',
+    help: 'Whether an earlier wave failed this commit, so this host does not apply it: 1, else 0.',
     registers: [this.registry],
   });
+  private readonly consecutiveFailures = new Gauge({
+    name: 'edge_reconciler_consecutive_failures',
+    help: 'Reconciles that ended failed, invalid or rolled-back since the last applied or unchanged one.',
+    registers: [this.registry],
+  });
+  private readonly pollInterval = new Gauge({
+    name: 'edge_reconciler_poll_interval_seconds',
+    help: 'The configured poll interval (0 when polling is off): alerts count staleness in poll intervals.',
+    registers: [this.registry],
+  });
+  private readonly lastRun = new Gauge({
+    name: 'edge_reconciler_last_run_timestamp_seconds',
+    help: 'When a reconcile last ended, whatever its result.',
+    registers: [this.registry],
+  });
+
   private readonly forgePosts = new Counter({
     name: 'edge_reconciler_forge_status_posts_total',
     help: 'Posts of commit statuses (and deployments) to the forge, by result (ok, failed); failed ones are retried.',
     labelNames: ['result'],
     registers: [this.registry],
   });
-
-  /** Whether this host waits for an earlier wave, or is halted by one. */
-  setWave(state: { waiting: boolean; halted: boolean }): void {
-    this.waveWaiting.set(state.waiting ? 1 : 0);
-    this.waveHalted.set(state.halted ? 1 : 0);
-  }
 
   /** Counts one post to the forge. */
   countForgePost(ok: boolean): void {
@@ -99,6 +119,9 @@ export class AgentMetrics {
 
   /** Records one reconcile. */
   observe(run: RunObservation): void {
+    this.lastRun.set(Date.now() / 1000);
+    if (run.result === 'applied' || run.result === 'unchanged') this.consecutiveFailures.set(0);
+    else if (run.result === 'failed' || run.result === 'invalid' || run.result === 'rolled-back') this.consecutiveFailures.inc();
     this.reconciles.inc({ result: run.result });
     this.runSeconds.observe(run.durationMs / 1000);
     for (const [stage, ms] of Object.entries(run.durations)) this.stageSeconds.observe({ stage }, (ms ?? 0) / 1000);
@@ -116,6 +139,28 @@ export class AgentMetrics {
     this.generation.set(live.generation);
     this.revision.reset();
     this.revision.set({ revision: live.revision }, 1);
+  }
+
+  /** Whether the host is suspended or pinned (read from the state dir at every scrape). */
+  setHold(hold: { suspended: boolean; pinned: boolean }): void {
+    this.suspended.set(hold.suspended ? 1 : 0);
+    this.pinned.set(hold.pinned ? 1 : 0);
+  }
+
+  /** Whether this host waits for an earlier wave, or an earlier wave failed the commit (0 until waves set it). */
+  setWave(state: { waiting: boolean; halted: boolean }): void {
+    this.waveWaiting.set(state.waiting ? 1 : 0);
+    this.waveHalted.set(state.halted ? 1 : 0);
+  }
+
+  /** The poll interval in seconds (0: polling off). */
+  setPollInterval(seconds: number): void {
+    this.pollInterval.set(seconds);
+  }
+
+  /** When a reconcile last succeeded, as the status document remembers it (at start, so a restart keeps the age). */
+  setLastSuccess(at: Date): void {
+    this.lastSuccess.set(at.getTime() / 1000);
   }
 
   /** The Prometheus text exposition. */

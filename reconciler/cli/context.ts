@@ -4,15 +4,14 @@
  */
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
-import pino from 'pino';
 import { EdgeError } from '../errors.js';
 import { ExecRunner, Host, RecordingRunner } from '../host/host.js';
 import { DEFAULT_PATH_POLICY } from '../host/path-policy.js';
-import type { Logger, RunContext } from '../run-context.js';
+import type { RunContext } from '../run-context.js';
 import { StateStore } from '../state/state-store.js';
 import { refuseOtherHost } from '../state/host-binding.js';
 import { setupSecrets } from '../secrets/secrets.js';
-import { scrub } from '../source/git-errors.js';
+import { createLogger, parseLogFormat } from './logger.js';
 
 /** The default state dir on a VM. */
 export const DEFAULT_STATE_DIR = '/var/lib/edge-reconciler';
@@ -31,6 +30,8 @@ export interface ApplyingOptions {
   deadmanSeconds?: string;
   keep?: string;
   quiet?: boolean;
+  /** `--log-format`: json or pretty (default: pretty at a terminal, else json). */
+  logFormat?: string;
 }
 
 /** The options every command that changes the host shares: where, and whether activation really runs. */
@@ -39,26 +40,12 @@ export function withHostOptions(command: Command): Command {
     .option('--root <dir>', 'filesystem root (anything but / needs --dry-activate)', '/')
     .option('--state-dir <dir>', 'the agent\'s state dir: generations, journal, status', DEFAULT_STATE_DIR)
     .option('--dry-activate', 'record activation commands instead of running them (sandboxes, benchmarks)')
-    .option('--quiet', 'log warnings and errors only');
+    .option('--quiet', 'log warnings and errors only')
+    .option('--log-format <format>', 'json or pretty (default: pretty at a terminal, else json with journald priorities)');
 }
 
-/** A pino logger on stderr whose string fields and messages pass through `redact`, and lose any URL's userinfo. */
-export function createLogger(redactSecrets: (text: string) => string, quiet = false): Logger {
-  const redact = (text: string) => scrub(redactSecrets(text), []);
-  return pino(
-    {
-      level: quiet ? 'warn' : 'info',
-      base: { app: 'edge-reconciler' },
-      hooks: {
-        logMethod(args, method) {
-          const clean = args.map((arg) => (typeof arg === 'string' ? redact(arg) : arg && typeof arg === 'object' ? JSON.parse(redact(JSON.stringify(arg))) : arg));
-          method.apply(this, clean as Parameters<typeof method>);
-        },
-      },
-    },
-    pino.destination(2),
-  );
-}
+/** The logger: see ./logger.ts (kept exported here for the commands that import it from the context). */
+export { createLogger } from './logger.js';
 
 /**
  * Refuses a sandbox root (anything but `/`) without `--dry-activate`: the files would go into the sandbox while
@@ -99,7 +86,7 @@ export async function applyingContext(options: ApplyingOptions): Promise<RunCont
     secrets: secrets.source,
     redact: secrets.redact,
     policy: DEFAULT_PATH_POLICY,
-    log: createLogger(secrets.redact, options.quiet),
+    log: createLogger(secrets.redact, { quiet: options.quiet, format: parseLogFormat(options.logFormat), host: options.host }),
     store,
     runner: options.dryActivate ? new RecordingRunner() : new ExecRunner(),
     ...(options.repo ? { source: { repo: options.repo, ref: options.ref } } : {}),

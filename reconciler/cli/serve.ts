@@ -13,7 +13,8 @@ import { isWildcard } from '../config/listen-address.js';
 import { reconcile } from '../reconcile.js';
 import type { Redactor } from '../secrets/redact.js';
 import { describeRepo, scrub } from '../source/git-errors.js';
-import { checkSandboxRoot, createLogger } from './context.js';
+import { checkSandboxRoot } from './context.js';
+import { createLogger, parseLogFormat } from './logger.js';
 import { out, printError } from './io.js';
 import { readReconcileToken } from './reconcile-token.js';
 
@@ -26,13 +27,17 @@ export function registerServe(program: Command): void {
     .option('--config <path>', 'the host config', DEFAULT_CONFIG_PATH)
     .option('--dry-activate', 'record activation instead of running it (a sandbox root; demos and tests)')
     .option('--reconcile-token-file <path>', 'require this token (file mode 0600) on POST /reconcile, besides a loopback peer')
-    .action(async (options: { config: string; dryActivate?: boolean; reconcileTokenFile?: string }) => {
+    .option('--log-format <format>', 'json or pretty (default: pretty at a terminal, else json with journald priorities)')
+    .action(async (options: { config: string; dryActivate?: boolean; reconcileTokenFile?: string; logFormat?: string }) => {
       let redact: Redactor = (text) => text;
-      const log = createLogger((text) => redact(text));
+      let log = createLogger((text) => redact(text));
       let config: HostConfig;
       let reconcileToken: string | undefined;
       try {
+        const format = parseLogFormat(options.logFormat);
         config = await loadHostConfig(options.config);
+        // Every line of the agent names its host (docs/logs.md).
+        log = createLogger((text) => redact(text), { format, host: config.host });
         checkSandboxRoot(config.root, options.dryActivate, `"root" of ${options.config}:`);
         if (options.reconcileTokenFile) reconcileToken = await readReconcileToken(options.reconcileTokenFile);
       } catch (error) {
@@ -45,7 +50,7 @@ export function registerServe(program: Command): void {
         setRedactor: (next) => (redact = next),
         ...(reconcileToken !== undefined ? { reconcileToken } : {}),
       });
-      log.info({ url: agent.daemon.url, host: config.host, repo: describeRepo(config.repo) }, `edge-reconciler serving ${config.host} on ${agent.daemon.url}`);
+      log.info({ url: agent.daemon.url, repo: describeRepo(config.repo) }, `edge-reconciler serving ${config.host} on ${agent.daemon.url}`);
       // Said once at start, off the start's path: whether the repo's validate commands run in the sandbox here.
       void confinement().then((sandbox) =>
         sandbox.confined
@@ -64,7 +69,8 @@ export function registerServe(program: Command): void {
     .option('--ignore-waves', 'with --now: apply without waiting for the earlier waves of edge.yaml')
     .option('--dry-activate', 'when no agent listens: record activation instead of running it (a sandbox root)')
     .option('--reconcile-token-file <path>', 'send this token to the agent (when serve requires one)')
-    .action(async (options: { config: string; now?: boolean; ignoreWaves?: boolean; dryActivate?: boolean; reconcileTokenFile?: string }) => {
+    .option('--log-format <format>', 'json or pretty (default: pretty at a terminal, else json with journald priorities)')
+    .action(async (options: { config: string; now?: boolean; ignoreWaves?: boolean; dryActivate?: boolean; reconcileTokenFile?: string; logFormat?: string }) => {
       try {
         if (options.ignoreWaves && !options.now) throw new EdgeError('USAGE', '--ignore-waves goes with --now: reconcile --now --ignore-waves', { stage: 'fetch', retry: 'invalid' });
         const config = await loadHostConfig(options.config);
@@ -85,7 +91,7 @@ export function registerServe(program: Command): void {
         }
         checkSandboxRoot(config.root, options.dryActivate, `"root" of ${options.config}:`);
         let redact: Redactor = (text) => text;
-        const log = createLogger((text) => redact(text), true);
+        const log = createLogger((text) => redact(text), { quiet: true, format: parseLogFormat(options.logFormat), host: config.host });
         // The waves hold here too (the forge's statuses are read; only the agent posts them).
         const { gate } = await setupFleet(config, { log, redact: () => redact });
         const ctx = await contextFromConfig(config, { log, dryActivate: options.dryActivate, setRedactor: (next) => (redact = next) }, undefined, gate ? { gate } : {});

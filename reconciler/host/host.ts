@@ -6,7 +6,7 @@
  * open descriptor of the file itself, never through a path that could lead elsewhere.
  */
 import { constants, readFileSync } from 'node:fs';
-import { lstat, mkdir, open, readdir, realpath, rename, rmdir, unlink, type FileHandle } from 'node:fs/promises';
+import { chmod, lstat, mkdir, open, readdir, realpath, rename, rmdir, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, posix } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { EdgeError, type Stage } from '../errors.js';
@@ -180,9 +180,16 @@ export class Host {
       current += `/${segment}`;
       const real = this.resolve(current);
       if (!(await lstatOrUndefined(real))) {
-        await mkdir(real, { mode: 0o755 }).catch((error: NodeJS.ErrnoException) => {
-          if (error.code !== 'EEXIST') throw error;
-        });
+        const made = await mkdir(real, { mode: 0o755 }).then(
+          () => true,
+          (error: NodeJS.ErrnoException) => {
+            if (error.code !== 'EEXIST') throw error;
+            return false;
+          },
+        );
+        // mkdir's mode passes the umask (the agent's unit has UMask=0077): a 0700 folder would hide a service's
+        // config from its own user (prometheus reading /etc/prometheus/edge-reconciler).
+        if (made) await chmod(real, 0o755);
       }
       const stat = await lstat(real);
       if (stat.isSymbolicLink()) throw new SymlinkRefusedError(current, path, 'write');

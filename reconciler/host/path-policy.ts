@@ -27,6 +27,8 @@ export const DEFAULT_PATH_POLICY: PathPolicy = {
     '/etc/edge-reconciler/env',
     '/etc/edge-reconciler/ufw',
     '/etc/logrotate.d',
+    // Prometheus's config and alert rules (the example's monitoring-server role).
+    '/etc/prometheus',
     '/etc/sysctl.d',
     '/etc/systemd/journald.conf.d',
     '/etc/systemd/system',

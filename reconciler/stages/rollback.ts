@@ -76,6 +76,10 @@ export async function rollBack(ctx: RunContext, state: RunState, cause: EdgeErro
     }
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
+    ctx.log.error(
+      { stage: 'rollback', result: 'failed', code: 'ROLLBACK_FAILED', revision: generation.revision, generation: generation.generation },
+      `rollback of generation ${generation.generation} failed: ${message}; the host needs a human`,
+    );
     await store.setResult(generation.generation, 'failed', `rollback failed: ${message}`).catch(() => undefined);
     return new EdgeError('ROLLBACK_FAILED', `rollback of ${generation.revision.slice(0, 12)} failed: ${message}; the host needs a human`, {
       stage: 'rollback',
@@ -84,6 +88,11 @@ export async function rollBack(ctx: RunContext, state: RunState, cause: EdgeErro
     });
   }
   await store.setResult(generation.generation, 'rolled-back', cause.message);
+  const back = state.previousGeneration ? `generation ${state.previousGeneration.generation}` : 'the files that were there before';
+  ctx.log.error(
+    { stage: 'rollback', result: 'rolled-back', code: cause.code, failedStage: cause.stage, revision: generation.revision, generation: generation.generation },
+    `rolled back generation ${generation.generation} (${generation.revision.slice(0, 12)}) to ${back}: ${cause.stage} failed with ${cause.code}`,
+  );
   if (cause.retry === 'invalid') {
     await store.markBad({ revision: generation.revision, markedAt: new Date().toISOString(), reason: cause.message, generation: generation.generation });
   }

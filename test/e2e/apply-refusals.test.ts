@@ -26,7 +26,14 @@ describe('e2e apply: bad commits on a real systemd', function () {
     assert.match(await edge.box.readFile('/etc/caddy/Caddyfile'), /^:80 \{/m);
     await edge.commit('roles/router/role.yaml', (text) => text.replace('    template: Caddyfile.hbs\n', '    template: Caddyfile.hbs\n    adopt: true\n'));
     const applied = await edge.applyOk('caddy-router');
-    assert.deepEqual(applied.health?.map(({ name, status }) => [name, status]), [['journald', 'healthy'], ['caddy', 'healthy'], ['https-port', 'healthy']]);
+    assert.deepEqual(applied.health?.map(({ name, status }) => [name, status]), [
+      ['journald', 'healthy'],
+      ['caddy', 'healthy'],
+      ['https-port', 'healthy'],
+      ['node-exporter', 'healthy'],
+      ['prometheus-unit', 'healthy'],
+      ['prometheus-ready', 'healthy'],
+    ]);
     assert.ok(applied.commands.some((argv) => argv.join(' ') === 'systemctl reload caddy.service'));
     const admin = await edge.box.httpGet('http://localhost:2019/config/');
     assert.equal(admin.status, 200);

@@ -56,13 +56,13 @@ describe('apply (sandbox root, activation recorded)', function () {
     assert.equal(json.result, 'applied');
     assert.equal(json.revision, await head(repo));
     assert.equal(json.generation, 1);
-    assert.equal(json.changes.length, 9);
+    assert.equal(json.changes.length, 11);
     assert.equal((await stat(join(root, 'etc/edge-reconciler/env/lod.env'))).mode & 0o777, 0o600);
     assert.equal((await stat(join(root, 'etc/systemd/system/lod.service'))).mode & 0o777, 0o644);
     assert.match(await readFile(join(root, 'etc/edge-reconciler/env/lod.env'), 'utf8'), /^SESSION_SECRET=sess-Kk29SessionSecretValue$/m);
     const run = commands(json);
     assert.ok(run.includes('systemctl daemon-reload'));
-    assert.ok(run.includes('systemctl enable lod-backup.timer lod.service'));
+    assert.ok(run.includes('systemctl enable lod-backup.timer lod.service prometheus-node-exporter.service'));
     assert.ok(run.includes('systemctl start lod.service'));
     assert.ok(!run.some((command) => command.includes('restart lod.service')));
   });

@@ -55,13 +55,13 @@ const PRIVATE_KEY = ['-----BEGIN OPENSSH', 'PRIVATE KEY-----\nb3BlbnNzaC1rZXktdj
 const GITHUB_TOKEN = `ghp_${'a1B2c3D4e5'.repeat(3)}123456`;
 
 const BAD_INPUTS: BadInput[] = [
-  { what: 'broken yaml', code: 'YAML_SYNTAX', names: 'hosts/lod-prod.yaml', mutate: (r) => edit(r, 'hosts/lod-prod.yaml', (t) => t.replace('roles: [base, firewall, lod]', 'roles: [base, firewall, lod')) },
+  { what: 'broken yaml', code: 'YAML_SYNTAX', names: 'hosts/lod-prod.yaml', mutate: (r) => edit(r, 'hosts/lod-prod.yaml', (t) => t.replace('roles: [base, firewall, lod, monitoring]', 'roles: [base, firewall, lod, monitoring')) },
   { what: 'a duplicate yaml key', code: 'YAML_SYNTAX', names: 'hosts/model-gateway.yaml', mutate: (r) => edit(r, 'hosts/model-gateway.yaml', (t) => `${t}address: 100.64.0.31\n`) },
   { what: 'an unknown field in a role', code: 'SCHEMA', names: 'roles/lod/role.yaml', mutate: (r) => edit(r, 'roles/lod/role.yaml', (t) => t.replace('  - kind: env-file\n    name: lod\n', '  - kind: env-file\n    name: lod\n    colour: blue\n')) },
   { what: 'a host without an address', code: 'SCHEMA', names: 'hosts/lod-standby.yaml', mutate: (r) => edit(r, 'hosts/lod-standby.yaml', (t) => t.replace('address: 100.64.0.22\n', '')) },
   { what: 'an unknown resource kind', code: 'SCHEMA', names: 'roles/base/role.yaml', mutate: addResource('base', { kind: 'docker', name: 'x' }) },
   { what: 'a missing edge.yaml', code: 'EDGE_MISSING', names: 'edge.yaml', mutate: (r) => unlink(join(r, 'edge.yaml')) },
-  { what: 'a host using a role that does not exist', code: 'ROLE_UNKNOWN', names: 'hosts/caddy-router.yaml', mutate: (r) => edit(r, 'hosts/caddy-router.yaml', (t) => t.replace('[base, firewall, router]', '[base, firewall, routr]')) },
+  { what: 'a host using a role that does not exist', code: 'ROLE_UNKNOWN', names: 'hosts/caddy-router.yaml', mutate: (r) => edit(r, 'hosts/caddy-router.yaml', (t) => t.replace('[base, firewall, router,', '[base, firewall, routr,')) },
   { what: 'a wave naming a host that does not exist', code: 'WAVE_HOST_UNKNOWN', names: 'edge.yaml', mutate: (r) => edit(r, 'edge.yaml', (t) => t.replace('[lod-prod]', '[lod-prdo]')) },
   { what: 'a host in two waves', code: 'WAVE_HOST_TWICE', names: 'edge.yaml', mutate: (r) => edit(r, 'edge.yaml', (t) => t.replace('[caddy-router]', '[caddy-router, lod-prod]')) },
   { what: 'a host file with a bad name', code: 'HOST_NAME', names: 'hosts/Lod_Prod.yaml', mutate: async (r) => writeFile(join(r, 'hosts/Lod_Prod.yaml'), 'address: 100.64.0.40\nroles: [base]\n') },

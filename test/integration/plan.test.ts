@@ -58,15 +58,17 @@ describe('plan', function () {
       'create /etc/edge-reconciler/env/lod.env',
       'create /etc/edge-reconciler/ufw/base.rules',
       'create /etc/edge-reconciler/ufw/lod.rules',
+      'create /etc/edge-reconciler/ufw/monitoring.rules',
       'create /etc/logrotate.d/edge-apps',
       'create /etc/systemd/journald.conf.d/50-edge.conf',
       'create /etc/systemd/system/lod-backup.service',
       'create /etc/systemd/system/lod-backup.timer',
       'create /etc/systemd/system/lod.service',
+      'create /etc/systemd/system/prometheus-node-exporter.service',
       'create /etc/tmpfiles.d/edge-dirs.conf',
     ]);
-    assert.deepEqual(plan.activation.start, ['lod-backup.timer', 'lod.service']);
-    assert.deepEqual(plan.activation.enable, ['lod-backup.timer', 'lod.service']);
+    assert.deepEqual(plan.activation.start, ['lod-backup.timer', 'lod.service', 'prometheus-node-exporter.service']);
+    assert.deepEqual(plan.activation.enable, ['lod-backup.timer', 'lod.service', 'prometheus-node-exporter.service']);
     assert.equal(plan.activation.daemonReload, true);
     assert.equal(plan.activation.firewall, true);
     assert.equal(plan.activation.caddyReload, false);
@@ -80,20 +82,20 @@ describe('plan', function () {
     const root = await newRoot();
     const result = await runCli(['plan', '--repo', EXAMPLE_REPO, '--host', 'lod-prod', '--root', root, '--secrets-dir', secretsDir]);
     assert.equal(result.exitCode, 2, result.stderr);
-    assert.match(result.stdout, /plan for lod-prod .*: 9 to create, 0 to update, 0 to delete, 0 unchanged/);
+    assert.match(result.stdout, /plan for lod-prod .*: 11 to create, 0 to update, 0 to delete, 0 unchanged/);
     assert.match(result.stdout, /\+ \/etc\/systemd\/system\/lod\.service/);
     assert.match(result.stdout, /\+\[Service\]/);
     assert.match(result.stdout, /start lod\.service {2}\(\/etc\/edge-reconciler\/env\/lod\.env, \/etc\/systemd\/system\/lod\.service\)/);
     for (const value of Object.values(EXAMPLE_SECRETS)) assert.ok(!result.stdout.includes(value));
   });
 
-  it('installs but does not start units on the standby host', async () => {
+  it('installs but does not start units on the standby host, but for the node exporter (onStandby: run)', async () => {
     const root = await newRoot();
     const result = await runCli(['plan', '--repo', EXAMPLE_REPO, '--host', 'lod-standby', '--root', root, '--secrets-dir', secretsDir, '--json']);
     const plan = JSON.parse(result.stdout) as JsonPlan;
     assert.ok(plan.changes.some((change) => change.path === '/etc/systemd/system/lod.service'));
-    assert.deepEqual(plan.activation.start, []);
-    assert.deepEqual(plan.activation.enable, []);
+    assert.deepEqual(plan.activation.start, ['prometheus-node-exporter.service']);
+    assert.deepEqual(plan.activation.enable, ['prometheus-node-exporter.service']);
   });
 
   it('exits 0 with nothing to do when the root already matches', async () => {

@@ -1,11 +1,13 @@
 /**
  * Secret values never leave the env files they are rendered into: not into check or plan output (human or JSON),
- * nor into the errors of broken revisions, whatever the way they break.
+ * nor into the errors of broken revisions, whatever the way they break, nor into the logs of `apply` (JSON with
+ * journald priorities, and pretty) of a good and of a broken revision, stage lines and commands included.
  */
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { execa } from 'execa';
 import { copyExampleRepo, EXAMPLE_SECRETS, runCli, writeSecretsDir, type CliResult } from '../helpers/cli.js';
 import { EXAMPLE_REPO } from '../helpers/paths.js';
 
@@ -63,6 +65,29 @@ describe('secret values never leak', function () {
     ['a bad key holding a secret', 'roles/model-gateway/templates/model-gateway.env.hbs', (t) => `${t}BAD-KEY={{secret "MODEL_GATEWAY_API_KEY"}}\n`],
     ['an unterminated quote around a secret', 'roles/lod/templates/lod.env.hbs', (t) => `${t}QUOTED="{{secret "LOD_SESSION_SECRET"}}\n`],
   ];
+  it('the logs of apply, JSON and pretty, with stage lines and whole commands, for a good and a broken revision', async () => {
+    const broken = await copyExampleRepo();
+    cleanup.push(broken);
+    const env = join(broken, 'roles/lod/templates/lod.env.hbs');
+    await writeFile(env, `${await readFile(env, 'utf8')}SESSION_SECRET={{secret "LOD_DB_PASSWORD"}}\n`);
+    await execa('git', ['-C', broken, 'init', '-q', '-b', 'release']);
+    await execa('git', ['-C', broken, 'add', '-A']);
+    await execa('git', ['-C', broken, '-c', 'user.name=t', '-c', 'user.email=t@example.com', 'commit', '-q', '-m', 'broken']);
+    for (const [repo, exit] of [[EXAMPLE_REPO, 0], [broken, 1]] as const) {
+      for (const format of ['json', 'pretty']) {
+        const root = await mkdtemp(join(tmpdir(), 'edge-root-'));
+        cleanup.push(root);
+        const result = await runCli(
+          ['apply', '--repo', repo, '--host', 'lod-prod', '--root', root, '--state-dir', join(root, 'state'), '--secrets-dir', secretsDir, '--dry-activate', '--log-format', format],
+          { env: { JOURNAL_STREAM: '' } },
+        );
+        assert.equal(result.exitCode, exit, result.stderr);
+        assert.match(result.stderr, /stage (fetch|load|render)/, `${format}: the stage lines are there`);
+        assertNoSecret(result, `apply ${format} of ${repo === broken ? 'a broken' : 'the example'} revision`);
+      }
+    }
+  });
+
   for (const [what, file, change] of BREAKS) {
     it(`the errors of ${what}`, async () => {
       const repo = await copyExampleRepo();

@@ -42,4 +42,13 @@ describe('the agent\'s own units (systemd/)', () => {
       await rm(stagingDir, { recursive: true, force: true });
     }
   });
+
+  it('send stdout and stderr to the journal, which reads each line\'s <N> priority prefix (docs/logs.md)', async () => {
+    for (const name of ['edge-reconciler.service', 'edge-reconciler-apply.service']) {
+      const unit = await readFile(join(PROJECT_ROOT, 'systemd', name), 'utf8');
+      for (const line of ['StandardOutput=journal', 'StandardError=journal', 'SyslogLevelPrefix=yes', 'SyslogIdentifier=edge-reconciler']) {
+        assert.match(unit, new RegExp(`^${line}$`, 'm'), `${name} lacks ${line}`);
+      }
+    }
+  });
 });

@@ -22,10 +22,10 @@ async function loadProblems(description: TinyRepo): Promise<Problem[]> {
 }
 
 describe('load stage', () => {
-  it('loads the example repo: four hosts, five roles, the standby flag and routes', async () => {
+  it('loads the example repo: four hosts, seven roles, the standby flag and routes', async () => {
     const state = await loadDesiredState(EXAMPLE_REPO);
     assert.deepEqual([...state.hosts.keys()], ['caddy-router', 'lod-prod', 'lod-standby', 'model-gateway']);
-    assert.deepEqual([...state.roles.keys()], ['base', 'firewall', 'lod', 'model-gateway', 'router']);
+    assert.deepEqual([...state.roles.keys()], ['base', 'firewall', 'lod', 'model-gateway', 'monitoring', 'monitoring-server', 'router']);
     assert.equal(state.hosts.get('lod-standby')?.standby, true);
     assert.equal(state.hosts.get('lod-prod')?.routes[0]?.domain, 'lod.example.com');
     assert.equal(state.edge.guards.managementInterface, 'tailscale0');
