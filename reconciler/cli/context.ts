@@ -3,7 +3,7 @@
  * `--dry-activate`), secrets, the state store and the logger.
  */
 import type { Command } from 'commander';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import pino from 'pino';
 import { EdgeError } from '../errors.js';
 import { ExecRunner, Host, RecordingRunner } from '../host/host.js';
@@ -101,6 +101,7 @@ export async function applyingContext(options: ApplyingOptions): Promise<RunCont
     policy: DEFAULT_PATH_POLICY,
     log: createLogger(secrets.redact, options.quiet),
     store,
+    cacheDir: join(options.stateDir, 'cache'),
     runner: options.dryActivate ? new RecordingRunner() : new ExecRunner(),
     ...(options.repo ? { source: { repo: options.repo, ref: options.ref } } : {}),
     deadmanSeconds,

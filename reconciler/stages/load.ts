@@ -22,6 +22,7 @@ import { parseYaml, schemaProblems, type YamlSource } from '../config/yaml-sourc
 import type { TreeFiles } from '../source/git-tree.js';
 import { readRepoDir, readRepoTree } from '../source/repo-files.js';
 import { findLiteralSecrets } from '../../renderers/env-file/secret-scan.js';
+import type { YamlCache } from '../cache/yaml-cache.js';
 
 const NAME = /^[a-z0-9][a-z0-9-]*$/;
 
@@ -46,18 +47,18 @@ function getValidators(): Validators {
  * Loads the revision at `repoDir`, or from `tree` when git handed it over in memory; throws
  * InvalidRevisionError('load') listing every problem.
  */
-export async function loadDesiredState(repoDir: string, tree?: TreeFiles): Promise<DesiredState> {
+export async function loadDesiredState(repoDir: string, tree?: TreeFiles, options: { cache?: YamlCache } = {}): Promise<DesiredState> {
   const read = tree ? readRepoTree(tree) : await readRepoDir(repoDir);
   const problems: Problem[] = [...read.problems];
   const files = read.texts;
-  const v = getValidators();
+  const parseChecked = (file: string, text: string, schema: keyof Validators, found: Problem[]) => parseCheckedCached(file, text, schema, found, options.cache);
 
   const edgeText = files.get('edge.yaml');
   let edge: EdgeConfig | undefined;
   if (edgeText === undefined) {
     if (!read.paths.has('edge.yaml')) problems.push({ code: 'EDGE_MISSING', file: 'edge.yaml', message: 'edge.yaml is missing at the repo root' });
   } else {
-    const source = parseChecked('edge.yaml', edgeText, v.edge, problems);
+    const source = parseChecked('edge.yaml', edgeText, 'edge', problems);
     if (source) edge = toEdgeConfig(source);
   }
 
@@ -74,7 +75,7 @@ export async function loadDesiredState(repoDir: string, tree?: TreeFiles): Promi
         problems.push({ code: 'HOST_NAME', file, message: `host name "${name}" must match ${NAME.source}` });
         continue;
       }
-      const source = parseChecked(file, text, v.host, problems);
+      const source = parseChecked(file, text, 'host', problems);
       if (source) {
         hosts.set(name, toHost(name, source));
         hostSources.set(name, source);
@@ -85,7 +86,7 @@ export async function loadDesiredState(repoDir: string, tree?: TreeFiles): Promi
         problems.push({ code: 'ROLE_NAME', file, message: `role name "${name}" must match ${NAME.source}` });
         continue;
       }
-      const source = parseChecked(file, text, v.role, problems);
+      const source = parseChecked(file, text, 'role', problems);
       if (source) roles.set(name, toRole(name, source, problems));
     } else if (/^roles\/[^/]+\/templates\//.test(file)) {
       templates.set(file, text);
@@ -100,13 +101,18 @@ export async function loadDesiredState(repoDir: string, tree?: TreeFiles): Promi
   return { repoDir, edge, hosts: sortedMap(hosts), roles: sortedMap(roles), templates };
 }
 
-function parseChecked(file: string, text: string, validate: ValidateFunction, problems: Problem[]): YamlSource | undefined {
+/** Parses and schema-checks one file, or takes it from the cache when this text passed this schema before. */
+function parseCheckedCached(file: string, text: string, schema: keyof Validators, problems: Problem[], cache?: YamlCache): YamlSource | undefined {
+  const cached = cache?.get(file, schema, text);
+  if (cached) return cached;
   const parsed = parseYaml(file, text);
   problems.push(...parsed.problems);
   if (!parsed.source) return undefined;
-  const schema = schemaProblems(parsed.source, validate);
-  problems.push(...schema);
-  return schema.length === 0 ? parsed.source : undefined;
+  const found = schemaProblems(parsed.source, getValidators()[schema]);
+  problems.push(...found);
+  if (found.length > 0) return undefined;
+  cache?.put(schema, text, parsed.source);
+  return parsed.source;
 }
 
 function ref(source: YamlSource, path: string): SourceRef {

@@ -22,11 +22,16 @@ export async function planHost(
   files: readonly RenderedFile[],
   host: Host,
   previous: readonly InventoryEntry[] = [],
+  options: { knownUnchanged?: (file: RenderedFile) => Promise<boolean> } = {},
 ): Promise<Plan> {
   throwIfProblems('plan', unknownOwners(files, host));
   const desired = new Set(files.map((file) => file.path));
   const changes: FileChange[] = [];
-  for (const file of files) changes.push(compareFile(file, await host.read(file.path), host));
+  for (const file of files) {
+    // A file the caller can vouch for (same bytes as the live generation, stat unchanged) is not read.
+    if (await options.knownUnchanged?.(file)) changes.push({ path: file.path, kind: file.kind, resource: file.resource, sensitive: file.sensitive, action: 'unchanged', reasons: [], diff: '' });
+    else changes.push(compareFile(file, await host.read(file.path), host));
+  }
   for (const entry of previous) {
     if (desired.has(entry.path)) continue;
     const live = await host.read(entry.path);

@@ -12,6 +12,7 @@ import { RENDERERS } from '../../renderers/registry.js';
 import type { RenderedFile } from '../../renderers/types.js';
 import { stagingPrefix } from '../state/leftovers.js';
 import type { Redactor } from '../secrets/redact.js';
+import type { VerdictCache } from '../cache/verdict-cache.js';
 
 /** Options of one validation run. */
 export interface ValidateOptions {
@@ -28,6 +29,8 @@ export interface ValidateOptions {
    * what it read (a rendered env file, an imported file) in its error.
    */
   redact?: Redactor;
+  /** Passing verdicts of earlier runs: a kind whose exact file set passed before is not validated again. */
+  verdicts?: VerdictCache;
 }
 
 /** Validates a host's files with the real tools; throws InvalidRevisionError('validate') with every problem. */
@@ -43,6 +46,14 @@ export async function collectValidationProblems(
   options: ValidateOptions = {},
 ): Promise<Problem[]> {
   const kinds = changedKinds(files, options.previous);
+  const context = { guards: state.edge.guards, externalExecPrefixes: state.edge.externalExecPrefixes };
+  const verdictKeys = new Map<ResourceKind, string>();
+  for (const kind of kinds) {
+    const key = options.verdicts?.keyFor(kind, files, context);
+    if (key === undefined) continue;
+    if (options.verdicts?.passed(key)) kinds.delete(kind);
+    else verdictKeys.set(kind, key);
+  }
   if (kinds.size === 0) return [];
   const stagingDir = await mkdtemp(join(tmpdir(), stagingPrefix()));
   try {
@@ -51,15 +62,21 @@ export async function collectValidationProblems(
       RENDERERS.map((renderer) => {
         const ofKind = files.filter((file) => file.kind === renderer.kind);
         if (ofKind.length === 0 || !kinds.has(renderer.kind)) return Promise.resolve([]);
-        return renderer.validate({
-          files: ofKind,
-          allFiles: files,
-          stagingDir,
-          guards: state.edge.guards,
-          externalExecPrefixes: state.edge.externalExecPrefixes,
-          templates: state.templates,
-          signal: options.signal,
-        });
+        return renderer
+          .validate({
+            files: ofKind,
+            allFiles: files,
+            stagingDir,
+            guards: state.edge.guards,
+            externalExecPrefixes: state.edge.externalExecPrefixes,
+            templates: state.templates,
+            signal: options.signal,
+          })
+          .then((problems) => {
+            const key = verdictKeys.get(renderer.kind);
+            if (problems.length === 0 && key !== undefined) options.verdicts?.pass(key);
+            return problems;
+          });
       }),
     );
     const redact = options.redact ?? ((text: string) => text);

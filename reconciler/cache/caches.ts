@@ -1,0 +1,55 @@
+/**
+ * The caches of one run, opened together from the state dir's `cache/` folder (or in memory for a command without
+ * a state dir): parsed YAML, renders, validator verdicts. Each is a pack (pack.ts) read on first use and written
+ * by `save()`; the no-op path never opens them.
+ */
+import { readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { CachePack, type PackCounters } from './pack.js';
+import { RenderCache } from './render-cache.js';
+import { VerdictCache } from './verdict-cache.js';
+import { YamlCache } from './yaml-cache.js';
+
+/** The caches the plan stages use. */
+export interface Caches {
+  yaml: YamlCache;
+  render: RenderCache;
+  verdicts: VerdictCache;
+  /** Writes what changed; never throws (a cache that cannot be written only costs time). Returns the error, if any. */
+  save(): Promise<Error | undefined>;
+  /** Hits, misses and damaged entries per cache, for the log and the tests. */
+  counters(): Record<'yaml' | 'render' | 'verdicts', PackCounters>;
+}
+
+const NAMESPACES = ['yaml', 'render', 'verdicts'] as const;
+
+function assemble(packs: Record<(typeof NAMESPACES)[number], CachePack>): Caches {
+  return {
+    yaml: new YamlCache(packs.yaml),
+    render: new RenderCache(packs.render),
+    verdicts: new VerdictCache(packs.verdicts),
+    async save() {
+      try {
+        await Promise.all(NAMESPACES.map((namespace) => packs[namespace].save()));
+        return undefined;
+      } catch (error) {
+        return error instanceof Error ? error : new Error(String(error));
+      }
+    },
+    counters: () => ({ yaml: { ...packs.yaml.counters }, render: { ...packs.render.counters }, verdicts: { ...packs.verdicts.counters } }),
+  };
+}
+
+/** Opens the caches in `dir` (`<stateDir>/cache`), removing temp files a killed run left there. */
+export async function openCaches(dir: string): Promise<Caches> {
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    if (/\.tmp-[0-9a-f]{8}$/.test(name)) await rm(join(dir, name), { force: true });
+  }
+  const [yaml, render, verdicts] = await Promise.all(NAMESPACES.map((namespace) => CachePack.open(dir, namespace)));
+  return assemble({ yaml: yaml as CachePack, render: render as CachePack, verdicts: verdicts as CachePack });
+}
+
+/** Caches that live as long as the process (check, plan without a state dir, tests). */
+export function memoryCaches(): Caches {
+  return assemble({ yaml: CachePack.inMemory(), render: CachePack.inMemory(), verdicts: CachePack.inMemory() });
+}
