@@ -24,9 +24,10 @@ export interface Caches {
 const NAMESPACES = ['yaml', 'render', 'verdicts'] as const;
 
 function assemble(packs: Record<(typeof NAMESPACES)[number], CachePack>): Caches {
+  const render = new RenderCache(packs.render);
   return {
     yaml: new YamlCache(packs.yaml),
-    render: new RenderCache(packs.render),
+    render,
     verdicts: new VerdictCache(packs.verdicts),
     async save() {
       try {
@@ -36,7 +37,7 @@ function assemble(packs: Record<(typeof NAMESPACES)[number], CachePack>): Caches
         return error instanceof Error ? error : new Error(String(error));
       }
     },
-    counters: () => ({ yaml: { ...packs.yaml.counters }, render: { ...packs.render.counters }, verdicts: { ...packs.verdicts.counters } }),
+    counters: () => ({ yaml: { ...packs.yaml.counters }, render: render.counters, verdicts: { ...packs.verdicts.counters } }),
   };
 }
 

@@ -8,7 +8,7 @@
 import type { Renderer, RenderInput, RenderedFile, RenderedText, Templates } from '../../renderers/types.js';
 import { RenderProblems } from '../../renderers/types.js';
 import type { SecretSource } from '../../renderers/template.js';
-import { cacheKey, digestOf, type CachePack } from './pack.js';
+import { cacheKey, digestOf, type CachePack, type PackCounters } from './pack.js';
 import { ReadLog, readsHold, tracked, type ValueRead } from './tracked-values.js';
 
 /** How many renders of one resource are kept (hosts that share a role but render it differently). */
@@ -38,7 +38,15 @@ function secretDigest(secrets: SecretSource, name: string): string {
 
 /** Renders resources through a pack: a stored render when its inputs are unchanged, a fresh one otherwise. */
 export class RenderCache {
+  private hits = 0;
+  private misses = 0;
+
   constructor(private readonly pack: CachePack) {}
+
+  /** Resources taken from the cache, rendered afresh, and damaged entries dropped. */
+  get counters(): PackCounters {
+    return { hits: this.hits, misses: this.misses, corrupt: this.pack.counters.corrupt };
+  }
 
   /** The files `renderer` makes of `input`; the same files, value for value, as `renderer.render(input)`. */
   render(renderer: Renderer, input: RenderInput, sources: RenderSources): RenderedFile[] {
@@ -51,9 +59,11 @@ export class RenderCache {
         variant.secrets.every(([name, digest]) => secretDigest(sources.secrets, name) === digest) &&
         readsHold(variant.reads, roots)
       ) {
+        this.hits++;
         return variant.files;
       }
     }
+    this.misses++;
     const fresh = this.track(renderer, input, sources);
     if (!fresh) return renderer.render(input);
     this.pack.put(key, [fresh, ...variants].slice(0, MAX_VARIANTS));
