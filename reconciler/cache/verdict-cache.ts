@@ -20,11 +20,14 @@ export class VerdictCache {
 
   constructor(private readonly pack: CachePack) {}
 
-  /** The key of validating `kind`'s files among `all` under `context`. */
-  keyFor(kind: ResourceKind, all: readonly RenderedFile[], context: VerdictContext): string {
+  /**
+   * The key of validating `kind`'s files among `all` under `context`; with scope `host` (the default) every file of
+   * the host is part of it, with `kind` only the kind's own (renderers/types.ts `verdictScope`).
+   */
+  keyFor(kind: ResourceKind, all: readonly RenderedFile[], context: VerdictContext, scope: 'kind' | 'host' = 'host'): string {
     const ofKind = all.filter((file) => file.kind === kind).map((file) => ({ ...file, content: this.hash(file) }));
-    const others = all.map((file) => `${file.path}\0${file.kind}\0${this.hash(file)}`);
-    return cacheKey('verdict', kind, JSON.stringify(context), JSON.stringify(ofKind), digestOf(others.join('\n')));
+    const others = scope === 'kind' ? '' : digestOf(all.map((file) => `${file.path}\0${file.kind}\0${this.hash(file)}`).join('\n'));
+    return cacheKey('verdict', kind, scope, JSON.stringify(context), JSON.stringify(ofKind), others);
   }
 
   /** True when this exact set passed before. */

@@ -49,7 +49,7 @@ export async function collectValidationProblems(
   const context = { guards: state.edge.guards, externalExecPrefixes: state.edge.externalExecPrefixes };
   const verdictKeys = new Map<ResourceKind, string>();
   for (const kind of kinds) {
-    const key = options.verdicts?.keyFor(kind, files, context);
+    const key = options.verdicts?.keyFor(kind, files, context, RENDERERS.find((renderer) => renderer.kind === kind)?.verdictScope);
     if (key === undefined) continue;
     if (options.verdicts?.passed(key)) kinds.delete(kind);
     else verdictKeys.set(kind, key);

@@ -13,4 +13,6 @@ export const envFileRenderer: Renderer = {
   schema: envFileSchema,
   render: renderEnvFile,
   validate: (input) => validateEnvFiles(input),
+  // A pure syntax check of each env file: the verdict depends on these files only.
+  verdictScope: 'kind',
 };
