@@ -29,7 +29,8 @@ export const PLAN_PIPELINE: readonly StageStep[] = [
     stage: 'load',
     async run(ctx, state) {
       const { loadDesiredState } = await import('./stages/load.js');
-      state.desired = await loadDesiredState(need(state.tree, 'exported tree'), state.treeFiles, { cache: (await cachesOf(ctx, state))?.yaml });
+      const caches = await cachesOf(ctx, state);
+      state.desired = await loadDesiredState(need(state.tree, 'exported tree'), state.treeFiles, { cache: caches?.yaml, scans: caches?.scans });
     },
   },
   {

@@ -5,23 +5,31 @@
  */
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CachePack, type PackCounters } from './pack.js';
+import { CachePack, cacheKey, type PackCounters } from './pack.js';
 import { RenderCache } from './render-cache.js';
 import { VerdictCache } from './verdict-cache.js';
 import { YamlCache } from './yaml-cache.js';
+
+/** Remembers which blobs the secret scan found clean (by git blob id: the scan depends on the bytes only). */
+export interface ScanMemory {
+  isClean(blob: string): boolean;
+  markClean(blob: string): void;
+}
 
 /** The caches the plan stages use. */
 export interface Caches {
   yaml: YamlCache;
   render: RenderCache;
   verdicts: VerdictCache;
+  /** Blobs the secret scan found clean, by git blob id (source/repo-files.ts). */
+  scans: ScanMemory;
   /** Writes what changed; never throws (a cache that cannot be written only costs time). Returns the error, if any. */
   save(): Promise<Error | undefined>;
   /** Hits, misses and damaged entries per cache, for the log and the tests. */
   counters(): Record<'yaml' | 'render' | 'verdicts', PackCounters>;
 }
 
-const NAMESPACES = ['yaml', 'render', 'verdicts'] as const;
+const NAMESPACES = ['yaml', 'render', 'verdicts', 'scans'] as const;
 
 function assemble(packs: Record<(typeof NAMESPACES)[number], CachePack>): Caches {
   const render = new RenderCache(packs.render);
@@ -29,6 +37,10 @@ function assemble(packs: Record<(typeof NAMESPACES)[number], CachePack>): Caches
     yaml: new YamlCache(packs.yaml),
     render,
     verdicts: new VerdictCache(packs.verdicts),
+    scans: {
+      isClean: (blob) => packs.scans.get<boolean>(cacheKey('scan', blob)) === true,
+      markClean: (blob) => packs.scans.put(cacheKey('scan', blob), true),
+    },
     async save() {
       try {
         await Promise.all(NAMESPACES.map((namespace) => packs[namespace].save()));
@@ -46,11 +58,11 @@ export async function openCaches(dir: string): Promise<Caches> {
   for (const name of await readdir(dir).catch(() => [] as string[])) {
     if (/\.tmp-[0-9a-f]{8}$/.test(name)) await rm(join(dir, name), { force: true });
   }
-  const [yaml, render, verdicts] = await Promise.all(NAMESPACES.map((namespace) => CachePack.open(dir, namespace)));
-  return assemble({ yaml: yaml as CachePack, render: render as CachePack, verdicts: verdicts as CachePack });
+  const [yaml, render, verdicts, scans] = await Promise.all(NAMESPACES.map((namespace) => CachePack.open(dir, namespace)));
+  return assemble({ yaml: yaml as CachePack, render: render as CachePack, verdicts: verdicts as CachePack, scans: scans as CachePack });
 }
 
 /** Caches that live as long as the process (check, plan without a state dir, tests). */
 export function memoryCaches(): Caches {
-  return assemble({ yaml: CachePack.inMemory(), render: CachePack.inMemory(), verdicts: CachePack.inMemory() });
+  return assemble({ yaml: CachePack.inMemory(), render: CachePack.inMemory(), verdicts: CachePack.inMemory(), scans: CachePack.inMemory() });
 }

@@ -1,8 +1,8 @@
 /**
  * A content-addressed cache pack: one file per namespace in the cache dir (`<stateDir>/cache/<namespace>.json`),
- * entries keyed by a hash of what decided them (git blob or content hashes, the engine version, ...). Every entry
- * carries the sha256 of its own text and is checked on read: a damaged or edited entry is dropped and the work is
- * done again, never used. A whole pack that cannot be read is an empty pack. Written temp + rename, mode 0600 in a
+ * entries keyed by a hash of what decided them (git blob or content hashes, the engine version, ...). The pack
+ * carries the sha256 of its text and is checked on read: a damaged or edited pack is not used, the work is done
+ * again (and the pack rewritten). A pack that cannot be read is an empty pack. Written temp + rename, mode 0600 in a
  * 0700 dir (rendered env files hold secrets, as generations do).
  */
 import { createHash, randomBytes } from 'node:crypto';
@@ -11,25 +11,20 @@ import { join } from 'node:path';
 import { ENGINE_VERSION } from '../version.js';
 
 /** The pack format; a pack of another format is ignored. */
-const PACK_FORMAT = 1;
+const PACK_FORMAT = 2;
 
-/** One stored entry: the sha256 of `json`, and the value as JSON text. */
-interface StoredEntry {
-  d: string;
-  j: string;
-}
-
-interface PackFile {
+/** The body of a pack file, after its first line (the sha256 of this body). Values are kept as JSON text. */
+interface PackBody {
   format: number;
   engine: string;
-  entries: Record<string, StoredEntry>;
+  entries: Record<string, string>;
 }
 
 /** How a pack was used in this process: for the log and the tests. */
 export interface PackCounters {
   hits: number;
   misses: number;
-  /** Entries whose text did not match their hash: dropped. */
+  /** Packs whose text did not match their hash (or did not parse): ignored whole. */
   corrupt: number;
 }
 
@@ -43,73 +38,62 @@ export function cacheKey(namespace: string, ...parts: readonly string[]): string
   return digestOf([ENGINE_VERSION, namespace, ...parts].join('\0'));
 }
 
-/** One namespace's entries, in memory; `save()` writes the entries this process used or added. */
+/**
+ * One namespace's entries, in memory. The file is `<sha256 of the body>\n<body>`: the hash is checked once when
+ * the pack is read (one hash for thousands of entries), and a pack that does not match is not used at all.
+ * `save()` writes the entries this process used or added.
+ */
 export class CachePack {
   readonly counters: PackCounters = { hits: 0, misses: 0, corrupt: 0 };
-  private readonly used = new Map<string, StoredEntry>();
+  private readonly used = new Map<string, string>();
   private dirty = false;
 
   private constructor(
     /** The pack file, or undefined for a pack that lives in memory only. */
     readonly file: string | undefined,
-    private readonly stored: Record<string, StoredEntry>,
-  ) {}
+    private readonly stored: Record<string, string>,
+    corrupt: boolean,
+  ) {
+    if (corrupt) this.counters.corrupt++;
+  }
 
   /** A pack that is never written (tests, or a command without a state dir). */
   static inMemory(): CachePack {
-    return new CachePack(undefined, {});
+    return new CachePack(undefined, {}, false);
   }
 
-  /** Reads `<dir>/<namespace>.json`; missing, unreadable or of another engine: an empty pack. */
+  /** Reads `<dir>/<namespace>.json`; missing, damaged or of another engine: an empty pack. */
   static async open(dir: string, namespace: string): Promise<CachePack> {
     const file = join(dir, `${namespace}.json`);
     const text = await readFile(file, 'utf8').catch(() => undefined);
-    let entries: Record<string, StoredEntry> = {};
-    if (text !== undefined) {
-      try {
-        const parsed = JSON.parse(text) as Partial<PackFile>;
-        if (parsed.format === PACK_FORMAT && parsed.engine === ENGINE_VERSION && parsed.entries && typeof parsed.entries === 'object') {
-          entries = parsed.entries;
-        }
-      } catch {
-        // A torn or edited pack is an empty one: the work is done again.
-      }
+    if (text === undefined) return new CachePack(file, {}, false);
+    const newline = text.indexOf('\n');
+    const body = text.slice(newline + 1);
+    if (newline !== 64 || digestOf(body) !== text.slice(0, newline)) return new CachePack(file, {}, true);
+    try {
+      const parsed = JSON.parse(body) as Partial<PackBody>;
+      const current = parsed.format === PACK_FORMAT && parsed.engine === ENGINE_VERSION && typeof parsed.entries === 'object' && parsed.entries !== null;
+      return new CachePack(file, current ? (parsed.entries as Record<string, string>) : {}, false);
+    } catch {
+      return new CachePack(file, {}, true);
     }
-    return new CachePack(file, entries);
   }
 
-  /** The value stored under `key`, after checking it against its hash; undefined when absent or damaged. */
+  /** A fresh copy of the value stored under `key`; undefined when absent. */
   get<T>(key: string): T | undefined {
-    const entry = this.used.get(key) ?? this.stored[key];
-    if (!entry || typeof entry.j !== 'string' || typeof entry.d !== 'string') {
-      this.counters.misses++;
-      return undefined;
-    }
-    if (digestOf(entry.j) !== entry.d) {
-      this.counters.corrupt++;
-      this.counters.misses++;
-      delete this.stored[key];
-      this.used.delete(key);
-      this.dirty = true;
-      return undefined;
-    }
-    let value: T;
-    try {
-      value = JSON.parse(entry.j) as T;
-    } catch {
-      this.counters.corrupt++;
+    const text = this.used.get(key) ?? this.stored[key];
+    if (typeof text !== 'string') {
       this.counters.misses++;
       return undefined;
     }
     this.counters.hits++;
-    if (!this.used.has(key)) this.used.set(key, entry);
-    return value;
+    if (!this.used.has(key)) this.used.set(key, text);
+    return JSON.parse(text) as T;
   }
 
   /** Stores `value` (JSON) under `key`. */
   put(key: string, value: unknown): void {
-    const j = JSON.stringify(value);
-    this.used.set(key, { d: digestOf(j), j });
+    this.used.set(key, JSON.stringify(value));
     this.dirty = true;
   }
 
@@ -122,12 +106,12 @@ export class CachePack {
     if (!this.file) return;
     const unusedDropped = Object.keys(this.stored).some((key) => !this.used.has(key));
     if (!this.dirty && !unusedDropped) return;
-    const body: PackFile = { format: PACK_FORMAT, engine: ENGINE_VERSION, entries: Object.fromEntries(this.used) };
+    const body = JSON.stringify({ format: PACK_FORMAT, engine: ENGINE_VERSION, entries: Object.fromEntries(this.used) } satisfies PackBody);
     const dir = join(this.file, '..');
     await mkdir(dir, { recursive: true, mode: 0o700 });
     const temp = `${this.file}.tmp-${randomBytes(4).toString('hex')}`;
     try {
-      await writeFile(temp, JSON.stringify(body), { mode: 0o600 });
+      await writeFile(temp, `${digestOf(body)}\n${body}`, { mode: 0o600 });
       await rename(temp, this.file);
     } catch (error) {
       await rm(temp, { force: true });

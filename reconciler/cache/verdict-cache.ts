@@ -24,9 +24,9 @@ export class VerdictCache {
    * The key of validating `kind`'s files among `all` under `context`; with scope `host` (the default) every file of
    * the host is part of it, with `kind` only the kind's own (renderers/types.ts `verdictScope`).
    */
-  keyFor(kind: ResourceKind, all: readonly RenderedFile[], context: VerdictContext, scope: 'kind' | 'host' = 'host'): string {
+  keyFor(kind: ResourceKind, all: readonly RenderedFile[], context: VerdictContext, scope: 'file' | 'kind' | 'host' = 'host'): string {
     const ofKind = all.filter((file) => file.kind === kind).map((file) => ({ ...file, content: this.hash(file) }));
-    const others = scope === 'kind' ? '' : digestOf(all.map((file) => `${file.path}\0${file.kind}\0${this.hash(file)}`).join('\n'));
+    const others = scope !== 'host' ? '' : digestOf(all.map((file) => `${file.path}\0${file.kind}\0${this.hash(file)}`).join('\n'));
     return cacheKey('verdict', kind, scope, JSON.stringify(context), JSON.stringify(ofKind), others);
   }
 

@@ -23,6 +23,7 @@ import type { TreeFiles } from '../source/git-tree.js';
 import { readRepoDir, readRepoTree } from '../source/repo-files.js';
 import { findLiteralSecrets } from '../../renderers/env-file/secret-scan.js';
 import type { YamlCache } from '../cache/yaml-cache.js';
+import type { ScanMemory } from '../cache/caches.js';
 
 const NAME = /^[a-z0-9][a-z0-9-]*$/;
 
@@ -47,8 +48,8 @@ function getValidators(): Validators {
  * Loads the revision at `repoDir`, or from `tree` when git handed it over in memory; throws
  * InvalidRevisionError('load') listing every problem.
  */
-export async function loadDesiredState(repoDir: string, tree?: TreeFiles, options: { cache?: YamlCache } = {}): Promise<DesiredState> {
-  const read = tree ? readRepoTree(tree) : await readRepoDir(repoDir);
+export async function loadDesiredState(repoDir: string, tree?: TreeFiles, options: { cache?: YamlCache; scans?: ScanMemory } = {}): Promise<DesiredState> {
+  const read = tree ? readRepoTree(tree, options.scans) : await readRepoDir(repoDir);
   const problems: Problem[] = [...read.problems];
   const files = read.texts;
   const parseChecked = (file: string, text: string, schema: keyof Validators, found: Problem[]) => parseCheckedCached(file, text, schema, found, options.cache);

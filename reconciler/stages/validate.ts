@@ -12,7 +12,7 @@ import { RENDERERS } from '../../renderers/registry.js';
 import type { RenderedFile } from '../../renderers/types.js';
 import { stagingPrefix } from '../state/leftovers.js';
 import type { Redactor } from '../secrets/redact.js';
-import type { VerdictCache } from '../cache/verdict-cache.js';
+import type { VerdictCache, VerdictContext } from '../cache/verdict-cache.js';
 
 /** Options of one validation run. */
 export interface ValidateOptions {
@@ -46,25 +46,18 @@ export async function collectValidationProblems(
   options: ValidateOptions = {},
 ): Promise<Problem[]> {
   const kinds = changedKinds(files, options.previous);
-  const context = { guards: state.edge.guards, externalExecPrefixes: state.edge.externalExecPrefixes };
-  const verdictKeys = new Map<ResourceKind, string>();
-  for (const kind of kinds) {
-    const key = options.verdicts?.keyFor(kind, files, context, RENDERERS.find((renderer) => renderer.kind === kind)?.verdictScope);
-    if (key === undefined) continue;
-    if (options.verdicts?.passed(key)) kinds.delete(kind);
-    else verdictKeys.set(kind, key);
-  }
-  if (kinds.size === 0) return [];
+  const pending = pendingValidation(files, kinds, { guards: state.edge.guards, externalExecPrefixes: state.edge.externalExecPrefixes }, options.verdicts);
+  if (pending.size === 0) return [];
   const stagingDir = await mkdtemp(join(tmpdir(), stagingPrefix()));
   try {
-    await stageFiles(stagingDir, files.filter((file) => kinds.has(file.kind)));
+    await stageFiles(stagingDir, [...pending.values()].flatMap((work) => work.files));
     const results = await Promise.all(
       RENDERERS.map((renderer) => {
-        const ofKind = files.filter((file) => file.kind === renderer.kind);
-        if (ofKind.length === 0 || !kinds.has(renderer.kind)) return Promise.resolve([]);
+        const work = pending.get(renderer.kind);
+        if (!work) return Promise.resolve([]);
         return renderer
           .validate({
-            files: ofKind,
+            files: work.files,
             allFiles: files,
             stagingDir,
             guards: state.edge.guards,
@@ -73,8 +66,7 @@ export async function collectValidationProblems(
             signal: options.signal,
           })
           .then((problems) => {
-            const key = verdictKeys.get(renderer.kind);
-            if (problems.length === 0 && key !== undefined) options.verdicts?.pass(key);
+            if (problems.length === 0) for (const key of work.keys) options.verdicts?.pass(key);
             return problems;
           });
       }),
@@ -84,6 +76,34 @@ export async function collectValidationProblems(
   } finally {
     if (!options.keepStaging) await rm(stagingDir, { recursive: true, force: true });
   }
+}
+
+/** The files a kind's validator is given in this run, and the verdict keys its pass records. */
+interface PendingValidation {
+  files: RenderedFile[];
+  keys: string[];
+}
+
+/**
+ * What is left to validate once the verdict cache answered: per kind of `kinds` with files, all of its files (scope
+ * `kind` or `host`, one key), or only the files that never passed on their own (scope `file`, a key each).
+ */
+function pendingValidation(files: RenderedFile[], kinds: Set<ResourceKind>, context: VerdictContext, verdicts: VerdictCache | undefined): Map<ResourceKind, PendingValidation> {
+  const pending = new Map<ResourceKind, PendingValidation>();
+  for (const renderer of RENDERERS) {
+    const ofKind = files.filter((file) => file.kind === renderer.kind);
+    if (ofKind.length === 0 || !kinds.has(renderer.kind)) continue;
+    if (!verdicts) {
+      pending.set(renderer.kind, { files: ofKind, keys: [] });
+    } else if (renderer.verdictScope === 'file') {
+      const open = ofKind.map((file) => ({ file, key: verdicts.keyFor(renderer.kind, [file], context, 'kind') })).filter(({ key }) => !verdicts.passed(key));
+      if (open.length > 0) pending.set(renderer.kind, { files: open.map(({ file }) => file), keys: open.map(({ key }) => key) });
+    } else {
+      const key = verdicts.keyFor(renderer.kind, files, context, renderer.verdictScope);
+      if (!verdicts.passed(key)) pending.set(renderer.kind, { files: ofKind, keys: [key] });
+    }
+  }
+  return pending;
 }
 
 /** The kinds with a file that is new, changed or gone against `previous` (every kind when there is none). */

@@ -8,21 +8,15 @@
  */
 import { lstatSync } from 'node:fs';
 import { realpath } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { BigIntStats } from 'node:fs';
-import { CachePack, cacheKey } from '../cache/pack.js';
+import { CachePack } from '../cache/pack.js';
 import type { Host } from '../host/host.js';
 import { compareWithInventory } from './drift.js';
 import type { InventoryEntry } from './inventory.js';
 
 /** A stat younger than this (ns, ten times the coarsest kernel clock tick) is not recorded: a write in the same tick could leave it equal. */
 export const RACY_NS = 100_000_000n;
-
-/** What identifies a file's state without reading it. */
-interface StatRecord {
-  sha256: string;
-  stat: string;
-}
 
 /** The inventory fields a stat record vouches for. */
 export type StatEntry = Pick<InventoryEntry, 'path' | 'sha256' | 'mode' | 'owner' | 'group'>;
@@ -48,10 +42,11 @@ export class LiveStats {
 
   /** True when `entry`'s file is, by its stat alone, exactly as it was when it last matched (no read, no hash). */
   async unchanged(entry: StatEntry): Promise<boolean> {
-    const record = this.pack.get<StatRecord>(this.key(entry.path));
-    if (!record || record.sha256 !== entry.sha256) return false;
+    // A record is `<sha256> <stat>`: what the content was, and the stat that vouches for it.
+    const record = this.pack.get<string>(this.key(entry.path));
+    if (typeof record !== 'string' || !record.startsWith(`${entry.sha256} `)) return false;
     const stat = await this.stat(entry.path);
-    if (!stat || statText(stat) !== record.stat || !stat.isFile()) return false;
+    if (!stat || record.slice(entry.sha256.length + 1) !== statText(stat) || !stat.isFile()) return false;
     return this.ownedAsListed(stat, entry);
   }
 
@@ -80,7 +75,7 @@ export class LiveStats {
     const after = await this.stat(entry.path);
     const now = BigInt(Date.now()) * 1_000_000n;
     if (before && after && after.isFile() && statText(before) === statText(after) && now - after.ctimeNs > RACY_NS) {
-      this.pack.put(this.key(entry.path), { sha256: entry.sha256, stat: statText(after) } satisfies StatRecord);
+      this.pack.put(this.key(entry.path), `${entry.sha256} ${statText(after)}`);
     }
     return true;
   }
@@ -90,8 +85,9 @@ export class LiveStats {
     await this.pack.save();
   }
 
+  /** The root is part of the key: a state dir moved to another root never vouches for its files. */
   private key(path: string): string {
-    return cacheKey('live-stat', this.host.root, path);
+    return `${resolve(this.host.root)}\0${path}`;
   }
 
   private ownedAsListed(stat: BigIntStats, entry: StatEntry): boolean {

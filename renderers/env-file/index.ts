@@ -13,6 +13,6 @@ export const envFileRenderer: Renderer = {
   schema: envFileSchema,
   render: renderEnvFile,
   validate: (input) => validateEnvFiles(input),
-  // A pure syntax check of each env file: the verdict depends on these files only.
-  verdictScope: 'kind',
+  // A pure syntax check of each env file alone: a file that passed is not validated again.
+  verdictScope: 'file',
 };

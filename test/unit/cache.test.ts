@@ -1,6 +1,6 @@
 /**
  * The content-addressed caches (reconciler/cache/): a cached run gives exactly what a full run gives; a changed
- * template, var, secret or engine version is rendered again; a damaged entry is detected, dropped and never used;
+ * template, var, secret or engine version is rendered again; a damaged cache is detected and never used;
  * passing validator verdicts are reused only for the same files; a managed file whose stat changed is read again.
  */
 import assert from 'node:assert/strict';
@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { appName, changeOneApp, generateWorkload } from '../../bench/generate.js';
 import { memoryCaches, openCaches, type Caches } from '../../reconciler/cache/caches.js';
-import { CachePack, cacheKey } from '../../reconciler/cache/pack.js';
+import { CachePack, cacheKey, digestOf } from '../../reconciler/cache/pack.js';
 import { ReadLog, readsHold, tracked } from '../../reconciler/cache/tracked-values.js';
 import { Host } from '../../reconciler/host/host.js';
 import { DEFAULT_PATH_POLICY } from '../../reconciler/host/path-policy.js';
@@ -126,19 +126,20 @@ describe('content-addressed caches', () => {
     assert.deepEqual(plain(render(state, HOST, secrets, reader)), expected);
     assert.equal(reader.counters().render.misses, 0, 'every resource came from disk');
 
-    // Damage one entry's text (a bit flip on disk): it is detected, dropped and rendered again, never used.
+    // Damage one entry's text (a bit flip on disk): the pack's hash no longer matches; nothing of it is used.
     const file = join(cacheDir, 'render.json');
-    const pack = JSON.parse(await readFile(file, 'utf8')) as { entries: Record<string, { d: string; j: string }> };
-    const [key, entry] = Object.entries(pack.entries).find(([, value]) => value.j.includes('app-1.caddy')) ?? [];
-    assert.ok(key && entry);
-    entry.j = entry.j.replace('reverse_proxy 127.0.0.1:', 'reverse_proxy 10.6.6.6:');
-    await writeFile(file, JSON.stringify(pack));
+    const text = await readFile(file, 'utf8');
+    assert.match(text, /reverse_proxy 127\.0\.0\.1:/);
+    await writeFile(file, text.replace('reverse_proxy 127.0.0.1:', 'reverse_proxy 10.6.6.6:'));
     const damaged = await openCaches(cacheDir);
     assert.deepEqual(plain(render(state, HOST, secrets, damaged)), expected);
     assert.equal(damaged.counters().render.corrupt, 1);
+    assert.equal(damaged.counters().render.hits, 0);
 
-    // A pack written by another engine version is not read at all.
-    await writeFile(file, JSON.stringify({ ...pack, engine: '0.0.0-other' }));
+    // A pack written by another engine version (its hash intact) is not read at all.
+    const body = JSON.parse(text.slice(text.indexOf('\n') + 1)) as Record<string, unknown>;
+    const otherBody = JSON.stringify({ ...body, engine: '0.0.0-other' });
+    await writeFile(file, `${digestOf(otherBody)}\n${otherBody}`);
     const other = await openCaches(cacheDir);
     assert.deepEqual(plain(render(state, HOST, secrets, other)), expected);
     assert.equal(other.counters().render.hits, 0);
