@@ -11,6 +11,7 @@
  * CPU seconds are the steady figure on a shared machine: wall time grows with other load, CPU time much less.
  *
  *   node dist/bench/scale.js [--apps 100,1000] [--fleet 5,500] [--runs 3] [--out bench/scale-results.json]
+ *                            [--cli OTHER/dist/reconciler/cli/main.js] [--check-max HOSTS]
  */
 import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -22,7 +23,8 @@ import { fleetHostApps, fleetHostName, generateFleetRepo, writeFleetSecrets } fr
 import { median } from './report.js';
 
 const PROJECT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const CLI = join(PROJECT, 'dist', 'reconciler', 'cli', 'main.js');
+/** The CLI measured: this build's, or another build's (`--cli`, to compare with an older commit on the same load). */
+let CLI = join(PROJECT, 'dist', 'reconciler', 'cli', 'main.js');
 
 /** One process: wall and CPU seconds (user + sys, children included). */
 export interface Timing {
@@ -84,7 +86,7 @@ async function applyRows(workload: string, base: string, repo: string, secrets: 
 }
 
 /** Measures the single-host and fleet workloads; returns the rows. */
-export async function measureScale(options: { apps: number[]; fleet: number[]; runs: number; log?: (line: string) => void }): Promise<ScaleRow[]> {
+export async function measureScale(options: { apps: number[]; fleet: number[]; runs: number; checkMax?: number; log?: (line: string) => void }): Promise<ScaleRow[]> {
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const rows: ScaleRow[] = [];
   const base = await mkdtemp(join(tmpdir(), 'edge-bench-scale-'));
@@ -118,6 +120,7 @@ export async function measureScale(options: { apps: number[]; fleet: number[]; r
           commit(repo, `${appName(app)}: release ${release}`);
         })),
       );
+      if (hosts > (options.checkMax ?? Infinity)) continue;
       log(`scale: check of ${hosts + 1} hosts...`);
       rows.push(row(workload, `check of all ${hosts + 1} hosts`, [timed([process.execPath, CLI, 'check', '--repo', repo, '--secrets-dir', join(dir, 'secrets')])]));
       await rm(dir, { recursive: true, force: true });
@@ -145,10 +148,13 @@ function listArg(argv: string[], name: string, fallback: number[]): number[] {
 }
 
 async function main(argv: string[]): Promise<void> {
+  const cli = argv.indexOf('--cli');
+  if (cli >= 0) CLI = argv[cli + 1] as string;
   const runs = Number(argv[argv.indexOf('--runs') + 1] ?? 3);
   const at = argv.indexOf('--out');
   const out = at >= 0 ? (argv[at + 1] as string) : join(PROJECT, 'bench', 'scale-results.json');
-  const rows = await measureScale({ apps: listArg(argv, '--apps', [100, 1000]), fleet: listArg(argv, '--fleet', [5, 500]), runs: argv.includes('--runs') ? runs : 3 });
+  const checkMax = argv.includes('--check-max') ? Number(argv[argv.indexOf('--check-max') + 1]) : undefined;
+  const rows = await measureScale({ apps: listArg(argv, '--apps', [100, 1000]), fleet: listArg(argv, '--fleet', [5, 500]), runs: argv.includes('--runs') ? runs : 3, checkMax });
   process.stdout.write(`${formatScale(rows)}\n`);
   await writeFile(out, `${JSON.stringify({ date: new Date().toISOString(), rows }, null, 2)}\n`);
 }

@@ -172,8 +172,8 @@ export class StateStore {
     const dirs = new Set<string>([join(temp, 'files')]);
     for (const file of files) {
       const path = join(temp, 'files', file.path);
+      if (!dirs.has(dirname(path))) await mkdir(dirname(path), { recursive: true, mode: 0o700 });
       for (let dir = dirname(path); !dirs.has(dir); dir = dirname(dir)) dirs.add(dir);
-      await mkdir(dirname(path), { recursive: true, mode: 0o700 });
       const hash = sha256(file.content);
       if (reuse && unchanged.get(file.path) === hash) {
         const source = join(this.generationsDir, String(reuse.generation), 'files', file.path);
