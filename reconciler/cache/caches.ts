@@ -5,7 +5,10 @@
  */
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { ValidateFunction } from 'ajv';
+import { edgeSchema, hostSchema, roleSchema } from '../config/repo-schemas.js';
 import { CachePack, cacheKey, type PackCounters } from './pack.js';
+import { schemaValidators } from './schema-code.js';
 import { RenderCache } from './render-cache.js';
 import { VerdictCache } from './verdict-cache.js';
 import { YamlCache } from './yaml-cache.js';
@@ -23,17 +26,34 @@ export interface Caches {
   verdicts: VerdictCache;
   /** Blobs the secret scan found clean, by git blob id (source/repo-files.ts). */
   scans: ScanMemory;
+  /**
+   * The validators of edge.yaml, host and role files from cached ajv standalone code (schema-code.ts), loaded on
+   * first call; undefined where such code cannot run (the caller then compiles the schemas itself).
+   */
+  repoValidators(): Record<'edge' | 'host' | 'role', ValidateFunction> | undefined;
   /** Writes what changed; never throws (a cache that cannot be written only costs time). Returns the error, if any. */
   save(): Promise<Error | undefined>;
   /** Hits, misses and damaged entries per cache, for the log and the tests. */
   counters(): Record<'yaml' | 'render' | 'verdicts', PackCounters>;
 }
 
-const NAMESPACES = ['yaml', 'render', 'verdicts', 'scans'] as const;
+const NAMESPACES = ['yaml', 'render', 'verdicts', 'scans', 'schemas'] as const;
 
 function assemble(packs: Record<(typeof NAMESPACES)[number], CachePack>): Caches {
   const render = new RenderCache(packs.render);
+  let validators: Record<'edge' | 'host' | 'role', ValidateFunction> | null | undefined;
   return {
+    repoValidators() {
+      if (validators === undefined) {
+        try {
+          validators = schemaValidators(packs.schemas, { edge: edgeSchema, host: hostSchema, role: roleSchema() });
+        } catch {
+          // No standalone code here (the single executable): the caller compiles the schemas.
+          validators = null;
+        }
+      }
+      return validators ?? undefined;
+    },
     yaml: new YamlCache(packs.yaml),
     render,
     verdicts: new VerdictCache(packs.verdicts),
@@ -58,11 +78,11 @@ export async function openCaches(dir: string): Promise<Caches> {
   for (const name of await readdir(dir).catch(() => [] as string[])) {
     if (/\.tmp-[0-9a-f]{8}$/.test(name)) await rm(join(dir, name), { force: true });
   }
-  const [yaml, render, verdicts, scans] = await Promise.all(NAMESPACES.map((namespace) => CachePack.open(dir, namespace)));
-  return assemble({ yaml: yaml as CachePack, render: render as CachePack, verdicts: verdicts as CachePack, scans: scans as CachePack });
+  const [yaml, render, verdicts, scans, schemas] = await Promise.all(NAMESPACES.map((namespace) => CachePack.open(dir, namespace)));
+  return assemble({ yaml: yaml as CachePack, render: render as CachePack, verdicts: verdicts as CachePack, scans: scans as CachePack, schemas: schemas as CachePack });
 }
 
 /** Caches that live as long as the process (check, plan without a state dir, tests). */
 export function memoryCaches(): Caches {
-  return assemble({ yaml: CachePack.inMemory(), render: CachePack.inMemory(), verdicts: CachePack.inMemory(), scans: CachePack.inMemory() });
+  return assemble({ yaml: CachePack.inMemory(), render: CachePack.inMemory(), verdicts: CachePack.inMemory(), scans: CachePack.inMemory(), schemas: CachePack.inMemory() });
 }

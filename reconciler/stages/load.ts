@@ -27,7 +27,8 @@ import type { ScanMemory } from '../cache/caches.js';
 
 const NAME = /^[a-z0-9][a-z0-9-]*$/;
 
-interface Validators {
+/** The compiled schemas of the repo's files. */
+export interface Validators {
   edge: ValidateFunction;
   host: ValidateFunction;
   role: ValidateFunction;
@@ -36,7 +37,7 @@ interface Validators {
 let validators: Validators | undefined;
 
 /** Compiled once per process: ajv compilation is the slowest part of a no-op reconcile otherwise. */
-function getValidators(): Validators {
+export function getValidators(): Validators {
   if (!validators) {
     const ajv = new Ajv({ allErrors: true, strict: false, useDefaults: false });
     validators = { edge: ajv.compile(edgeSchema), host: ajv.compile(hostSchema), role: ajv.compile(roleSchema()) };
@@ -48,11 +49,16 @@ function getValidators(): Validators {
  * Loads the revision at `repoDir`, or from `tree` when git handed it over in memory; throws
  * InvalidRevisionError('load') listing every problem.
  */
-export async function loadDesiredState(repoDir: string, tree?: TreeFiles, options: { cache?: YamlCache; scans?: ScanMemory } = {}): Promise<DesiredState> {
+export async function loadDesiredState(
+  repoDir: string,
+  tree?: TreeFiles,
+  options: { cache?: YamlCache; scans?: ScanMemory; validators?: () => Validators } = {},
+): Promise<DesiredState> {
   const read = tree ? readRepoTree(tree, options.scans) : await readRepoDir(repoDir);
   const problems: Problem[] = [...read.problems];
   const files = read.texts;
-  const parseChecked = (file: string, text: string, schema: keyof Validators, found: Problem[]) => parseCheckedCached(file, text, schema, found, options.cache);
+  const validators = options.validators ?? getValidators;
+  const parseChecked = (file: string, text: string, schema: keyof Validators, found: Problem[]) => parseCheckedCached(file, text, schema, found, validators, options.cache);
 
   const edgeText = files.get('edge.yaml');
   let edge: EdgeConfig | undefined;
@@ -103,13 +109,20 @@ export async function loadDesiredState(repoDir: string, tree?: TreeFiles, option
 }
 
 /** Parses and schema-checks one file, or takes it from the cache when this text passed this schema before. */
-function parseCheckedCached(file: string, text: string, schema: keyof Validators, problems: Problem[], cache?: YamlCache): YamlSource | undefined {
+function parseCheckedCached(
+  file: string,
+  text: string,
+  schema: keyof Validators,
+  problems: Problem[],
+  validators: () => Validators,
+  cache?: YamlCache,
+): YamlSource | undefined {
   const cached = cache?.get(file, schema, text);
   if (cached) return cached;
   const parsed = parseYaml(file, text);
   problems.push(...parsed.problems);
   if (!parsed.source) return undefined;
-  const found = schemaProblems(parsed.source, getValidators()[schema]);
+  const found = schemaProblems(parsed.source, validators()[schema]);
   problems.push(...found);
   if (found.length > 0) return undefined;
   cache?.put(schema, text, parsed.source);

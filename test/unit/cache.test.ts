@@ -149,6 +149,36 @@ describe('content-addressed caches', () => {
     assert.deepEqual(plain(render(state, HOST, secrets, await openCaches(cacheDir))), expected);
   });
 
+  it('checks the repo schemas with cached standalone code exactly as with compiled schemas', async () => {
+    const { writeTinyRepo } = await import('../helpers/tiny-repo.js');
+    const repo = await writeTinyRepo({
+      role: { resources: [{ kind: 'systemd-unit', name: 'a.service', content: 'x', enable: 'yes' }], colour: 'red' },
+      host: { standby: 'no' },
+    }, dir);
+    const problemsWith = async (caches?: Caches) => {
+      try {
+        await loadDesiredState(repo, undefined, caches ? { validators: () => caches.repoValidators() ?? assert.fail('no standalone code') } : {});
+        return [];
+      } catch (error) {
+        return (error as { problems: unknown[] }).problems;
+      }
+    };
+    const expected = await problemsWith();
+    assert.ok(expected.length >= 3);
+    const cacheDir = join(dir, 'cache');
+    const writer = await openCaches(cacheDir);
+    assert.deepEqual(await problemsWith(writer), expected, 'compiled to standalone code');
+    assert.equal(await writer.save(), undefined);
+    const reader = await openCaches(cacheDir);
+    assert.deepEqual(await problemsWith(reader), expected, 'loaded from the cached code');
+    assert.deepEqual(await loadDesiredState(EXAMPLE_REPO, undefined, { validators: () => reader.repoValidators() ?? assert.fail('no code') }).then((state) => [...state.hosts.keys()]), [
+      'caddy-router',
+      'lod-prod',
+      'lod-standby',
+      'model-gateway',
+    ]);
+  });
+
   it('keys every entry by the engine version', () => {
     const pack = CachePack.inMemory();
     pack.put(cacheKey('x', 'a'), 1);
