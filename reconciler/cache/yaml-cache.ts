@@ -4,7 +4,6 @@
  * schema by the same engine passes the same way, so a hit skips the parser and the schema check. Files with
  * problems are never stored: their problems are always found again.
  */
-import { isDeepStrictEqual } from 'node:util';
 import { sourceFromLines, type YamlSource } from '../config/yaml-source.js';
 import { cacheKey, digestOf, type CachePack } from './pack.js';
 
@@ -26,7 +25,16 @@ export class YamlCache {
   /** Keeps a source that parsed and passed `schema`. */
   put(schema: string, text: string, source: YamlSource): void {
     // A value JSON cannot carry as it is (`.inf`, `.nan`) is not stored: a hit must give exactly the parsed value.
-    if (!source.lines || !isDeepStrictEqual(JSON.parse(JSON.stringify(source.value) ?? 'null'), source.value)) return;
+    if (!source.lines || !isJsonSafe(source.value)) return;
     this.pack.put(cacheKey('yaml', schema, digestOf(text)), { value: source.value, lines: source.lines() });
   }
+}
+
+/** True when JSON carries `value` exactly: plain objects, arrays, strings, booleans, null and finite numbers. */
+export function isJsonSafe(value: unknown): boolean {
+  if (value === null || typeof value === 'string' || typeof value === 'boolean') return true;
+  if (typeof value === 'number') return Number.isFinite(value);
+  if (Array.isArray(value)) return value.every(isJsonSafe);
+  if (typeof value !== 'object' || Object.getPrototypeOf(value) !== Object.prototype) return false;
+  return Object.values(value).every(isJsonSafe);
 }

@@ -11,6 +11,7 @@ import { appName, changeOneApp, generateWorkload } from '../../bench/generate.js
 import { memoryCaches, openCaches, type Caches } from '../../reconciler/cache/caches.js';
 import { CachePack, cacheKey, digestOf } from '../../reconciler/cache/pack.js';
 import { ReadLog, readsHold, tracked } from '../../reconciler/cache/tracked-values.js';
+import { isJsonSafe } from '../../reconciler/cache/yaml-cache.js';
 import { Host } from '../../reconciler/host/host.js';
 import { DEFAULT_PATH_POLICY } from '../../reconciler/host/path-policy.js';
 import type { DesiredState } from '../../reconciler/model.js';
@@ -177,6 +178,14 @@ describe('content-addressed caches', () => {
       'lod-standby',
       'model-gateway',
     ]);
+  });
+
+  it('keeps only YAML values that JSON carries exactly', () => {
+    assert.equal(isJsonSafe({ a: [1, 'x', true, null, { b: 2.5 }] }), true);
+    assert.equal(isJsonSafe({ a: Infinity }), false);
+    assert.equal(isJsonSafe({ a: Number.NaN }), false);
+    assert.equal(isJsonSafe({ a: undefined }), false);
+    assert.equal(isJsonSafe({ a: new Date(0) }), false);
   });
 
   it('keys every entry by the engine version', () => {
