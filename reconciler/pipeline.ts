@@ -28,13 +28,14 @@ export const PLAN_PIPELINE: readonly StageStep[] = [
   {
     stage: 'load',
     async run(ctx, state) {
-      const { getValidators, loadDesiredState } = await import('./stages/load.js');
+      const { loadDesiredState } = await import('./stages/load.js');
       const caches = await cachesOf(ctx, state);
+      // Schemas as cached standalone code: compiled once per engine and schema set, not once per process.
+      const standalone = caches?.repoValidators();
       state.desired = await loadDesiredState(need(state.tree, 'exported tree'), state.treeFiles, {
         cache: caches?.yaml,
         scans: caches?.scans,
-        // Schemas as cached standalone code: compiled once per engine and schema set, not once per process.
-        validators: caches ? () => caches.repoValidators() ?? getValidators() : undefined,
+        ...(standalone ? { validators: () => standalone } : {}),
       });
     },
   },

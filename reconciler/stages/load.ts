@@ -4,7 +4,7 @@
  * problems of the revision are reported together. Reading the files (symlinks, encoding, the secret scan) is
  * source/repo-files.ts.
  */
-import { Ajv, type ValidateFunction } from 'ajv';
+import type { ValidateFunction } from 'ajv';
 import { InvalidRevisionError, type Problem } from '../errors.js';
 import type {
   DesiredState,
@@ -35,11 +35,13 @@ export interface Validators {
 }
 
 let validators: Validators | undefined;
+let AjvClass: typeof import('ajv').Ajv | undefined;
 
 /** Compiled once per process: ajv compilation is the slowest part of a no-op reconcile otherwise. */
-export function getValidators(): Validators {
+function getValidators(): Validators {
   if (!validators) {
-    const ajv = new Ajv({ allErrors: true, strict: false, useDefaults: false });
+    if (!AjvClass) throw new Error('load bug: ajv is not loaded');
+    const ajv = new AjvClass({ allErrors: true, strict: false, useDefaults: false });
     validators = { edge: ajv.compile(edgeSchema), host: ajv.compile(hostSchema), role: ajv.compile(roleSchema()) };
   }
   return validators;
@@ -52,11 +54,14 @@ export function getValidators(): Validators {
 export async function loadDesiredState(
   repoDir: string,
   tree?: TreeFiles,
+  /** `validators`: the schemas' validators when the caller has them (cached standalone code); compiled otherwise. */
   options: { cache?: YamlCache; scans?: ScanMemory; validators?: () => Validators } = {},
 ): Promise<DesiredState> {
   const read = tree ? readRepoTree(tree, options.scans) : await readRepoDir(repoDir);
   const problems: Problem[] = [...read.problems];
   const files = read.texts;
+  // ajv itself (a large module graph) loads only when no validators are given (cached standalone code: cache/).
+  if (!options.validators) AjvClass ??= (await import('ajv')).Ajv;
   const validators = options.validators ?? getValidators;
   const parseChecked = (file: string, text: string, schema: keyof Validators, found: Problem[]) => parseCheckedCached(file, text, schema, found, validators, options.cache);
 
