@@ -79,8 +79,8 @@ export const PLAN_PIPELINE: readonly StageStep[] = [
 ];
 
 /**
- * A rendered file is unchanged without reading it when the live generation lists the same bytes, mode and owner at
- * its path and the file's stat is the one recorded when it last matched (state/live-stats.ts).
+ * A rendered file is unchanged when the live generation lists the same bytes, mode and owner at its path and the
+ * file still matches that entry: by its recorded stat alone (state/live-stats.ts), or else read and hashed once.
  */
 function unchangedSinceLive(previous: readonly InventoryEntry[], stats: LiveStats): (file: RenderedFile) => Promise<boolean> {
   const byPath = new Map(previous.map((entry) => [entry.path, entry]));
@@ -88,7 +88,8 @@ function unchangedSinceLive(previous: readonly InventoryEntry[], stats: LiveStat
     const entry = byPath.get(file.path);
     if (!entry || entry.kind !== file.kind || entry.mode !== file.mode || entry.owner !== file.owner || entry.group !== file.group) return false;
     if (entry.sha256 !== sha256(file.content)) return false;
-    return stats.unchanged(entry);
+    // Stat unchanged since it last matched; else read and compared once (and its stat recorded when it matches).
+    return (await stats.unchanged(entry)) || stats.verify(entry);
   };
 }
 

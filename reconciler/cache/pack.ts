@@ -1,5 +1,6 @@
 /**
- * A content-addressed cache pack: one file per namespace in the cache dir (`<stateDir>/cache/<namespace>.json`),
+ * A content-addressed cache pack: one file per namespace in the cache dir (`<stateDir>/cache/<namespace>.json`;
+ * JSON lines: the sha256 of the rest, a header, then one `key<TAB>value` line per entry),
  * entries keyed by a hash of what decided them (git blob or content hashes, the engine version, ...). The pack
  * carries the sha256 of its text and is checked on read: a damaged or edited pack is not used, the work is done
  * again (and the pack rewritten). A pack that cannot be read is an empty pack. Written temp + rename, mode 0600 in a
@@ -11,13 +12,12 @@ import { join } from 'node:path';
 import { ENGINE_VERSION } from '../version.js';
 
 /** The pack format; a pack of another format is ignored. */
-const PACK_FORMAT = 2;
+const PACK_FORMAT = 3;
 
-/** The body of a pack file, after its first line (the sha256 of this body). Values are kept as JSON text. */
-interface PackBody {
+/** The first line of a pack's body (after the sha256 line). */
+interface PackHeader {
   format: number;
   engine: string;
-  entries: Record<string, string>;
 }
 
 /** How a pack was used in this process: for the log and the tests. */
@@ -70,13 +70,22 @@ export class CachePack {
     const newline = text.indexOf('\n');
     const body = text.slice(newline + 1);
     if (newline !== 64 || digestOf(body) !== text.slice(0, newline)) return new CachePack(file, {}, true);
+    // The body: a header line, then one `key<TAB>value JSON` line per entry (JSON text never holds a raw newline).
+    const lines = body.split('\n');
+    let header: Partial<PackHeader>;
     try {
-      const parsed = JSON.parse(body) as Partial<PackBody>;
-      const current = parsed.format === PACK_FORMAT && parsed.engine === ENGINE_VERSION && typeof parsed.entries === 'object' && parsed.entries !== null;
-      return new CachePack(file, current ? (parsed.entries as Record<string, string>) : {}, false);
+      header = JSON.parse(lines[0] ?? '') as Partial<PackHeader>;
     } catch {
       return new CachePack(file, {}, true);
     }
+    if (header.format !== PACK_FORMAT || header.engine !== ENGINE_VERSION) return new CachePack(file, {}, false);
+    const entries: Record<string, string> = {};
+    for (let index = 1; index < lines.length; index++) {
+      const line = lines[index] as string;
+      const tab = line.indexOf('\t');
+      if (tab > 0) entries[line.slice(0, tab)] = line.slice(tab + 1);
+    }
+    return new CachePack(file, entries, false);
   }
 
   /** A fresh copy of the value stored under `key`; undefined when absent. */
@@ -91,8 +100,9 @@ export class CachePack {
     return JSON.parse(text) as T;
   }
 
-  /** Stores `value` (JSON) under `key`. */
+  /** Stores `value` (JSON) under `key`; a key with a tab or a newline (a line of the pack) is not stored. */
   put(key: string, value: unknown): void {
+    if (/[\t\n]/.test(key)) return;
     this.used.set(key, JSON.stringify(value));
     this.dirty = true;
   }
@@ -106,7 +116,8 @@ export class CachePack {
     if (!this.file) return;
     const unusedDropped = Object.keys(this.stored).some((key) => !this.used.has(key));
     if (!this.dirty && !unusedDropped) return;
-    const body = JSON.stringify({ format: PACK_FORMAT, engine: ENGINE_VERSION, entries: Object.fromEntries(this.used) } satisfies PackBody);
+    const header = JSON.stringify({ format: PACK_FORMAT, engine: ENGINE_VERSION } satisfies PackHeader);
+    const body = [header, ...[...this.used].map(([key, value]) => `${key}\t${value}`)].join('\n');
     const dir = join(this.file, '..');
     await mkdir(dir, { recursive: true, mode: 0o700 });
     const temp = `${this.file}.tmp-${randomBytes(4).toString('hex')}`;

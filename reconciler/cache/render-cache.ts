@@ -9,14 +9,15 @@ import type { Renderer, RenderInput, RenderedFile, RenderedText, Templates } fro
 import { RenderProblems } from '../../renderers/types.js';
 import type { SecretSource } from '../../renderers/template.js';
 import { cacheKey, digestOf, type CachePack, type PackCounters } from './pack.js';
-import { ReadLog, readsHold, tracked, type ValueRead } from './tracked-values.js';
+import { decodeRead, encodeRead, ReadLog, readsHold, tracked } from './tracked-values.js';
 
 /** How many renders of one resource are kept (hosts that share a role but render it differently). */
 export const MAX_VARIANTS = 8;
 
 /** One stored render of a resource. */
 interface RenderVariant {
-  reads: ValueRead[];
+  /** The reads, encoded (tracked-values.ts `encodeRead`). */
+  reads: string[];
   /** Template file → sha256 of its text (inline content is part of the declaration, so of the key). */
   templates: [string, string][];
   /** Secret name → sha256 of its value (`missing` when absent). */
@@ -57,7 +58,7 @@ export class RenderCache {
       if (
         variant.templates.every(([file, digest]) => digestOf(sources.templates.get(file) ?? '\0none') === digest) &&
         variant.secrets.every(([name, digest]) => secretDigest(sources.secrets, name) === digest) &&
-        readsHold(variant.reads, roots)
+        readsHold(variant.reads.map(decodeRead), roots)
       ) {
         this.hits++;
         return variant.files;
@@ -91,6 +92,9 @@ export class RenderCache {
     } finally {
       log.active = false;
     }
+    const reads = log.list();
+    // A key holding the encoding's separator could not be read back exactly: such a render is not stored.
+    if (reads.some((read) => read.path.some((segment) => segment.includes('\u0001')))) return undefined;
     const templates = new Map<string, string>();
     const secrets = new Map<string, string>();
     for (const text of used) {
@@ -98,7 +102,7 @@ export class RenderCache {
       for (const name of text.secrets) secrets.set(name, secretDigest(sources.secrets, name));
     }
     return {
-      reads: log.list(),
+      reads: reads.map(encodeRead),
       templates: [...templates],
       secrets: [...secrets],
       files: JSON.parse(JSON.stringify(files)) as RenderedFile[],
