@@ -9,6 +9,7 @@ import { confinement } from '../host/sandbox.js';
 import { loadDesiredState } from '../stages/load.js';
 import { requireLocalRepo } from '../source/repo-path.js';
 import { checkHosts } from './check-hosts.js';
+import { wholeNumber } from './context.js';
 import { out, printError } from './io.js';
 import { setupSecrets } from '../secrets/secrets.js';
 
@@ -17,7 +18,7 @@ interface CheckOptions {
   host?: string[];
   secretsDir?: string;
   json?: boolean;
-  jobs?: number;
+  jobs?: string;
 }
 
 /** Registers the `check` command. */
@@ -29,7 +30,7 @@ export function registerCheck(program: Command): void {
     .option('--host <name...>', 'check only these hosts')
     .option('--secrets-dir <dir>', 'render with real secrets from this dir (default: placeholders)')
     .option('--json', 'print the verdicts as JSON')
-    .option('--jobs <n>', 'threads that render and validate hosts (default: the cores, at most 2)', (value) => Number(value))
+    .option('--jobs <n>', 'threads that render and validate hosts (default: the cores, at most 2)')
     .action(async (options: CheckOptions) => {
       process.exitCode = await runCheck(options);
     });
@@ -44,7 +45,8 @@ async function runCheck(options: CheckOptions): Promise<number> {
     const state = await loadDesiredState(options.repo);
     const names = options.host ?? [...state.hosts.keys()];
     // Hosts are checked a few at a time per thread, over worker threads when there are many (check-hosts.ts).
-    const verdicts = await checkHosts(state, names, { secretsDir: options.secretsDir, jobs: options.jobs });
+    const jobs = options.jobs === undefined ? undefined : wholeNumber('--jobs', options.jobs, 2, 1);
+    const verdicts = await checkHosts(state, names, { secretsDir: options.secretsDir, jobs });
     const failed = verdicts.filter((verdict) => verdict.problems.length > 0);
     const sandbox = await confinement();
     if (options.json) {
