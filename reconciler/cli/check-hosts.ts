@@ -62,8 +62,13 @@ export async function checkSlice(slice: CheckSlice): Promise<HostVerdict[]> {
 
 /** The worker script (check-worker.js beside this module); absent in the single executable, which checks in-thread. */
 function workerScript(): string | undefined {
-  const script = fileURLToPath(new URL('./check-worker.js', import.meta.url));
-  return existsSync(script) ? script : undefined;
+  try {
+    const script = fileURLToPath(new URL('./check-worker.js', import.meta.url));
+    return existsSync(script) ? script : undefined;
+  } catch {
+    // The single executable has no module URL (and no file beside it).
+    return undefined;
+  }
 }
 
 /** Checks every host of `names`, over `jobs` threads (default: the cores, at most 2) when there are many. */
