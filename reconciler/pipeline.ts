@@ -13,7 +13,7 @@ import { checkHealth } from './stages/health.js';
 import { recordGood } from './stages/record.js';
 import type { Caches } from './cache/caches.js';
 import type { LiveStats } from './state/live-stats.js';
-import { sha256, type InventoryEntry } from './state/inventory.js';
+import { contentHash, type InventoryEntry } from './state/inventory.js';
 import type { RenderedFile } from '../renderers/types.js';
 
 /** fetch: resolve the revision and export its tree. */
@@ -87,7 +87,7 @@ function unchangedSinceLive(previous: readonly InventoryEntry[], stats: LiveStat
   return async (file) => {
     const entry = byPath.get(file.path);
     if (!entry || entry.kind !== file.kind || entry.mode !== file.mode || entry.owner !== file.owner || entry.group !== file.group) return false;
-    if (entry.sha256 !== sha256(file.content)) return false;
+    if (entry.sha256 !== contentHash(file)) return false;
     // Stat unchanged since it last matched; else read and compared once (and its stat recorded when it matches).
     return (await stats.unchanged(entry)) || stats.verify(entry);
   };

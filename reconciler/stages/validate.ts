@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { InvalidRevisionError, type Problem } from '../errors.js';
 import type { DesiredState, ResourceKind } from '../model.js';
-import { sha256, type InventoryEntry } from '../state/inventory.js';
+import { contentHash, type InventoryEntry } from '../state/inventory.js';
 import { RENDERERS } from '../../renderers/registry.js';
 import type { RenderedFile } from '../../renderers/types.js';
 import { stagingPrefix } from '../state/leftovers.js';
@@ -115,7 +115,7 @@ export function changedKinds(files: readonly RenderedFile[], previous: readonly 
   for (const file of files) {
     desired.add(file.path);
     const entry = before.get(file.path);
-    if (!entry || entry.kind !== file.kind || entry.sha256 !== sha256(file.content)) kinds.add(file.kind);
+    if (!entry || entry.kind !== file.kind || entry.sha256 !== contentHash(file)) kinds.add(file.kind);
   }
   for (const entry of previous) if (!desired.has(entry.path)) kinds.add(entry.kind);
   return kinds;
