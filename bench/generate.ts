@@ -97,7 +97,8 @@ export async function changeOneApp(repoDir: string, i: number): Promise<string> 
   return release;
 }
 
-const EDGE_YAML = `# yaml-language-server: $schema=./schema/edge.schema.json
+/** A shared file of the workloads (also generate-fleet.ts). */
+export const EDGE_YAML = `# yaml-language-server: $schema=./schema/edge.schema.json
 # Benchmark workload (bench/generate.ts): one app host with many apps.
 version: 1
 
@@ -124,7 +125,8 @@ vars:
 `;
 }
 
-const BASE_ROLE = `# yaml-language-server: $schema=../../schema/role.schema.json
+/** A shared file of the workloads (also generate-fleet.ts). */
+export const BASE_ROLE = `# yaml-language-server: $schema=../../schema/role.schema.json
 description: "What every host has: bounded journald, rotated app logs, the app and backup directories."
 vars:
   journal:
@@ -156,12 +158,14 @@ health:
     unit: systemd-journald.service
 `;
 
-const JOURNALD_TEMPLATE = `# Managed by edge-reconciler (role base). Keep the journal bounded on small disks.
+/** A shared file of the workloads (also generate-fleet.ts). */
+export const JOURNALD_TEMPLATE = `# Managed by edge-reconciler (role base). Keep the journal bounded on small disks.
 [Journal]
 SystemMaxUse={{vars.journal.maxUse}}
 `;
 
-const LOGROTATE_TEMPLATE = `# Managed by edge-reconciler (role base): logs that apps write under /srv/apps/<app>/logs.
+/** A shared file of the workloads (also generate-fleet.ts). */
+export const LOGROTATE_TEMPLATE = `# Managed by edge-reconciler (role base): logs that apps write under /srv/apps/<app>/logs.
 /srv/apps/*/logs/*.log {
     daily
     rotate {{vars.logs.keepDays}}
@@ -173,12 +177,14 @@ const LOGROTATE_TEMPLATE = `# Managed by edge-reconciler (role base): logs that 
 }
 `;
 
-const TMPFILES_TEMPLATE = `# Managed by edge-reconciler (role base): created by systemd-tmpfiles --create.
+/** A shared file of the workloads (also generate-fleet.ts). */
+export const TMPFILES_TEMPLATE = `# Managed by edge-reconciler (role base): created by systemd-tmpfiles --create.
 d /srv/apps 0755 root root -
 d /srv/backups 0750 root root -
 `;
 
-const WEB_ROLE = `# yaml-language-server: $schema=../../schema/role.schema.json
+/** A shared file of the workloads (also generate-fleet.ts). */
+export const WEB_ROLE = `# yaml-language-server: $schema=../../schema/role.schema.json
 description: Caddy on the app host; every app role adds its own site file under /etc/caddy/sites.
 vars:
   acmeEmail: ops@example.com
@@ -192,7 +198,8 @@ health:
     unit: caddy.service
 `;
 
-const CADDYFILE_TEMPLATE = `# Managed by edge-reconciler (role web) on {{host.name}}.
+/** A shared file of the workloads (also generate-fleet.ts). */
+export const CADDYFILE_TEMPLATE = `# Managed by edge-reconciler (role web) on {{host.name}}.
 {
 	email {{vars.acmeEmail}}
 	admin localhost:2019
@@ -230,7 +237,8 @@ ${appRules.join('\n')}
 `;
 }
 
-function appRole(i: number): string {
+/** One app role's file (shared with the fleet workload, generate-fleet.ts). */
+export function appRole(i: number): string {
   const name = appName(i);
   return `# yaml-language-server: $schema=../../schema/role.schema.json
 description: ${name}, its env (the token comes from the host's secrets dir) and its Caddy site.
@@ -260,7 +268,8 @@ health:
 `;
 }
 
-function appEnvTemplate(i: number): string {
+/** One app role's file (shared with the fleet workload, generate-fleet.ts). */
+export function appEnvTemplate(i: number): string {
   return `# Managed by edge-reconciler (role ${appName(i)}). The token comes from the host's secrets dir.
 APP_NAME=${appName(i)}
 APP_PORT={{vars.app_${i}.port}}
@@ -270,7 +279,8 @@ APP_TOKEN={{secret "${appSecretName(i)}"}}
 `;
 }
 
-function appUnitTemplate(i: number): string {
+/** One app role's file (shared with the fleet workload, generate-fleet.ts). */
+export function appUnitTemplate(i: number): string {
   const name = appName(i);
   return `# Managed by edge-reconciler (role ${name}).
 [Unit]
@@ -296,7 +306,8 @@ WantedBy=multi-user.target
 `;
 }
 
-function appSiteTemplate(i: number): string {
+/** One app role's file (shared with the fleet workload, generate-fleet.ts). */
+export function appSiteTemplate(i: number): string {
   return `# Managed by edge-reconciler (role ${appName(i)}).
 ${appName(i)}.example.com {
 	encode zstd gzip

@@ -6,6 +6,7 @@
  * own time (everything else) is reported separately, since that is what DESIGN.md §8 budgets.
  *
  *   node dist/bench/run.js [--apps 10,100,1000] [--runs 5] [--out bench/results.json] [--budget-seconds 150]
+ *                          [--skip-scale | --scale-only]   (the whole-process scale figures of scale.ts)
  */
 import { execFileSync, fork } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
@@ -15,6 +16,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { measureApplyPath, measureStages } from './measure.js';
 import { formatReport, type WorkerMode, type WorkloadResult } from './report.js';
+import { formatScale, measureScale } from './scale.js';
 
 /** Runs one N and mode in a child process (so its peak RSS is its own) and returns what it measured. */
 function runWorker(mode: WorkerMode, apps: number, runs: number, budgetSeconds: number): Promise<WorkloadResult> {
@@ -63,7 +65,9 @@ async function main(argv: string[]): Promise<void> {
   const options = parseArgs(argv);
   const started = performance.now();
   const results: WorkloadResult[] = [];
-  for (const apps of options.apps) {
+  // Whole processes at scale (scale.ts): the 100/1000-app host and the 500-host fleet, CPU beside wall.
+  const scaleOnly = argv.includes('--scale-only');
+  for (const apps of scaleOnly ? [] : options.apps) {
     for (const mode of ['stages', 'apply'] as const) {
       process.stderr.write(`bench: ${apps} apps, ${mode}...\n`);
       results.push(await runWorker(mode, apps, options.runs, options.budgetSeconds));
@@ -76,6 +80,12 @@ async function main(argv: string[]): Promise<void> {
     caddy: toolVersion(['caddy', 'version']),
     systemd: toolVersion(['systemd-analyze', '--version']),
   };
+  if (!argv.includes('--skip-scale')) {
+    const rows = await measureScale({ apps: [100, 1000], fleet: [5, 500], runs: Math.min(options.runs, 3) });
+    process.stdout.write(`Whole processes (CPU s = user + sys, children included):\n\n${formatScale(rows)}\n\n`);
+    await writeFile(join(dirname(options.out), 'scale-results.json'), `${JSON.stringify({ date: new Date().toISOString(), rows }, null, 2)}\n`);
+    if (scaleOnly) return;
+  }
   const report = formatReport(results);
   process.stdout.write(`${report}\n\nmachine: ${machine.cpus} × ${machine.cpuModel}, node ${machine.node}, ${machine.caddy}, ${machine.systemd}\n`);
   process.stdout.write(`bench took ${((performance.now() - started) / 1000).toFixed(0)} s\n`);

@@ -11,6 +11,10 @@ import { applyChanges } from './stages/apply.js';
 import { fetchRevision } from './stages/fetch.js';
 import { checkHealth } from './stages/health.js';
 import { recordGood } from './stages/record.js';
+import type { Caches } from './cache/caches.js';
+import type { LiveStats } from './state/live-stats.js';
+import { contentHash, type InventoryEntry } from './state/inventory.js';
+import type { RenderedFile } from '../renderers/types.js';
 
 /** fetch: resolve the revision and export its tree. */
 export const FETCH: StageStep = { stage: 'fetch', run: fetchRevision };
@@ -23,27 +27,40 @@ export const FETCH: StageStep = { stage: 'fetch', run: fetchRevision };
 export const PLAN_PIPELINE: readonly StageStep[] = [
   {
     stage: 'load',
-    async run(_ctx, state) {
+    async run(ctx, state) {
       const { loadDesiredState } = await import('./stages/load.js');
-      state.desired = await loadDesiredState(need(state.tree, 'exported tree'), state.treeFiles);
+      const caches = await cachesOf(ctx, state);
+      // Schemas as cached standalone code: compiled once per engine and schema set, not once per process.
+      const standalone = caches?.repoValidators();
+      state.desired = await loadDesiredState(need(state.tree, 'exported tree'), state.treeFiles, {
+        cache: caches?.yaml,
+        scans: caches?.scans,
+        ...(standalone ? { validators: () => standalone } : {}),
+      });
     },
   },
   {
     stage: 'render',
     async run(ctx, state) {
       const { renderHost } = await import('./stages/render.js');
-      state.files = renderHost(need(state.desired, 'desired state'), ctx.hostName, ctx.secrets, ctx.policy).files;
+      const cache = (await cachesOf(ctx, state))?.render;
+      state.files = renderHost(need(state.desired, 'desired state'), ctx.hostName, ctx.secrets, ctx.policy, { cache }).files;
     },
   },
   {
     stage: 'validate',
     async run(ctx, state) {
       const { validateHost } = await import('./stages/validate.js');
-      await validateHost(need(state.desired, 'desired state'), need(state.files, 'rendered files'), {
-        signal: ctx.signal,
-        previous: state.previous,
-        redact: ctx.redact,
-      });
+      try {
+        await validateHost(need(state.desired, 'desired state'), need(state.files, 'rendered files'), {
+          signal: ctx.signal,
+          previous: state.previous,
+          redact: ctx.redact,
+          verdicts: (await cachesOf(ctx, state))?.verdicts,
+        });
+      } finally {
+        await saveCaches(ctx, state);
+      }
     },
   },
   {
@@ -51,12 +68,46 @@ export const PLAN_PIPELINE: readonly StageStep[] = [
     async run(ctx, state) {
       const files = need(state.files, 'rendered files');
       const { checkFirewallLockout, planHost } = await import('./stages/plan.js');
-      state.plan = await planHost(ctx.hostName, files, ctx.host, state.previous);
+      const { LiveStats } = await import('./state/live-stats.js');
+      const stats = await LiveStats.open(ctx.host, ctx.cacheDir);
+      state.plan = await planHost(ctx.hostName, files, ctx.host, state.previous, { knownUnchanged: unchangedSinceLive(state.previous, stats) });
+      await stats.save().catch((error: unknown) => ctx.log.warn({ err: String(error) }, 'could not write the live stats cache'));
       // A manual rollback restores rules that were live before: it has no desired state and is not judged.
       if (state.desired) await checkFirewallLockout(files, state.desired.edge.guards, ctx.host, state.plan);
     },
   },
 ];
+
+/**
+ * A rendered file is unchanged when the live generation lists the same bytes, mode and owner at its path and the
+ * file still matches that entry: by its recorded stat alone (state/live-stats.ts), or else read and hashed once.
+ */
+function unchangedSinceLive(previous: readonly InventoryEntry[], stats: LiveStats): (file: RenderedFile) => Promise<boolean> {
+  const byPath = new Map(previous.map((entry) => [entry.path, entry]));
+  return async (file) => {
+    const entry = byPath.get(file.path);
+    if (!entry || entry.kind !== file.kind || entry.mode !== file.mode || entry.owner !== file.owner || entry.group !== file.group) return false;
+    if (entry.sha256 !== contentHash(file)) return false;
+    // Stat unchanged since it last matched; else read and compared once (and its stat recorded when it matches).
+    return (await stats.unchanged(entry)) || stats.verify(entry);
+  };
+}
+
+/** The run's caches, opened on first use when the context names a cache dir (a no-op never opens them). */
+async function cachesOf(ctx: RunContext, state: RunState): Promise<Caches | undefined> {
+  if (!ctx.cacheDir) return undefined;
+  if (!state.caches) {
+    const { openCaches } = await import('./cache/caches.js');
+    state.caches = await openCaches(ctx.cacheDir);
+  }
+  return state.caches;
+}
+
+/** Writes what the plan stages added to the caches; a cache that cannot be written is logged, never a failure. */
+async function saveCaches(ctx: RunContext, state: RunState): Promise<void> {
+  const error = await state.caches?.save();
+  if (error) ctx.log.warn({ err: ctx.redact(error.message) }, `could not write the caches in ${ctx.cacheDir ?? ''}`);
+}
 
 /** apply → activate → health → record: the host changes; a failure in any of them rolls back. */
 export const APPLY_PIPELINE: readonly StageStep[] = [

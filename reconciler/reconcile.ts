@@ -17,7 +17,7 @@ import type { HookPhase } from './model.js';
 import { applyGate, readSuspension } from './state/suspend.js';
 import { inputsFingerprint } from './source/inputs.js';
 import type { GenerationMeta } from './state/state-store.js';
-import { anyDrift } from './state/drift.js';
+import { LiveStats } from './state/live-stats.js';
 
 /** How a reconcile ended, for the caller (exit code, logs, metrics). */
 export interface ReconcileOutcome {
@@ -317,7 +317,11 @@ async function waveGate(
 async function liveIsCurrent(ctx: RunContext, live: GenerationMeta, revision: string): Promise<boolean> {
   if (live.revision !== revision || !live.inputs) return false;
   if (inputsFingerprint(ctx.hostName, live.secretNames ?? [], ctx.secrets) !== live.inputs) return false;
-  return !(await anyDrift(ctx.host, live.inventory));
+  // Stats first: only files whose stat changed since they last matched are read and hashed.
+  const stats = await LiveStats.open(ctx.host, ctx.cacheDir);
+  const drifted = await stats.anyDrift(live.inventory);
+  if (!drifted) await stats.save().catch((error: unknown) => ctx.log.warn({ err: String(error) }, 'could not write the live stats cache'));
+  return !drifted;
 }
 
 async function runRepoHooks(ctx: RunContext, state: RunState, phase: HookPhase, env: HookEnv) {

@@ -15,6 +15,7 @@ import type { RunResult, WaveStatus } from './state/status.js';
 import type { Transaction } from './state/transaction.js';
 import type { SecretSource } from '../renderers/template.js';
 import type { RenderedFile } from '../renderers/types.js';
+import type { Caches } from './cache/caches.js';
 
 /** A structured logger (pino's shape). */
 export interface Logger {
@@ -102,6 +103,11 @@ export interface RunContext {
   keepGenerations?: number;
   /** When applying is allowed (the host config's maintenance windows); none = always. */
   maintenance?: MaintenanceConfig;
+  /**
+   * The content-addressed caches of the plan stages (parsed YAML, renders, validator verdicts), opened on first use;
+   * absent: every run does the full work. Usually `<stateDir>/cache` (see reconciler/cache/).
+   */
+  cacheDir?: string;
   /** Told the revision as soon as fetch resolved it (the daemon absorbs webhooks announcing that commit). */
   onRevision?: (revision: string) => void;
   /** Holds a new commit until the hosts of the earlier waves run it (serve); absent: waves are not honoured. */
@@ -148,6 +154,8 @@ export interface RunState {
   health?: HealthReport;
   /** Every activation command, in order (recorded under --dry-activate). */
   commands: string[][];
+  /** The caches opened by the first plan stage that used them (ctx.cacheDir), saved once the plan is made. */
+  caches?: Caches;
   /** Milliseconds per stage that ran. */
   durations: Partial<Record<Stage, number>>;
 }

@@ -160,6 +160,13 @@ export interface Renderer {
   render(input: RenderInput): RenderedFile[];
   /** Checks a host's staged files of this kind; returns every problem found. */
   validate(input: ValidateInput): Promise<Problem[]>;
+  /**
+   * What a passing verdict depends on, for the verdict cache: `file` when the validator judges each file alone (only
+   * files that never passed are validated again), `kind` when it reads the files of its own kind together (hosts with
+   * the same such files share it), `host` (the default, for a kind that does not say) when it may read any file of
+   * the host (caddy follows imports).
+   */
+  verdictScope?: 'file' | 'kind' | 'host';
 }
 
 /** Thrown by a renderer: the problems of one resource. */

@@ -80,6 +80,7 @@ export async function contextFromConfig(config: HostConfig, options: AgentOption
     signal: request?.signal,
     onRevision: request?.onRevision,
     store: new StateStore(config.stateDir),
+    cacheDir: `${config.stateDir}/cache`,
     runner: options.runner ?? (options.dryActivate ? new RecordingRunner() : new ExecRunner()),
     source: {
       repo: config.repo,

@@ -4,13 +4,12 @@
  * be confined on this machine.
  */
 import type { Command } from 'commander';
-import { EdgeError, formatProblem, type Problem } from '../errors.js';
-import { DEFAULT_PATH_POLICY } from '../host/path-policy.js';
+import { formatProblem } from '../errors.js';
 import { confinement } from '../host/sandbox.js';
 import { loadDesiredState } from '../stages/load.js';
-import { renderHost } from '../stages/render.js';
 import { requireLocalRepo } from '../source/repo-path.js';
-import { collectValidationProblems } from '../stages/validate.js';
+import { checkHosts } from './check-hosts.js';
+import { wholeNumber } from './context.js';
 import { out, printError } from './io.js';
 import { setupSecrets } from '../secrets/secrets.js';
 
@@ -19,13 +18,7 @@ interface CheckOptions {
   host?: string[];
   secretsDir?: string;
   json?: boolean;
-}
-
-/** The verdict for one host. */
-interface HostVerdict {
-  host: string;
-  files: number;
-  problems: Problem[];
+  jobs?: string;
 }
 
 /** Registers the `check` command. */
@@ -37,6 +30,7 @@ export function registerCheck(program: Command): void {
     .option('--host <name...>', 'check only these hosts')
     .option('--secrets-dir <dir>', 'render with real secrets from this dir (default: placeholders)')
     .option('--json', 'print the verdicts as JSON')
+    .option('--jobs <n>', 'threads that render and validate hosts (default: the cores, at most 2)')
     .action(async (options: CheckOptions) => {
       process.exitCode = await runCheck(options);
     });
@@ -50,17 +44,9 @@ async function runCheck(options: CheckOptions): Promise<number> {
     await requireLocalRepo(options.repo, 'load');
     const state = await loadDesiredState(options.repo);
     const names = options.host ?? [...state.hosts.keys()];
-    const verdicts = await Promise.all(
-      names.map(async (name): Promise<HostVerdict> => {
-        try {
-          const { files } = renderHost(state, name, secrets.source, DEFAULT_PATH_POLICY);
-          return { host: name, files: files.length, problems: await collectValidationProblems(state, files, { redact }) };
-        } catch (error) {
-          if (error instanceof EdgeError && error.problems.length > 0) return { host: name, files: 0, problems: error.problems };
-          throw error;
-        }
-      }),
-    );
+    // Hosts are checked a few at a time per thread, over worker threads when there are many (check-hosts.ts).
+    const jobs = options.jobs === undefined ? undefined : wholeNumber('--jobs', options.jobs, 2, 1);
+    const verdicts = await checkHosts(state, names, { secretsDir: options.secretsDir, jobs });
     const failed = verdicts.filter((verdict) => verdict.problems.length > 0);
     const sandbox = await confinement();
     if (options.json) {

@@ -3,7 +3,7 @@
  * `--dry-activate`), secrets, the state store and the logger.
  */
 import type { Command } from 'commander';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { EdgeError } from '../errors.js';
 import { ExecRunner, Host, RecordingRunner } from '../host/host.js';
 import { DEFAULT_PATH_POLICY } from '../host/path-policy.js';
@@ -88,6 +88,7 @@ export async function applyingContext(options: ApplyingOptions): Promise<RunCont
     policy: DEFAULT_PATH_POLICY,
     log: createLogger(secrets.redact, { quiet: options.quiet, format: parseLogFormat(options.logFormat), host: options.host }),
     store,
+    cacheDir: join(options.stateDir, 'cache'),
     runner: options.dryActivate ? new RecordingRunner() : new ExecRunner(),
     ...(options.repo ? { source: { repo: options.repo, ref: options.ref } } : {}),
     deadmanSeconds,

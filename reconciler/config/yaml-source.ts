@@ -2,7 +2,7 @@
  * YAML documents that remember where each value came from, so every problem can name its file and line, and the
  * schema check that reports all problems of a file at once with file, JSON pointer and line.
  */
-import { isNode, LineCounter, parseDocument, type Document } from 'yaml';
+import { isMap, isNode, isScalar, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
 import type { ErrorObject, ValidateFunction } from 'ajv';
 import type { Problem } from '../errors.js';
 
@@ -12,6 +12,22 @@ export interface YamlSource {
   value: unknown;
   /** The 1-based line of the node at `pointer` (or of its nearest existing parent). */
   lineOf(pointer: string): number | undefined;
+  /** The line of every node, by JSON pointer: what a cache keeps instead of the document. */
+  lines?(): Record<string, number>;
+}
+
+/** A source rebuilt from its value and its lines (a cached parse): `lineOf` answers as the parsed one did. */
+export function sourceFromLines(file: string, value: unknown, lines: Readonly<Record<string, number>>): YamlSource {
+  const lineOf = (pointer: string): number | undefined => {
+    let at = pointer === '/' ? '' : pointer;
+    for (;;) {
+      const line = lines[at];
+      if (line !== undefined) return line;
+      if (at === '') return undefined;
+      at = at.slice(0, Math.max(0, at.lastIndexOf('/')));
+    }
+  };
+  return { file, value, lineOf, lines: () => ({ ...lines }) };
 }
 
 /** How deeply a repo's YAML may nest (mappings, sequences, flow collections together). */
@@ -64,7 +80,7 @@ export function parseYaml(file: string, text: string): { source?: YamlSource; pr
       ],
     };
   }
-  return { source: { file, value, lineOf }, problems: [] };
+  return { source: { file, value, lineOf, lines: () => allLines(doc, lineCounter) }, problems: [] };
 }
 
 /**
@@ -146,6 +162,25 @@ function describeSchemaError(error: ErrorObject): string {
     default:
       return error.message ?? error.keyword;
   }
+}
+
+/** The line of every node of `doc` that has a position, by JSON pointer (`''` for the root). */
+function allLines(doc: Document, counter: LineCounter): Record<string, number> {
+  const lines: Record<string, number> = {};
+  const visit = (node: unknown, pointer: string): void => {
+    if (!isNode(node)) return;
+    if (node.range) lines[pointer] = counter.linePos(node.range[0]).line;
+    if (isMap(node)) {
+      for (const pair of node.items) {
+        const key = isScalar(pair.key) ? pair.key.value : pair.key;
+        visit(pair.value, `${pointer}/${String(key).replace(/~/g, '~0').replace(/\//g, '~1')}`);
+      }
+    } else if (isSeq(node)) {
+      node.items.forEach((item, index) => visit(item, `${pointer}/${index}`));
+    }
+  };
+  visit(doc.contents, '');
+  return lines;
 }
 
 function pointerKeys(pointer: string): (string | number)[] {

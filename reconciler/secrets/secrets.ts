@@ -5,7 +5,7 @@
 import { EdgeError } from '../errors.js';
 import { readSecretsDir, SecretsDirError } from '../host/secrets-dir.js';
 import { redactorFor, type Redactor } from './redact.js';
-import { placeholderSecrets, type SecretSource } from '../../renderers/template.js';
+import type { SecretSource } from '../../renderers/template.js';
 
 /** The secrets of a run and the redactor that hides their values. */
 export interface SecretsSetup {
@@ -15,7 +15,11 @@ export interface SecretsSetup {
 
 /** Reads `--secrets-dir` when given; without it, templates see placeholders and nothing needs redacting. */
 export async function setupSecrets(dir: string | undefined): Promise<SecretsSetup> {
-  if (!dir) return { source: placeholderSecrets, redact: (text) => text };
+  if (!dir) {
+    // Loaded only here: template.ts brings handlebars, which a run with a secrets dir may never need (a no-op).
+    const { placeholderSecrets } = await import('../../renderers/template.js');
+    return { source: placeholderSecrets, redact: (text) => text };
+  }
   let values: Map<string, string>;
   try {
     values = await readSecretsDir(dir);

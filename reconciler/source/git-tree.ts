@@ -48,6 +48,8 @@ export function checkTreeSize(entries: { path: string; size: number }[], limits:
 export interface TreeFile {
   content: Buffer;
   mode: string;
+  /** The git blob id: names the content (caches key on it). */
+  blob?: string;
 }
 
 /** A tree in memory, by path relative to its root. */
@@ -93,7 +95,7 @@ export async function readTree(gitDir: string, treeish: string, limits: TreeLimi
     const newline = out.indexOf(0x0a, offset);
     const size = Number(out.subarray(offset, newline).toString('latin1').split(' ')[2]);
     const start = newline + 1;
-    files.set(entry.path, { content: out.subarray(start, start + size), mode: entry.mode });
+    files.set(entry.path, { content: out.subarray(start, start + size), mode: entry.mode, blob: entry.sha });
     offset = start + size + 1;
   }
   return files;

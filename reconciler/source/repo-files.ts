@@ -10,6 +10,7 @@ import { join, posix, sep } from 'node:path';
 import type { Problem } from '../errors.js';
 import { SecretScanner } from '../secrets/secret-scan.js';
 import type { TreeFiles } from './git-tree.js';
+import type { ScanMemory } from '../cache/caches.js';
 
 /** The largest file the loader reads as text. */
 export const MAX_TEXT_BYTES = 1024 * 1024;
@@ -63,20 +64,25 @@ export async function readRepoDir(repoDir: string): Promise<RepoFiles> {
 }
 
 /** The same for a tree in memory (git blobs; mode 120000 is a symlink whose content is its target). */
-export function readRepoTree(tree: TreeFiles): RepoFiles {
+export function readRepoTree(tree: TreeFiles, scans?: ScanMemory): RepoFiles {
   const result: RepoFiles = { texts: new Map(), paths: new Set(), problems: [] };
-  const add = (file: string, content: Buffer): void => {
+  const add = (file: string, content: Buffer, blob?: string): void => {
     result.paths.add(file);
-    const scanner = new SecretScanner(file);
-    scanner.push(content);
-    result.problems.push(...scanner.finish());
+    // A blob scanned clean before is clean: the scan depends on its bytes only.
+    if (!blob || !scans?.isClean(blob)) {
+      const scanner = new SecretScanner(file);
+      scanner.push(content);
+      const found = scanner.finish();
+      result.problems.push(...found);
+      if (blob && found.length === 0) scans?.markClean(blob);
+    }
     addText(file, content, result);
   };
   let folderLinks = 0;
   let folders: Set<string> | undefined;
   for (const [file, entry] of tree) {
     if (entry.mode !== '120000') {
-      add(file, entry.content);
+      add(file, entry.content, entry.blob);
       continue;
     }
     folders ??= folderSet(tree);

@@ -64,7 +64,12 @@ function inputsOf(ctx: RunContext, files: readonly RenderedFile[]): Pick<Generat
 
 /** Refuses targets whose directories are symlinks on the host: a way out of the allowed roots. */
 async function refuseSymlinks(ctx: RunContext, paths: readonly string[]): Promise<void> {
+  // The check is of a path's parent directories: one path per directory answers for all of them.
+  const seen = new Set<string>();
   for (const path of paths) {
+    const dir = path.slice(0, path.lastIndexOf('/'));
+    if (seen.has(dir)) continue;
+    seen.add(dir);
     try {
       await ctx.host.checkNoSymlinks(path);
     } catch (error) {

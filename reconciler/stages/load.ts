@@ -4,7 +4,7 @@
  * problems of the revision are reported together. Reading the files (symlinks, encoding, the secret scan) is
  * source/repo-files.ts.
  */
-import { Ajv, type ValidateFunction } from 'ajv';
+import type { ValidateFunction } from 'ajv';
 import { InvalidRevisionError, type Problem } from '../errors.js';
 import type {
   DesiredState,
@@ -22,21 +22,26 @@ import { parseYaml, schemaProblems, type YamlSource } from '../config/yaml-sourc
 import type { TreeFiles } from '../source/git-tree.js';
 import { readRepoDir, readRepoTree } from '../source/repo-files.js';
 import { findLiteralSecrets } from '../../renderers/env-file/secret-scan.js';
+import type { YamlCache } from '../cache/yaml-cache.js';
+import type { ScanMemory } from '../cache/caches.js';
 
 const NAME = /^[a-z0-9][a-z0-9-]*$/;
 
-interface Validators {
+/** The compiled schemas of the repo's files. */
+export interface Validators {
   edge: ValidateFunction;
   host: ValidateFunction;
   role: ValidateFunction;
 }
 
 let validators: Validators | undefined;
+let AjvClass: typeof import('ajv').Ajv | undefined;
 
 /** Compiled once per process: ajv compilation is the slowest part of a no-op reconcile otherwise. */
 function getValidators(): Validators {
   if (!validators) {
-    const ajv = new Ajv({ allErrors: true, strict: false, useDefaults: false });
+    if (!AjvClass) throw new Error('load bug: ajv is not loaded');
+    const ajv = new AjvClass({ allErrors: true, strict: false, useDefaults: false });
     validators = { edge: ajv.compile(edgeSchema), host: ajv.compile(hostSchema), role: ajv.compile(roleSchema()) };
   }
   return validators;
@@ -46,11 +51,19 @@ function getValidators(): Validators {
  * Loads the revision at `repoDir`, or from `tree` when git handed it over in memory; throws
  * InvalidRevisionError('load') listing every problem.
  */
-export async function loadDesiredState(repoDir: string, tree?: TreeFiles): Promise<DesiredState> {
-  const read = tree ? readRepoTree(tree) : await readRepoDir(repoDir);
+export async function loadDesiredState(
+  repoDir: string,
+  tree?: TreeFiles,
+  /** `validators`: the schemas' validators when the caller has them (cached standalone code); compiled otherwise. */
+  options: { cache?: YamlCache; scans?: ScanMemory; validators?: () => Validators } = {},
+): Promise<DesiredState> {
+  const read = tree ? readRepoTree(tree, options.scans) : await readRepoDir(repoDir);
   const problems: Problem[] = [...read.problems];
   const files = read.texts;
-  const v = getValidators();
+  // ajv itself (a large module graph) loads only when no validators are given (cached standalone code: cache/).
+  if (!options.validators) AjvClass ??= (await import('ajv')).Ajv;
+  const validators = options.validators ?? getValidators;
+  const parseChecked = (file: string, text: string, schema: keyof Validators, found: Problem[]) => parseCheckedCached(file, text, schema, found, validators, options.cache);
 
   const edgeText = files.get('edge.yaml');
   let edge: EdgeConfig | undefined;
@@ -58,7 +71,7 @@ export async function loadDesiredState(repoDir: string, tree?: TreeFiles): Promi
   if (edgeText === undefined) {
     if (!read.paths.has('edge.yaml')) problems.push({ code: 'EDGE_MISSING', file: 'edge.yaml', message: 'edge.yaml is missing at the repo root' });
   } else {
-    edgeSource = parseChecked('edge.yaml', edgeText, v.edge, problems);
+    edgeSource = parseChecked('edge.yaml', edgeText, 'edge', problems);
     if (edgeSource) edge = toEdgeConfig(edgeSource);
   }
 
@@ -75,7 +88,7 @@ export async function loadDesiredState(repoDir: string, tree?: TreeFiles): Promi
         problems.push({ code: 'HOST_NAME', file, message: `host name "${name}" must match ${NAME.source}` });
         continue;
       }
-      const source = parseChecked(file, text, v.host, problems);
+      const source = parseChecked(file, text, 'host', problems);
       if (source) {
         hosts.set(name, toHost(name, source));
         hostSources.set(name, source);
@@ -86,7 +99,7 @@ export async function loadDesiredState(repoDir: string, tree?: TreeFiles): Promi
         problems.push({ code: 'ROLE_NAME', file, message: `role name "${name}" must match ${NAME.source}` });
         continue;
       }
-      const source = parseChecked(file, text, v.role, problems);
+      const source = parseChecked(file, text, 'role', problems);
       if (source) roles.set(name, toRole(name, source, problems));
     } else if (/^roles\/[^/]+\/templates\//.test(file)) {
       templates.set(file, text);
@@ -104,13 +117,25 @@ export async function loadDesiredState(repoDir: string, tree?: TreeFiles): Promi
   return { repoDir, edge, hosts: sortedMap(hosts), roles: sortedMap(roles), templates };
 }
 
-function parseChecked(file: string, text: string, validate: ValidateFunction, problems: Problem[]): YamlSource | undefined {
+/** Parses and schema-checks one file, or takes it from the cache when this text passed this schema before. */
+function parseCheckedCached(
+  file: string,
+  text: string,
+  schema: keyof Validators,
+  problems: Problem[],
+  validators: () => Validators,
+  cache?: YamlCache,
+): YamlSource | undefined {
+  const cached = cache?.get(file, schema, text);
+  if (cached) return cached;
   const parsed = parseYaml(file, text);
   problems.push(...parsed.problems);
   if (!parsed.source) return undefined;
-  const schema = schemaProblems(parsed.source, validate);
-  problems.push(...schema);
-  return schema.length === 0 ? parsed.source : undefined;
+  const found = schemaProblems(parsed.source, validators()[schema]);
+  problems.push(...found);
+  if (found.length > 0) return undefined;
+  cache?.put(schema, text, parsed.source);
+  return parsed.source;
 }
 
 /** Every host of `waves` must exist, and be in one wave only: a typo would make a whole wave wait for ever. */

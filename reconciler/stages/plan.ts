@@ -4,7 +4,6 @@
  * whether systemd reloads, Caddy reloads or the firewall changes. Env values never appear in a plan. Owners and
  * groups the host does not have are refused here, the first stage that sees the host (apply would give root).
  */
-import { createTwoFilesPatch } from 'diff';
 import { throwIfProblems, type Problem } from '../errors.js';
 import type { Host, LiveFile } from '../host/host.js';
 import type { InventoryEntry } from '../state/inventory.js';
@@ -22,11 +21,18 @@ export async function planHost(
   files: readonly RenderedFile[],
   host: Host,
   previous: readonly InventoryEntry[] = [],
+  options: { knownUnchanged?: (file: RenderedFile) => Promise<boolean> } = {},
 ): Promise<Plan> {
   throwIfProblems('plan', unknownOwners(files, host));
+  // Loaded on first use: the no-op path and crash recovery (which import this module) never diff anything.
+  diffModule ??= await import('diff');
   const desired = new Set(files.map((file) => file.path));
   const changes: FileChange[] = [];
-  for (const file of files) changes.push(compareFile(file, await host.read(file.path), host));
+  for (const file of files) {
+    // A file the caller can vouch for (same bytes as the live generation, stat unchanged) is not read.
+    if (await options.knownUnchanged?.(file)) changes.push({ path: file.path, kind: file.kind, resource: file.resource, sensitive: file.sensitive, action: 'unchanged', reasons: [], diff: '' });
+    else changes.push(compareFile(file, await host.read(file.path), host));
+  }
   for (const entry of previous) {
     if (desired.has(entry.path)) continue;
     const live = await host.read(entry.path);
@@ -100,8 +106,11 @@ function describeDiff(file: RenderedFile, old: string | undefined): string {
   return file.sensitive ? maskEnvDiff(old, file.content).join('\n') : unifiedDiff(file.path, old ?? '', file.content);
 }
 
+let diffModule: typeof import('diff') | undefined;
+
 function unifiedDiff(path: string, old: string, next: string): string {
-  const patch = createTwoFilesPatch(`a${path}`, `b${path}`, old, next, '', '', { context: 3 });
+  if (!diffModule) throw new Error('plan bug: the diff module is not loaded');
+  const patch = diffModule.createTwoFilesPatch(`a${path}`, `b${path}`, old, next, '', '', { context: 3 });
   return patch.replace(/^=+\n/, '').replace(/^((?:---|\+\+\+) \S+)\t$/gm, '$1').trimEnd();
 }
 

@@ -7,6 +7,7 @@ import { InvalidRevisionError, type Problem } from '../errors.js';
 import { checkTargetPath, type PathPolicy } from '../host/path-policy.js';
 import { rendererFor } from '../../renderers/registry.js';
 import { TemplateEngine, type SecretSource } from '../../renderers/template.js';
+import type { RenderCache } from '../cache/render-cache.js';
 import { RenderProblems, type HostView, type RenderedFile, type RouteView, type TemplateData } from '../../renderers/types.js';
 
 /** The files one host must hold, sorted by path. */
@@ -21,6 +22,7 @@ export function renderHost(
   hostName: string,
   secrets: SecretSource,
   policy: PathPolicy,
+  options: { cache?: RenderCache } = {},
 ): RenderedHost {
   const host = state.hosts.get(hostName);
   if (!host) {
@@ -35,7 +37,9 @@ export function renderHost(
   const files: RenderedFile[] = [];
   for (const resource of resourcesOf(state, host)) {
     try {
-      files.push(...rendererFor(resource.kind).render({ resource, host, data, engine }));
+      const renderer = rendererFor(resource.kind);
+      const input = { resource, host, data, engine };
+      files.push(...(options.cache ? options.cache.render(renderer, input, { templates: state.templates, secrets }) : renderer.render(input)));
     } catch (error) {
       if (!(error instanceof RenderProblems)) throw error;
       problems.push(...error.problems);
@@ -68,9 +72,11 @@ export function buildTemplateData(state: DesiredState, host: HostSpec): Template
 
 /** Role defaults, in role order, deep-merged under the host's own vars (arrays are replaced, not merged). */
 export function mergeVars(state: DesiredState, host: HostSpec): Record<string, unknown> {
-  let merged: Record<string, unknown> = {};
-  for (const role of host.roles) merged = deepMerge(merged, state.roles.get(role)?.vars ?? {});
-  return deepMerge(merged, host.vars);
+  // Merged in place into one fresh object: copying the growing result per role is quadratic in the roles.
+  const merged: Record<string, unknown> = {};
+  for (const role of host.roles) mergeInto(merged, state.roles.get(role)?.vars ?? {});
+  mergeInto(merged, host.vars);
+  return merged;
 }
 
 /** Every domain any host declares, with active upstreams before standbys, sorted for deterministic output. */
@@ -133,11 +139,16 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = { ...base };
+/** Deep-merges `over` into `target` (which only ever holds objects this merge made); arrays are replaced. */
+function mergeInto(target: Record<string, unknown>, over: Record<string, unknown>): void {
   for (const [key, value] of Object.entries(over)) {
-    const current = out[key];
-    out[key] = isPlainObject(current) && isPlainObject(value) ? deepMerge(current, value) : value;
+    const current = target[key];
+    if (isPlainObject(value)) {
+      const into = isPlainObject(current) ? current : {};
+      mergeInto(into, value);
+      target[key] = into;
+    } else {
+      target[key] = value;
+    }
   }
-  return out;
 }

@@ -7,11 +7,12 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { InvalidRevisionError, type Problem } from '../errors.js';
 import type { DesiredState, ResourceKind } from '../model.js';
-import { sha256, type InventoryEntry } from '../state/inventory.js';
+import { contentHash, type InventoryEntry } from '../state/inventory.js';
 import { RENDERERS } from '../../renderers/registry.js';
 import type { RenderedFile } from '../../renderers/types.js';
 import { stagingPrefix } from '../state/leftovers.js';
 import type { Redactor } from '../secrets/redact.js';
+import type { VerdictCache, VerdictContext } from '../cache/verdict-cache.js';
 
 /** Options of one validation run. */
 export interface ValidateOptions {
@@ -28,6 +29,8 @@ export interface ValidateOptions {
    * what it read (a rendered env file, an imported file) in its error.
    */
   redact?: Redactor;
+  /** Passing verdicts of earlier runs: a kind whose exact file set passed before is not validated again. */
+  verdicts?: VerdictCache;
 }
 
 /** Validates a host's files with the real tools; throws InvalidRevisionError('validate') with every problem. */
@@ -43,23 +46,29 @@ export async function collectValidationProblems(
   options: ValidateOptions = {},
 ): Promise<Problem[]> {
   const kinds = changedKinds(files, options.previous);
-  if (kinds.size === 0) return [];
+  const pending = pendingValidation(files, kinds, { guards: state.edge.guards, externalExecPrefixes: state.edge.externalExecPrefixes }, options.verdicts);
+  if (pending.size === 0) return [];
   const stagingDir = await mkdtemp(join(tmpdir(), stagingPrefix()));
   try {
-    await stageFiles(stagingDir, files.filter((file) => kinds.has(file.kind)));
+    await stageFiles(stagingDir, [...pending.values()].flatMap((work) => work.files));
     const results = await Promise.all(
       RENDERERS.map((renderer) => {
-        const ofKind = files.filter((file) => file.kind === renderer.kind);
-        if (ofKind.length === 0 || !kinds.has(renderer.kind)) return Promise.resolve([]);
-        return renderer.validate({
-          files: ofKind,
-          allFiles: files,
-          stagingDir,
-          guards: state.edge.guards,
-          externalExecPrefixes: state.edge.externalExecPrefixes,
-          templates: state.templates,
-          signal: options.signal,
-        });
+        const work = pending.get(renderer.kind);
+        if (!work) return Promise.resolve([]);
+        return renderer
+          .validate({
+            files: work.files,
+            allFiles: files,
+            stagingDir,
+            guards: state.edge.guards,
+            externalExecPrefixes: state.edge.externalExecPrefixes,
+            templates: state.templates,
+            signal: options.signal,
+          })
+          .then((problems) => {
+            if (problems.length === 0) for (const key of work.keys) options.verdicts?.pass(key);
+            return problems;
+          });
       }),
     );
     const redact = options.redact ?? ((text: string) => text);
@@ -67,6 +76,34 @@ export async function collectValidationProblems(
   } finally {
     if (!options.keepStaging) await rm(stagingDir, { recursive: true, force: true });
   }
+}
+
+/** The files a kind's validator is given in this run, and the verdict keys its pass records. */
+interface PendingValidation {
+  files: RenderedFile[];
+  keys: string[];
+}
+
+/**
+ * What is left to validate once the verdict cache answered: per kind of `kinds` with files, all of its files (scope
+ * `kind` or `host`, one key), or only the files that never passed on their own (scope `file`, a key each).
+ */
+function pendingValidation(files: RenderedFile[], kinds: Set<ResourceKind>, context: VerdictContext, verdicts: VerdictCache | undefined): Map<ResourceKind, PendingValidation> {
+  const pending = new Map<ResourceKind, PendingValidation>();
+  for (const renderer of RENDERERS) {
+    const ofKind = files.filter((file) => file.kind === renderer.kind);
+    if (ofKind.length === 0 || !kinds.has(renderer.kind)) continue;
+    if (!verdicts) {
+      pending.set(renderer.kind, { files: ofKind, keys: [] });
+    } else if (renderer.verdictScope === 'file') {
+      const open = ofKind.map((file) => ({ file, key: verdicts.keyFor(renderer.kind, [file], context, 'kind') })).filter(({ key }) => !verdicts.passed(key));
+      if (open.length > 0) pending.set(renderer.kind, { files: open.map(({ file }) => file), keys: open.map(({ key }) => key) });
+    } else {
+      const key = verdicts.keyFor(renderer.kind, files, context, renderer.verdictScope);
+      if (!verdicts.passed(key)) pending.set(renderer.kind, { files: ofKind, keys: [key] });
+    }
+  }
+  return pending;
 }
 
 /** The kinds with a file that is new, changed or gone against `previous` (every kind when there is none). */
@@ -78,7 +115,7 @@ export function changedKinds(files: readonly RenderedFile[], previous: readonly 
   for (const file of files) {
     desired.add(file.path);
     const entry = before.get(file.path);
-    if (!entry || entry.kind !== file.kind || entry.sha256 !== sha256(file.content)) kinds.add(file.kind);
+    if (!entry || entry.kind !== file.kind || entry.sha256 !== contentHash(file)) kinds.add(file.kind);
   }
   for (const entry of previous) if (!desired.has(entry.path)) kinds.add(entry.kind);
   return kinds;

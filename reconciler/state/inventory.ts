@@ -30,6 +30,21 @@ export function sha256(content: string | Buffer): string {
   return createHash('sha256').update(content).digest('hex');
 }
 
+const contentHashes = new WeakMap<object, string>();
+
+/**
+ * The sha256 of a rendered file's content, computed once per file object: validate, plan and apply all ask for it
+ * (the files are never changed once rendered).
+ */
+export function contentHash(file: { readonly content: string }): string {
+  let hash = contentHashes.get(file);
+  if (hash === undefined) {
+    hash = sha256(file.content);
+    contentHashes.set(file, hash);
+  }
+  return hash;
+}
+
 /** The inventory of a set of rendered files, sorted by path. */
 export function inventoryOf(files: readonly RenderedFile[]): InventoryEntry[] {
   return files
@@ -37,7 +52,7 @@ export function inventoryOf(files: readonly RenderedFile[]): InventoryEntry[] {
       path: file.path,
       kind: file.kind,
       resource: file.resource,
-      sha256: sha256(file.content),
+      sha256: contentHash(file),
       mode: file.mode,
       owner: file.owner,
       group: file.group,

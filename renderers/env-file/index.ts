@@ -13,4 +13,6 @@ export const envFileRenderer: Renderer = {
   schema: envFileSchema,
   render: renderEnvFile,
   validate: (input) => validateEnvFiles(input),
+  // A pure syntax check of each env file alone: a file that passed is not validated again.
+  verdictScope: 'file',
 };

@@ -10,4 +10,6 @@ export const fileRenderer: Renderer = {
   schema: fileSchema,
   render: renderFile,
   validate: (input) => validateFiles(input),
+  // Each validate command runs on a copy of its one file in a scratch dir: a file that passed is not validated again.
+  verdictScope: 'file',
 };

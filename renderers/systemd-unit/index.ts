@@ -10,4 +10,6 @@ export const systemdUnitRenderer: Renderer = {
   schema: systemdUnitSchema,
   render: renderSystemdUnit,
   validate: (input) => validateSystemdUnits(input),
+  // Verify reads the staged unit dir, which only systemd-unit may write (path policy): the verdict depends on these files only.
+  verdictScope: 'kind',
 };

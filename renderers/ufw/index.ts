@@ -10,4 +10,6 @@ export const ufwRenderer: Renderer = {
   schema: ufwSchema,
   render: renderUfw,
   validate: (input) => validateUfw(input),
+  // The rules files alone: the verdict depends on these files only.
+  verdictScope: 'kind',
 };

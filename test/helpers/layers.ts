@@ -14,6 +14,7 @@ export const LAYERS: readonly (readonly string[])[] = [
   ['renderers/'],
   ['reconciler/config/'],
   ['reconciler/secrets/'],
+  ['reconciler/cache/'],
   ['reconciler/state/'],
   ['reconciler/source/'],
   ['reconciler/run-context.ts'],

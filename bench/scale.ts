@@ -1,0 +1,164 @@
+/**
+ * Whole-process scale figures (issue 14): what a reconcile costs as a fresh `node dist/reconciler/cli/main.js`
+ * process, start-up and children (git, validators) included, wall and CPU (user + sys from bash's `time`), on
+ *
+ * - the generated single host with N apps (generate.ts; 100 and 1000 by default): cold (empty root and state dir),
+ *   no-op (the same commit again), one change (one app's release bumped and committed);
+ * - one agent's view of the fleet repo (generate-fleet.ts) with 5 and with 500 app hosts (plus the router): the
+ *   agent of `edge-001` cold, no-op and one change (an app it runs);
+ * - `check` of every host of those fleet repos (worker threads, at most 2).
+ *
+ * CPU seconds are the steady figure on a shared machine: wall time grows with other load, CPU time much less.
+ *
+ *   node dist/bench/scale.js [--apps 100,1000] [--fleet 5,500] [--runs 3] [--out bench/scale-results.json]
+ *                            [--cli OTHER/dist/reconciler/cli/main.js] [--check-max HOSTS]
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { appName, BENCH_HOST, changeOneApp, generateWorkloadRepo, writeWorkloadSecrets } from './generate.js';
+import { fleetHostApps, fleetHostName, generateFleetRepo, writeFleetSecrets } from './generate-fleet.js';
+import { median } from './report.js';
+
+const PROJECT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+/** The CLI measured: this build's, or another build's (`--cli`, to compare with an older commit on the same load). */
+let CLI = join(PROJECT, 'dist', 'reconciler', 'cli', 'main.js');
+
+/** One process: wall and CPU seconds (user + sys, children included). */
+export interface Timing {
+  wall: number;
+  cpu: number;
+}
+
+/** One row of the scale table. */
+export interface ScaleRow {
+  workload: string;
+  scenario: string;
+  runs: number;
+  wall: number;
+  cpu: number;
+  /** Every sample, for the JSON. */
+  samples: Timing[];
+}
+
+/** Runs argv under bash's `time`; throws on a non-zero exit unless `allowFail`. */
+export function timed(argv: readonly string[], allowFail = false): Timing {
+  const script = `TIMEFORMAT="%R %U %S"; { time "$@" >/dev/null 2>&1 ${allowFail ? '|| true' : ''}; } 2>&1`;
+  const out = execFileSync('bash', ['-c', script, 'timed', ...argv], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 }).trim().split('\n').pop() ?? '';
+  const [wall, user, sys] = out.split(' ').map(Number) as [number, number, number];
+  return { wall, cpu: user + sys };
+}
+
+function row(workload: string, scenario: string, samples: Timing[]): ScaleRow {
+  return { workload, scenario, runs: samples.length, wall: median(samples.map((s) => s.wall)), cpu: median(samples.map((s) => s.cpu)), samples };
+}
+
+function commit(repo: string, message: string): void {
+  execFileSync('git', ['-C', repo, '-c', 'user.name=bench', '-c', 'user.email=bench@example.com', 'commit', '-q', '-a', '-m', message], { stdio: 'ignore' });
+}
+
+/** Cold, no-op and one-change apply processes of `host` from `repo`; `change` makes and commits one change. */
+async function applyRows(workload: string, base: string, repo: string, secrets: string, host: string, runs: number, change: () => Promise<void>): Promise<ScaleRow[]> {
+  const apply = (sandbox: string) => [process.execPath, CLI, 'apply', '--repo', repo, '--host', host, '--root', join(sandbox, 'root'), '--state-dir', join(sandbox, 'state'), '--secrets-dir', secrets, '--dry-activate', '--quiet'];
+  const fresh = async () => {
+    const sandbox = await mkdtemp(join(base, 'sandbox-'));
+    await mkdir(join(sandbox, 'root'));
+    return sandbox;
+  };
+  const cold: Timing[] = [];
+  let sandbox = '';
+  for (let k = 0; k < runs; k++) {
+    if (sandbox) await rm(sandbox, { recursive: true, force: true });
+    sandbox = await fresh();
+    cold.push(timed(apply(sandbox)));
+  }
+  // The first no-op after an apply reads and hashes the files the apply wrote once; the runs after it only stat.
+  const firstNoOp = timed(apply(sandbox));
+  const noOp = Array.from({ length: runs }, () => timed(apply(sandbox)));
+  const oneChange: Timing[] = [];
+  for (let k = 0; k < runs; k++) {
+    await change();
+    oneChange.push(timed(apply(sandbox)));
+  }
+  return [row(workload, 'cold', cold), row(workload, 'no-op, first after an apply', [firstNoOp]), row(workload, 'no-op', noOp), row(workload, 'one change', oneChange)];
+}
+
+/** Measures the single-host and fleet workloads; returns the rows. */
+export async function measureScale(options: { apps: number[]; fleet: number[]; runs: number; checkMax?: number; log?: (line: string) => void }): Promise<ScaleRow[]> {
+  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const rows: ScaleRow[] = [];
+  const base = await mkdtemp(join(tmpdir(), 'edge-bench-scale-'));
+  try {
+    for (const apps of options.apps) {
+      log(`scale: one host with ${apps} apps...`);
+      const dir = await mkdtemp(join(base, `apps-${apps}-`));
+      const repo = join(dir, 'repo');
+      await generateWorkloadRepo(repo, apps);
+      await writeWorkloadSecrets(join(dir, 'secrets'), apps);
+      const changed = Math.ceil(apps / 2);
+      rows.push(
+        ...(await applyRows(`1 host × ${apps} apps`, dir, repo, join(dir, 'secrets'), BENCH_HOST, options.runs, async () => {
+          const release = await changeOneApp(repo, changed);
+          commit(repo, `${appName(changed)}: release ${release}`);
+        })),
+      );
+      await rm(dir, { recursive: true, force: true });
+    }
+    for (const hosts of options.fleet) {
+      log(`scale: fleet of ${hosts} hosts × 5 apps...`);
+      const dir = await mkdtemp(join(base, `fleet-${hosts}-`));
+      const repo = join(dir, 'repo');
+      await generateFleetRepo(repo, hosts);
+      await writeFleetSecrets(join(dir, 'secrets'));
+      const app = fleetHostApps(1)[0] as number;
+      const workload = `fleet ${hosts} hosts × 5 apps`;
+      rows.push(
+        ...(await applyRows(`${workload}: agent of ${fleetHostName(1)}`, dir, repo, join(dir, 'secrets'), fleetHostName(1), options.runs, async () => {
+          const release = await changeOneApp(repo, app);
+          commit(repo, `${appName(app)}: release ${release}`);
+        })),
+      );
+      if (hosts > (options.checkMax ?? Infinity)) continue;
+      log(`scale: check of ${hosts + 1} hosts...`);
+      rows.push(row(workload, `check of all ${hosts + 1} hosts`, [timed([process.execPath, CLI, 'check', '--repo', repo, '--secrets-dir', join(dir, 'secrets')])]));
+      await rm(dir, { recursive: true, force: true });
+    }
+  } finally {
+    await rm(base, { recursive: true, force: true });
+  }
+  return rows;
+}
+
+/** The Markdown table of the rows. */
+export function formatScale(rows: readonly ScaleRow[]): string {
+  return [
+    '| workload | scenario | runs | CPU s (user+sys) | wall s |',
+    '|---|---|---:|---:|---:|',
+    ...rows.map((r) => `| ${r.workload} | ${r.scenario} | ${r.runs} | ${r.cpu.toFixed(2)} | ${r.wall.toFixed(2)} |`),
+  ].join('\n');
+}
+
+function listArg(argv: string[], name: string, fallback: number[]): number[] {
+  const at = argv.indexOf(name);
+  if (at < 0) return fallback;
+  const text = argv[at + 1] ?? '';
+  return text === '' || text === 'none' ? [] : text.split(',').map(Number);
+}
+
+async function main(argv: string[]): Promise<void> {
+  const cli = argv.indexOf('--cli');
+  if (cli >= 0) CLI = argv[cli + 1] as string;
+  const runs = Number(argv[argv.indexOf('--runs') + 1] ?? 3);
+  const at = argv.indexOf('--out');
+  const out = at >= 0 ? (argv[at + 1] as string) : join(PROJECT, 'bench', 'scale-results.json');
+  const checkMax = argv.includes('--check-max') ? Number(argv[argv.indexOf('--check-max') + 1]) : undefined;
+  const rows = await measureScale({ apps: listArg(argv, '--apps', [100, 1000]), fleet: listArg(argv, '--fleet', [5, 500]), runs: argv.includes('--runs') ? runs : 3, checkMax });
+  process.stdout.write(`${formatScale(rows)}\n`);
+  await writeFile(out, `${JSON.stringify({ date: new Date().toISOString(), rows }, null, 2)}\n`);
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  await main(process.argv.slice(2));
+}

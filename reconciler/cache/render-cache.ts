@@ -1,0 +1,111 @@
+/**
+ * The render cache: a resource's rendered files, kept under a key of its kind and its declaration (spec, role,
+ * source lines), with what the render used: the templates (by content hash), the secrets (by value hash) and every
+ * value it read of the host and the template data (tracked-values.ts). Generic over kinds: any renderer is wrapped
+ * the same way, a new kind needs no code here. A stored render is reused only when all of that is unchanged; a render
+ * that fails, or that does something the tracking cannot follow, is never stored.
+ */
+import type { Renderer, RenderInput, RenderedFile, RenderedText, Templates } from '../../renderers/types.js';
+import { RenderProblems } from '../../renderers/types.js';
+import type { SecretSource } from '../../renderers/template.js';
+import { cacheKey, digestOf, type CachePack, type PackCounters } from './pack.js';
+import { decodeRead, encodeRead, ReadLog, readsHold, tracked } from './tracked-values.js';
+
+/** How many renders of one resource are kept (hosts that share a role but render it differently). */
+export const MAX_VARIANTS = 8;
+
+/** One stored render of a resource. */
+interface RenderVariant {
+  /** The reads, encoded (tracked-values.ts `encodeRead`). */
+  reads: string[];
+  /** Template file → sha256 of its text (inline content is part of the declaration, so of the key). */
+  templates: [string, string][];
+  /** Secret name → sha256 of its value (`missing` when absent). */
+  secrets: [string, string][];
+  files: RenderedFile[];
+}
+
+/** What a render may read besides its input: the repo's templates and the host's secrets. */
+export interface RenderSources {
+  templates: ReadonlyMap<string, string>;
+  secrets: SecretSource;
+}
+
+/** A secret's value as it enters a cache entry: only a hash. */
+function secretDigest(secrets: SecretSource, name: string): string {
+  const value = secrets.get(name);
+  return value === undefined ? 'missing' : digestOf(`secret\0${value}`);
+}
+
+/** Renders resources through a pack: a stored render when its inputs are unchanged, a fresh one otherwise. */
+export class RenderCache {
+  private hits = 0;
+  private misses = 0;
+
+  constructor(private readonly pack: CachePack) {}
+
+  /** Resources taken from the cache, rendered afresh, and damaged entries dropped. */
+  get counters(): PackCounters {
+    return { hits: this.hits, misses: this.misses, corrupt: this.pack.counters.corrupt };
+  }
+
+  /** The files `renderer` makes of `input`; the same files, value for value, as `renderer.render(input)`. */
+  render(renderer: Renderer, input: RenderInput, sources: RenderSources): RenderedFile[] {
+    const key = cacheKey('render', renderer.kind, JSON.stringify(input.resource));
+    const variants = this.pack.get<RenderVariant[]>(key) ?? [];
+    const roots = { host: input.host, data: input.data };
+    for (const variant of variants) {
+      if (
+        variant.templates.every(([file, digest]) => digestOf(sources.templates.get(file) ?? '\0none') === digest) &&
+        variant.secrets.every(([name, digest]) => secretDigest(sources.secrets, name) === digest) &&
+        readsHold(variant.reads.map(decodeRead), roots)
+      ) {
+        this.hits++;
+        return variant.files;
+      }
+    }
+    this.misses++;
+    const fresh = this.track(renderer, input, sources);
+    if (!fresh) return renderer.render(input);
+    this.pack.put(key, [fresh, ...variants].slice(0, MAX_VARIANTS));
+    return fresh.files;
+  }
+
+  /** Renders `input` with every read recorded; undefined when the render could not be tracked. */
+  private track(renderer: Renderer, input: RenderInput, sources: RenderSources): RenderVariant | undefined {
+    const log = new ReadLog();
+    const used: RenderedText[] = [];
+    const engine: Templates = {
+      render(resource, data, options) {
+        const text = input.engine.render(resource, data, options);
+        used.push(text);
+        return text;
+      },
+    };
+    let files: RenderedFile[];
+    try {
+      files = renderer.render({ resource: input.resource, host: tracked(input.host, log, ['host']), data: tracked(input.data, log, ['data']), engine });
+    } catch (error) {
+      if (error instanceof RenderProblems) throw error;
+      // The renderer did something the proxies refuse (changing its input): render untracked, store nothing.
+      return undefined;
+    } finally {
+      log.active = false;
+    }
+    const reads = log.list();
+    // A key holding the encoding's separator could not be read back exactly: such a render is not stored.
+    if (reads.some((read) => read.path.some((segment) => segment.includes('\u0001')))) return undefined;
+    const templates = new Map<string, string>();
+    const secrets = new Map<string, string>();
+    for (const text of used) {
+      if (sources.templates.has(text.file)) templates.set(text.file, digestOf(sources.templates.get(text.file) as string));
+      for (const name of text.secrets) secrets.set(name, secretDigest(sources.secrets, name));
+    }
+    return {
+      reads: reads.map(encodeRead),
+      templates: [...templates],
+      secrets: [...secrets],
+      files: JSON.parse(JSON.stringify(files)) as RenderedFile[],
+    };
+  }
+}
