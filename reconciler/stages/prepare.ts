@@ -61,7 +61,12 @@ export async function prepareReleases(ctx: RunContext, state: RunState): Promise
   const resolved: { file: RenderedFile & { app: AppIntent }; sha: string; ref?: string }[] = [];
   for (const file of files) {
     const { app } = file;
-    const spec = { app: app.name, repo: app.repo, ...(app.rev ? { rev: app.rev } : {}), ...(app.tag ? { tag: app.tag } : {}), ...(app.follow ? { follow: app.follow } : {}) };
+    // A pinned commit names itself: no git at all when it is known, built for this spec, on the host.
+    if (app.rev) {
+      resolved.push({ file, sha: app.rev });
+      continue;
+    }
+    const spec = { app: app.name, repo: app.repo, ...(app.tag ? { tag: app.tag } : {}), ...(app.follow ? { follow: app.follow } : {}) };
     resolved.push({ file, ...(await resolveAppRevision(spec, appMirrorDir(store, app.name), ctx.apps, ctx.signal)) });
   }
   await refuseBadReleases(store, need(state.revision, 'revision'), resolved.map(({ file, sha }) => ({ app: file.app.name, sha })));
@@ -95,8 +100,6 @@ async function readyRelease(ctx: RunContext, state: RunState, app: AppIntent, sh
   const store = need(ctx.store, 'state store');
   const { host } = ctx;
   const spec = buildSpecHash(app);
-  const owner = await appOwner(ctx, app);
-  await ensureAppDirs(host, app.name, app.shared, owner);
   const release = (marker: ReleaseMarker): AppRelease => ({
     app: app.name,
     sha,
@@ -108,6 +111,9 @@ async function readyRelease(ctx: RunContext, state: RunState, app: AppIntent, sh
   });
   const existing = await readMarker(host, app.name, sha);
   if (existing && existing.spec === spec) return release(existing);
+  if (app.rev) await resolveAppRevision({ app: app.name, repo: app.repo, rev: app.rev }, appMirrorDir(store, app.name), ctx.apps, ctx.signal);
+  const owner = await appOwner(ctx, app);
+  await ensureAppDirs(host, app.name, app.shared, owner);
   const revision = need(state.revision, 'revision');
   const failure = await store.readJson<BuildFailure>(buildFailurePath(store, app.name)).catch(() => undefined);
   if (failure && failure.revision === revision && failure.sha === sha && failure.spec === spec) {
