@@ -83,6 +83,17 @@ describe('app builds through the CLI', function () {
     assert.deepEqual(json.apps.map(({ app: name, sha }) => [name, sha]), [['lod', v1]]);
   });
 
+  it('plans an app release: the link to switch, the unit to restart, and what prepare will fetch and build', async () => {
+    const v1 = await app.release('v1');
+    await desire({ rev: v1 });
+    const plan = await runCli(['plan', '--repo', repo, '--host', TINY_HOST, '--root', root]);
+    assert.equal(plan.exitCode, 2, plan.stderr);
+    assert.match(plan.stdout, new RegExp(`\\+ /srv/apps/lod/current {2}app app/app/lod\\n {4}\\+> releases/${v1}`));
+    assert.match(plan.stdout, new RegExp(`app releases:\\n {2}app lod: commit ${v1.slice(0, 12)} of https://git.example.com/edge/lod.git is fetched and built when applied`));
+    const applied = JSON.parse((await apply()).stdout) as { notes: string[] };
+    assert.deepEqual(applied.notes, [`app lod: ${v1.slice(0, 12)} exported and built in 0 s`]);
+  });
+
   it('confines the build: its shared dirs and everything outside its release are read-only', async () => {
     const v1 = await app.release('v1');
     await desire({ rev: v1 });
