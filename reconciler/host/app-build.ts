@@ -8,11 +8,14 @@ import { existsSync } from 'node:fs';
 import type { CommandRunner } from './host.js';
 import { runConfined } from './sandbox.js';
 
-/** How a release is built (an app resource's `build:`; renderers/types.ts AppBuild has this shape). */
+/** How a release is built (`build:` of an app resource). */
 export interface AppBuild {
+  /** argv, run in the release dir (`./x` is a file of the release). */
   command: string[];
   timeoutSeconds: number;
+  /** The build's environment besides PATH/HOME/LC_ALL (no secrets: the secret scan applies). */
   env: Record<string, string>;
+  /** Give the build the host's network (default: none). */
   network: boolean;
 }
 
