@@ -4,7 +4,7 @@
  */
 
 /** The resource kinds; one renderer folder each under `renderers/`. */
-export type ResourceKind = 'caddy' | 'env-file' | 'file' | 'systemd-unit' | 'ufw';
+export type ResourceKind = 'app' | 'caddy' | 'env-file' | 'file' | 'systemd-unit' | 'ufw';
 
 /** Where something was declared: a repo-relative file, the line, and the JSON pointer inside it. */
 export interface SourceRef {
@@ -154,4 +154,6 @@ export interface Plan {
   activation: Activation;
   /** True when any file changes (then activation has work too, or the change is content-only). */
   changed: boolean;
+  /** What else applying does besides files and units: app releases built or reused, app users created. */
+  notes?: string[];
 }

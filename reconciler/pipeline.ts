@@ -20,7 +20,7 @@ import type { RenderedFile } from '../renderers/types.js';
 export const FETCH: StageStep = { stage: 'fetch', run: fetchRevision };
 
 /**
- * load → render → validate → plan: everything up to the point where the host would be touched. Their modules (the
+ * load → render → validate → prepare → plan: everything up to the point where the host would be touched. Their modules (the
  * YAML parser, JSON Schemas, handlebars, the validators, diff) load on first use: a no-op of a live revision, what
  * a timer-driven `apply` mostly is, never needs them.
  */
@@ -64,6 +64,15 @@ export const PLAN_PIPELINE: readonly StageStep[] = [
     },
   },
   {
+    stage: 'prepare',
+    async run(ctx, state) {
+      // Only hosts with app releases load the app machinery (git mirrors, builds).
+      if (!need(state.files, 'rendered files').some((file) => file.app)) return;
+      const { prepareReleases } = await import('./stages/prepare.js');
+      await prepareReleases(ctx, state);
+    },
+  },
+  {
     stage: 'plan',
     async run(ctx, state) {
       const files = need(state.files, 'rendered files');
@@ -72,6 +81,7 @@ export const PLAN_PIPELINE: readonly StageStep[] = [
       const stats = await LiveStats.open(ctx.host, ctx.cacheDir);
       state.plan = await planHost(ctx.hostName, files, ctx.host, state.previous, { knownUnchanged: unchangedSinceLive(state.previous, stats) });
       await stats.save().catch((error: unknown) => ctx.log.warn({ err: String(error) }, 'could not write the live stats cache'));
+      if (state.notes && state.notes.length > 0) state.plan.notes = state.notes;
       // A manual rollback restores rules that were live before: it has no desired state and is not judged.
       if (state.desired) await checkFirewallLockout(files, state.desired.edge.guards, ctx.host, state.plan);
     },

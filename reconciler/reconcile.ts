@@ -18,6 +18,7 @@ import { applyGate, readSuspension } from './state/suspend.js';
 import { inputsFingerprint } from './source/inputs.js';
 import type { GenerationMeta } from './state/state-store.js';
 import { LiveStats } from './state/live-stats.js';
+import type { AppStatus } from './state/app-status.js';
 
 /** How a reconcile ended, for the caller (exit code, logs, metrics). */
 export interface ReconcileOutcome {
@@ -32,6 +33,8 @@ export interface ReconcileOutcome {
   wave?: WaveStatus;
   state: RunState;
   durationMs: number;
+  /** Each app's release as the status document now says (hosts with app resources). */
+  apps?: AppStatus[];
 }
 
 /** Options of one reconcile besides the context. */
@@ -206,7 +209,8 @@ async function reconcileLocked(ctx: RunContext, state: RunState, options: Reconc
     await store.setPin(undefined);
     ctx.log.info({ revision }, 'a newer revision arrived: the rollback pin is lifted');
   }
-  const bad = (await store.badRevisions()).find((entry) => entry.revision === revision);
+  // A bad pair (revision, app commits) with a tag or followed branch is judged by prepare, once they are resolved.
+  const bad = (await store.badRevisions()).find((entry) => entry.revision === revision && !(entry.releases ?? []).some((release) => release.ref));
   if (bad) {
     return {
       result: 'refused',
@@ -232,13 +236,13 @@ async function reconcileLocked(ctx: RunContext, state: RunState, options: Reconc
     await runStages(afterLoad, ctx, state);
   } catch (error) {
     const edge = error as EdgeError;
-    return { result: edge.retry === 'invalid' ? 'invalid' : 'failed', revision, error: edge, ...(wave ? { wave } : {}) };
+    return { result: edge.retry === 'invalid' ? 'invalid' : edge.retry === 'refused' ? 'refused' : 'failed', revision, error: edge, ...(wave ? { wave } : {}) };
   }
   const plan = need(state.plan, 'plan');
   if (!plan.changed && live?.revision === revision) return { result: 'unchanged', revision, generation: live.generation };
   // `report` never applies; `apply-new` (polls under the report policy) applies a new revision but leaves drift
   // of the live one to be reported, not healed.
-  if (options.mode === 'report' || (options.mode === 'apply-new' && live?.revision === revision)) {
+  if (options.mode === 'report' || (options.mode === 'apply-new' && live?.revision === revision && !newRelease(state, live))) {
     const drift = plan.changes.filter((change) => change.action !== 'unchanged').map((change) => change.path);
     return { result: 'drifted', revision, generation: live?.generation, drift };
   }
@@ -313,6 +317,11 @@ async function waveGate(
   return { wave: verdict.wave, held: { result, error: new EdgeError(code, reason, { stage: 'plan', retry: 'refused' }) } };
 }
 
+/** True when prepare resolved an app to another commit than the live one (a followed branch moved): no drift. */
+function newRelease(state: RunState, live: GenerationMeta | undefined): boolean {
+  return (state.releases ?? []).some((release) => live?.releases?.find((old) => old.app === release.app)?.sha !== release.sha);
+}
+
 /** True when `revision` is the live generation's, rendered from the same inputs, and the host still matches it. */
 async function liveIsCurrent(ctx: RunContext, live: GenerationMeta, revision: string): Promise<boolean> {
   if (live.revision !== revision || !live.inputs) return false;
@@ -320,8 +329,25 @@ async function liveIsCurrent(ctx: RunContext, live: GenerationMeta, revision: st
   // Stats first: only files whose stat changed since they last matched are read and hashed.
   const stats = await LiveStats.open(ctx.host, ctx.cacheDir);
   const drifted = await stats.anyDrift(live.inventory);
-  if (!drifted) await stats.save().catch((error: unknown) => ctx.log.warn({ err: String(error) }, 'could not write the live stats cache'));
-  return !drifted;
+  if (drifted) return false;
+  await stats.save().catch((error: unknown) => ctx.log.warn({ err: String(error) }, 'could not write the live stats cache'));
+  // Pinned releases are covered by their links in the inventory; a followed branch must be asked for its head.
+  return followedBranchesUnchanged(ctx, live);
+}
+
+/** True when every followed branch of the live generation's apps still points at the live commit. */
+async function followedBranchesUnchanged(ctx: RunContext, live: GenerationMeta): Promise<boolean> {
+  const followed = (live.releases ?? []).filter((release) => release.follow);
+  if (followed.length === 0) return true;
+  const { resolveAppRevision } = await import('./source/app-source.js');
+  const { appMirrorDir } = await import('./stages/prepare.js');
+  const store = need(ctx.store, 'state store');
+  for (const release of followed) {
+    const head = await resolveAppRevision({ app: release.app, repo: release.repo, follow: release.follow }, appMirrorDir(store, release.app), ctx.apps, ctx.signal).catch(() => undefined);
+    // An unreachable app repo is no reason to rebuild everything: the live release stays.
+    if (head && head.sha !== release.sha) return false;
+  }
+  return true;
 }
 
 async function runRepoHooks(ctx: RunContext, state: RunState, phase: HookPhase, env: HookEnv) {
@@ -362,11 +388,22 @@ async function finish(ctx: RunContext, state: RunState, outcome: PartialOutcome,
   const applied = outcome.result === 'applied' && outcome.revision && outcome.generation !== undefined
     ? { revision: outcome.revision, generation: outcome.generation }
     : undefined;
-  const status = await recordRun(store, ctx.hostName, record, applied, outcome.wave).catch((error: unknown) => {
+  const apps = await appsAfter(ctx, state, outcome);
+  const status = await recordRun(store, ctx.hostName, record, applied, outcome.wave, apps).catch((error: unknown) => {
     ctx.log.error({ err: String(error) }, 'could not write the status document');
     return undefined;
   });
   // Only once the status names the live generation: pruning must never take the one a stale status names.
   if (status) await pruneGenerations(ctx, status).catch((error: unknown) => ctx.log.error({ err: String(error) }, 'could not prune old generations'));
-  return { ...outcome, state, durationMs };
+  return { ...outcome, state, durationMs, ...(status?.apps ? { apps: status.apps } : {}) };
+}
+
+/** The apps' statuses after a run that may have changed them; undefined (keep them) after a no-op or a wait. */
+async function appsAfter(ctx: RunContext, state: RunState, outcome: PartialOutcome): Promise<AppStatus[] | undefined> {
+  if (['unchanged', 'pinned', 'suspended', 'outside-window', 'drifted'].includes(outcome.result)) return undefined;
+  // Runs that may have changed a release: one that prepared or replaced releases, a refused build, a recovery.
+  if (!state.releases && !state.previousGeneration?.releases && outcome.error?.stage !== 'prepare' && !outcome.recovery) return undefined;
+  const store = need(ctx.store, 'state store');
+  const { appStatuses } = await import('./state/app-status.js');
+  return appStatuses(store, await liveGeneration(store, ctx.hostName).catch(() => undefined)).catch(() => undefined);
 }

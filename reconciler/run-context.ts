@@ -8,9 +8,10 @@ import type { InventoryEntry } from './state/inventory.js';
 import type { DesiredState, Plan } from './model.js';
 import type { PathPolicy } from './host/path-policy.js';
 import type { TreeFiles, TreeLimits } from './source/git-tree.js';
+import type { AppSourceConfig } from './source/app-source.js';
 import type { Redactor } from './secrets/redact.js';
 import type { MaintenanceConfig } from './config/schedule.js';
-import type { GenerationMeta, StateStore } from './state/state-store.js';
+import type { AppRelease, GenerationMeta, StateStore } from './state/state-store.js';
 import type { RunResult, WaveStatus } from './state/status.js';
 import type { Transaction } from './state/transaction.js';
 import type { SecretSource } from '../renderers/template.js';
@@ -110,6 +111,8 @@ export interface RunContext {
   cacheDir?: string;
   /** Told the revision as soon as fetch resolved it (the daemon absorbs webhooks announcing that commit). */
   onRevision?: (revision: string) => void;
+  /** How app repos are reached (the host config's `apps`: URL rewrites and credentials). */
+  apps?: AppSourceConfig;
   /** Holds a new commit until the hosts of the earlier waves run it (serve); absent: waves are not honoured. */
   waves?: WaveGate;
   /** Told when applying a revision begins, after every gate (the forge's `pending` status). */
@@ -126,6 +129,7 @@ export interface WaveVerdict {
 export interface WaveGate {
   check(revision: string, desired: DesiredState): Promise<WaveVerdict>;
 }
+
 
 /** What the stages have produced so far. */
 export interface RunState {
@@ -152,6 +156,10 @@ export interface RunState {
   generation?: GenerationMeta;
   transaction?: Transaction;
   health?: HealthReport;
+  /** What prepare did or will do besides files (the plan shows them): releases built or reused, users created. */
+  notes?: string[];
+  /** The app releases prepare made ready, one per app resource (recorded in the generation). */
+  releases?: AppRelease[];
   /** Every activation command, in order (recorded under --dry-activate). */
   commands: string[][];
   /** The caches opened by the first plan stage that used them (ctx.cacheDir), saved once the plan is made. */

@@ -27,6 +27,8 @@ import { liveGeneration, readStatus, recordRun } from '../state/status.js';
 import { readStatusView } from '../state/status-view.js';
 import { watchManagedFiles, watchSecrets, type DriftWatcher, type SecretsWatcher } from '../triggers/watch.js';
 import type { RunReport, RunRequest } from '../triggers/run-request.js';
+import type { AppWatch } from '../triggers/webhook.js';
+import { rewriteAppUrl } from '../source/app-source.js';
 
 /** A running agent. */
 export interface Agent {
@@ -90,6 +92,7 @@ export async function contextFromConfig(config: HostConfig, options: AgentOption
       trust: config.trust,
       limits: config.limits,
     },
+    apps: { insteadOf: config.apps.insteadOf, auth: config.apps.auth, timeoutMs: config.apps.fetchTimeoutSeconds * 1000 },
     deadmanSeconds: config.deadmanSeconds,
     keepGenerations: config.keepGenerations,
     hookTimeoutMs: config.hookTimeoutSeconds * 1000,
@@ -118,6 +121,8 @@ export async function startAgent(config: HostConfig, options: AgentOptions): Pro
   const lastGood = initialStatus?.history.find((run) => run.result === 'applied' || run.result === 'unchanged');
   if (lastGood) metrics.setLastSuccess(new Date(lastGood.at));
   metrics.setPollInterval(config.poll.enabled ? config.poll.intervalSeconds : 0);
+  if (initialStatus?.apps) metrics.setApps(initialStatus.apps);
+  let followed: AppWatch[] = await followedApps(store, config).catch(() => []);
   let applying = false;
   let drift: DriftWatcher | undefined;
   // The latest run's redactor: forge descriptions and the fleet page never carry this host's secret values.
@@ -156,10 +161,12 @@ export async function startAgent(config: HostConfig, options: AgentOptions): Pro
           : {}),
         ...(outcome.drift ? { drift: outcome.drift.length } : {}),
       });
+      if (outcome.apps) metrics.setApps(outcome.apps);
       reportToFleet(outcome);
       return { result: outcome.result, retry: outcome.error?.retry, revision: outcome.revision, durationMs: outcome.durationMs };
     } finally {
       live = await liveInventory(store, config.host).catch(() => live);
+      followed = await followedApps(store, config).catch(() => followed);
       applying = false;
       await drift?.refresh();
     }
@@ -192,7 +199,7 @@ export async function startAgent(config: HostConfig, options: AgentOptions): Pro
     },
     page: async () => renderFleetPage(await fleetView(), ENGINE_VERSION),
     ...(config.webhook.enabled && config.webhook.secret
-      ? { webhook: { secret: config.webhook.secret, watch: config.tagPattern ? { tagPattern: config.tagPattern } : watchedRef(config.ref ?? 'release') } }
+      ? { webhook: { secret: config.webhook.secret, watch: config.tagPattern ? { tagPattern: config.tagPattern } : watchedRef(config.ref ?? 'release'), apps: () => followed } }
       : {}),
     poll: config.poll.enabled ? { intervalMs: config.poll.intervalSeconds * 1000, jitterMs: config.poll.jitterSeconds * 1000 } : false,
     backoff: { initialMs: config.backoff.initialSeconds * 1000, maxMs: config.backoff.maxSeconds * 1000 },
@@ -242,6 +249,14 @@ export async function startAgent(config: HostConfig, options: AgentOptions): Pro
 async function holdOf(store: StateStore): Promise<{ suspended: boolean; pinned: boolean }> {
   const [suspension, pin] = await Promise.all([readSuspension(store.dir).catch(() => undefined), store.pin().catch(() => undefined)]);
   return { suspended: suspension !== undefined, pinned: pin !== undefined };
+}
+
+/** The live apps that follow a branch, with their repo's URLs as declared and as fetched (app push webhooks). */
+async function followedApps(store: StateStore, config: HostConfig): Promise<AppWatch[]> {
+  const releases = (await liveGeneration(store, config.host))?.releases ?? [];
+  return releases.flatMap((release) =>
+    release.follow ? [{ app: release.app, branch: release.follow, repos: [...new Set([release.repo, rewriteAppUrl(release.repo, config.apps.insteadOf)])] }] : [],
+  );
 }
 
 async function liveInventory(store: StateStore, host: string): Promise<InventoryEntry[]> {

@@ -6,16 +6,18 @@
  * open descriptor of the file itself, never through a path that could lead elsewhere.
  */
 import { constants, readFileSync } from 'node:fs';
-import { chmod, lstat, mkdir, open, readdir, realpath, rename, rmdir, unlink, type FileHandle } from 'node:fs/promises';
+import { chmod, lstat, mkdir, open, readdir, readlink, realpath, rename, rmdir, symlink, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, posix } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { EdgeError, type Stage } from '../errors.js';
+import { crashPoint } from './crash-points.js';
 import { networkFactsFor, type NetworkFacts } from './network-facts.js';
 
 /** What is at a managed path on the host right now. */
 export interface LiveFile {
   /** `file`, or what stands there instead (a directory or symlink is never followed or overwritten silently). */
   type: 'file' | 'directory' | 'symlink' | 'other';
+  /** The bytes of a file; the target text of a symlink (never followed); empty for anything else. */
   content: Buffer;
   mode: number;
   uid: number;
@@ -64,7 +66,8 @@ export class Host {
     if (!stat) return undefined;
     if (!stat.isFile()) {
       const type = stat.isDirectory() ? 'directory' : stat.isSymbolicLink() ? 'symlink' : 'other';
-      return { type, content: Buffer.alloc(0), mode: stat.mode & 0o7777, uid: stat.uid, gid: stat.gid };
+      const content = type === 'symlink' ? Buffer.from(await readlink(real).catch(() => '')) : Buffer.alloc(0);
+      return { type, content, mode: stat.mode & 0o7777, uid: stat.uid, gid: stat.gid };
     }
     const handle = await this.openChecked(path, 'read');
     if (!handle) return undefined;
@@ -102,6 +105,26 @@ export class Host {
     if ((await lstatOrUndefined(real))?.isDirectory()) {
       await unlink(temp);
       throw new HostPathError('PATH_NOT_FILE', path, `${path} is a directory; refusing to replace it with a file`);
+    }
+    await rename(temp, real);
+    await syncDir(dirname(real));
+  }
+
+  /**
+   * Points the symlink `path` at `target` atomically: a new link beside it (named like a temp file, so a crash
+   * leaves nothing recovery does not clean), renamed over the old one with rename(2), the directory fsynced. A crash
+   * leaves the old link or the new one, never none. A directory standing at `path` is refused, never replaced.
+   */
+  async switchSymlink(path: string, target: string): Promise<void> {
+    await this.makeParents(path);
+    const real = this.resolve(path);
+    const temp = join(dirname(real), `${TEMP_PREFIX}${basename(real)}.${randomBytes(4).toString('hex')}`);
+    await symlink(target, temp);
+    crashPoint('link:created');
+    await this.checkParents(path, 'switch', { mustExist: true });
+    if ((await lstatOrUndefined(real))?.isDirectory()) {
+      await unlink(temp);
+      throw new HostPathError('PATH_NOT_FILE', path, `${path} is a directory; refusing to replace it with a symlink`);
     }
     await rename(temp, real);
     await syncDir(dirname(real));
@@ -309,7 +332,7 @@ export async function syncDir(dir: string): Promise<void> {
   }
 }
 
-/** Reads /etc/passwd and /etc/group of the running machine once. */
+/** Reads /etc/passwd and /etc/group of the running machine once (again for a name it did not find). */
 export function systemIds(): IdResolver {
   const table = (file: string): Map<string, number> => {
     const map = new Map<string, number>();
@@ -327,72 +350,11 @@ export function systemIds(): IdResolver {
   };
   let users: Map<string, number> | undefined;
   let groups: Map<string, number> | undefined;
+  // A name not found is looked up afresh: prepare may have just created an app's user (useradd).
   return {
-    uid: (name) => (users ??= table('/etc/passwd')).get(name),
-    gid: (name) => (groups ??= table('/etc/group')).get(name),
+    uid: (name) => (users ??= table('/etc/passwd')).get(name) ?? (users = table('/etc/passwd')).get(name),
+    gid: (name) => (groups ??= table('/etc/group')).get(name) ?? (groups = table('/etc/group')).get(name),
   };
 }
 
-/** The outcome of one command on the host. */
-export interface CommandResult {
-  exitCode: number;
-  stdout: string;
-  stderr: string;
-  /** True when the command ran past its timeout and was killed. */
-  timedOut: boolean;
-}
-
-/** Options of one command. */
-export interface CommandOptions {
-  timeoutMs?: number;
-  cwd?: string;
-  env?: Record<string, string>;
-  signal?: AbortSignal;
-}
-
-/**
- * Runs commands on the host: systemctl, caddy, ufw, hooks, health probes. The real runner executes them;
- * the recording runner (`--dry-activate`, tests, the benchmark) records them and reports success.
- */
-export interface CommandRunner {
-  run(argv: readonly string[], options?: CommandOptions): Promise<CommandResult>;
-  /** True when commands are only recorded, not run. */
-  readonly dryRun: boolean;
-}
-
-/** Executes commands for real, without a shell; never throws on a non-zero exit. */
-export class ExecRunner implements CommandRunner {
-  readonly dryRun = false;
-
-  async run(argv: readonly string[], options: CommandOptions = {}): Promise<CommandResult> {
-    const [file, ...args] = argv;
-    if (!file) throw new Error('empty command');
-    const { execa } = await import('execa');
-    const result = await execa(file, args, {
-      reject: false,
-      timeout: options.timeoutMs ?? 60_000,
-      cwd: options.cwd,
-      env: options.env,
-      cancelSignal: options.signal,
-      stdin: 'ignore',
-      all: false,
-    });
-    return {
-      exitCode: result.exitCode ?? (result.failed ? 127 : 0),
-      stdout: String(result.stdout ?? ''),
-      stderr: String(result.stderr ?? (result.failed && result.exitCode === undefined ? result.shortMessage : '')),
-      timedOut: result.timedOut,
-    };
-  }
-}
-
-/** Records every command instead of running it (`--dry-activate`). */
-export class RecordingRunner implements CommandRunner {
-  readonly dryRun = true;
-  readonly commands: string[][] = [];
-
-  async run(argv: readonly string[]): Promise<CommandResult> {
-    this.commands.push([...argv]);
-    return { exitCode: 0, stdout: '', stderr: '', timedOut: false };
-  }
-}
+export { ExecRunner, RecordingRunner, type CommandOptions, type CommandResult, type CommandRunner } from './commands.js';

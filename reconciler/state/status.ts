@@ -5,6 +5,7 @@
 import { rename } from 'node:fs/promises';
 import { EdgeError, type Stage } from '../errors.js';
 import { stateDamaged, type GenerationMeta, type Pin, type StateStore } from './state-store.js';
+import type { AppStatus } from './app-status.js';
 
 /** How a reconcile ended. */
 export type RunResult =
@@ -61,6 +62,8 @@ export interface StatusDocument {
   /** Where the host stands in the waves, as its last gated run found it. */
   wave?: WaveStatus;
   history: RunRecord[];
+  /** Each app's live release, the one before it and its last failure (hosts with app resources only). */
+  apps?: AppStatus[];
 }
 
 /** How many runs the status keeps. */
@@ -111,6 +114,8 @@ export async function recordRun(
   run: RunRecord,
   applied?: { revision: string; generation: number },
   wave?: WaveStatus,
+  /** The apps' statuses when this run may have changed them (undefined keeps what the document says). */
+  apps?: AppStatus[],
 ): Promise<StatusDocument> {
   const status = await readStatus(store, host);
   const pinned = await store.pin();
@@ -125,6 +130,8 @@ export async function recordRun(
   };
   if (pinned) next.pinned = pinned;
   else delete next.pinned;
+  if (apps && apps.length > 0) next.apps = apps;
+  else if (apps) delete next.apps;
   const nextWave = wave ?? (status.wave && (run.result === 'applied' || run.result === 'unchanged') ? { index: status.wave.index } : status.wave);
   if (nextWave) next.wave = nextWave;
   await store.writeJson(store.statusPath, next);
