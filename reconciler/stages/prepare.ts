@@ -54,14 +54,18 @@ export async function prepareReleases(ctx: RunContext, state: RunState): Promise
   delete state.releases;
   if (files.length === 0) return;
   state.notes = [];
+  // Rendered files are never changed in place (their content hashes are memoized): a resolved link is a new file.
+  const targets = new Map<RenderedFile, string>();
+  const relink = () => (state.files = need(state.files, 'rendered files').map((file) => (targets.has(file) ? { ...file, content: targets.get(file) as string } : file)));
   if (!ctx.store) {
     for (const file of files) {
       const { app } = file;
       const what = app.rev ? `commit ${app.rev.slice(0, 12)}` : app.tag ? `tag ${app.tag}` : `branch ${app.follow ?? ''}`;
-      file.content = app.rev ? releaseLink(app.rev) : `releases/(${what}, resolved when applied)`;
+      targets.set(file, app.rev ? releaseLink(app.rev) : `releases/(${what}, resolved when applied)`);
       state.notes.push(`app ${app.name}: ${what} of ${app.repo} is fetched and built when applied`);
       if (ctx.host.root === '/' && !(await lookupUser(app.user))) state.notes.push(`app ${app.name}: user ${app.user} does not exist; apply creates it as a system user`);
     }
+    relink();
     return;
   }
   const store = ctx.store;
@@ -80,9 +84,10 @@ export async function prepareReleases(ctx: RunContext, state: RunState): Promise
   const releases: AppRelease[] = [];
   for (const { file, sha, ref } of resolved) {
     const release = await readyRelease(ctx, state, file.app, sha, ref);
-    file.content = releaseLink(sha);
+    targets.set(file, releaseLink(sha));
     releases.push(release);
   }
+  relink();
   state.releases = releases;
 }
 
