@@ -11,6 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+# A release that answers /healthz with 500 is one whose health check fails (the e2e suite commits such a release).
+HEALTHY = True
 
 
 def read_text(name):
@@ -26,7 +28,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self):
         if self.path == "/healthz":
-            self.answer(200, "ok")
+            self.answer(200 if HEALTHY else 500, "ok" if HEALTHY else "unhealthy")
         elif self.path == "/version":
             self.answer(200, read_text("VERSION").strip())
         elif self.path == "/build":
