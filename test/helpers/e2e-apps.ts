@@ -14,8 +14,8 @@ export const APP_FORGE = '/srv/forge/apps';
 /** The URL prefix the example desired state names its app repos by. */
 export const APP_URL_PREFIX = 'https://git.example.com/edge/';
 
-/** The `apps` section of the host config that maps the example's app URLs to the container's forge. */
-export const APPS_HOST_CONFIG = { insteadOf: { [`${APP_FORGE}/`]: APP_URL_PREFIX } };
+/** The `apps` section of the host config: the example's app URLs (prefix → replacement) go to the container's forge. */
+export const APPS_HOST_CONFIG = { insteadOf: { [APP_URL_PREFIX]: `${APP_FORGE}/` } };
 
 /** Where each example app answers inside the container. */
 export const APP_URLS: Record<ExampleApp, string> = {
