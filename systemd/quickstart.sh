@@ -21,6 +21,30 @@ for name in LOD_DB_PASSWORD LOD_SESSION_SECRET MODEL_GATEWAY_API_KEY; do
   fi
 done
 
+# The example apps' code (examples/apps/) as git repos with a tag v1, as their developers would push them; the host
+# config maps the example's https://git.example.com/edge/ URLs to them (apps.insteadOf), as a VM maps them to its
+# forge or a mirror. Kept between runs (a second run changes nothing).
+apps="$PWD/$sandbox/apps"
+for app in lod model-gateway; do
+  if [ ! -d "$apps/$app.git" ]; then
+    rm -rf "$apps/$app-work"
+    mkdir -p "$apps"
+    cp -r "examples/apps/$app" "$apps/$app-work"
+    git -C "$apps/$app-work" init -q -b main
+    git -C "$apps/$app-work" add -A
+    git -C "$apps/$app-work" -c user.name=quickstart -c user.email=quickstart@localhost commit -q -m "$app v1"
+    git -C "$apps/$app-work" tag v1
+    git init -q --bare -b main "$apps/$app.git"
+    git -C "$apps/$app-work" push -q "$apps/$app.git" main --tags
+  fi
+done
+cat > "$sandbox/config.yaml" <<EOF
+# The sandbox's host config (its apps section): where the example's app repos really are.
+apps:
+  insteadOf:
+    "https://git.example.com/edge/": "$apps/"
+EOF
+
 # The command, callable from the checkout as ./edge-reconciler (git ignores it).
 printf '#!/bin/sh\nexec node "$(dirname "$0")/dist/reconciler/cli/main.js" "$@"\n' > edge-reconciler
 chmod 0755 edge-reconciler
