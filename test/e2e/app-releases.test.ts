@@ -16,8 +16,11 @@ import { waitUntil } from '../helpers/wait.js';
 /** The units of lod-prod besides lod.service (and the agent's own): none of them may restart for a release. */
 const OTHER_UNITS = ['caddy.service', 'lod-backup.timer', 'systemd-journald.service', 'ufw.service'];
 
-/** The crash point between the new `current` link written beside the old one and its rename (crash-points.ts). */
-const SWITCH_CRASH_POINT = 'apply:app-switch:lod';
+/**
+ * Crash points of the release switch (reconciler/host/crash-points.ts): the new `current` link written beside the
+ * old one, not yet renamed over it; then the link switched and the units not yet restarted.
+ */
+const SWITCH_CRASH_POINTS = ['link:created', 'activate:restart'] as const;
 
 const RELEASE = (tag: string) => (text: string) => text.replace(/release: \S+/, `release: ${tag}`);
 
@@ -173,33 +176,39 @@ describe('e2e app releases: lod from its own git repo on a real systemd', functi
   });
 
   it('f. SIGKILL during the switch, then the agent\'s start: exactly the old or the new release, and the next run converges', async () => {
-    const old = await currentSha(edge.box, 'lod');
-    const v5 = await lod.pushVersion('v5');
-    const point = SWITCH_CRASH_POINT;
-    step(`push v5 to main; apply killed at crash point ${point}`);
-    const crashed = await edge.apply('lod-prod', { env: { EDGE_CRASH_AT: point } });
-    assert.equal(crashed.exitCode, KILLED, `the agent was not killed at ${point}: ${crashed.stderr.slice(-2000)}`);
-    assert.ok([old, v5].includes(await currentSha(edge.box, 'lod')), 'even mid-crash the link names one whole release');
+    // Two moments of the switch: the new link written beside the old one (before its rename), and the link renamed
+    // but lod not yet restarted.
+    for (const [point, version] of [[SWITCH_CRASH_POINTS[0], 'v5'], [SWITCH_CRASH_POINTS[1], 'v6']] as const) {
+      const old = await currentSha(edge.box, 'lod');
+      const oldVersion = await appAnswer(edge.box, 'lod', '/version');
+      const next = await lod.pushVersion(version);
+      step(`push ${version} to main; apply killed at ${point}`);
+      const crashed = await edge.apply('lod-prod', { env: { EDGE_CRASH_AT: point } });
+      assert.equal(crashed.exitCode, KILLED, `the agent was not killed at ${point}: ${crashed.stderr.slice(-2000)}`);
+      assert.ok([old, next].includes(await currentSha(edge.box, 'lod')), 'even mid-crash the link names one whole release');
 
-    step('the agent\'s start (recover, as ExecStartPre runs it)');
-    const recovered = await edge.recover();
-    assert.equal(recovered.exitCode, 0, recovered.stderr);
-    const live = await currentSha(edge.box, 'lod');
-    assert.ok(live === old || live === v5, `current → ${live}: neither ${old} nor ${v5}`);
-    const version = live === v5 ? 'v5' : 'v4';
-    step(`after recovery: ${version} (${live.slice(0, 12)})`);
-    await waitForVersion(edge.box, 'lod', version);
-    assert.equal(await edge.box.unitState('lod.service'), 'active');
-    const generation = (await edge.status()).lastApplied?.generation ?? 0;
-    assert.deepEqual(await edge.generationMismatches(generation), [], 'the files are exactly the live generation\'s');
-    assert.equal(await lodApp().then((app) => app?.sha), live, 'status names the release that is live');
+      step('the agent\'s start (recover, as the service\'s ExecStartPre runs it)');
+      const recovered = await edge.recover();
+      assert.equal(recovered.exitCode, 0, recovered.stderr);
+      const live = await currentSha(edge.box, 'lod');
+      assert.ok(live === old || live === next, `current → ${live}: neither ${old} nor ${next}`);
+      const serving = live === next ? version : oldVersion;
+      step(`after recovery: ${serving} (${live.slice(0, 12)})`);
+      await waitForVersion(edge.box, 'lod', serving);
+      assert.equal(await edge.box.unitState('lod.service'), 'active');
+      const generation = (await edge.status()).lastApplied?.generation ?? 0;
+      assert.deepEqual(await edge.generationMismatches(generation), [], 'the files are exactly the live generation\'s');
+      assert.equal((await lodApp())?.sha, live, 'status names the release that is live');
+      const leftovers = (await edge.box.exec(['ls', '-A', '/srv/apps/lod'])).stdout.split('\n').filter(Boolean).sort();
+      assert.deepEqual(leftovers, ['current', 'releases', 'shared'], 'no half-made link is left beside current');
 
-    step('the next run converges to v5');
-    await edge.applyOk();
-    assert.equal(await currentSha(edge.box, 'lod'), v5);
-    await waitForVersion(edge.box, 'lod', 'v5');
-    assert.equal((await lodApp())?.sha, v5);
-    const again = await edge.apply();
-    assert.equal(again.json?.result, 'unchanged', await evidence(again));
+      step(`the next run converges to ${version}`);
+      await edge.applyOk();
+      assert.equal(await currentSha(edge.box, 'lod'), next);
+      await waitForVersion(edge.box, 'lod', version);
+      assert.equal((await lodApp())?.sha, next);
+      const again = await edge.apply();
+      assert.equal(again.json?.result, 'unchanged', await evidence(again));
+    }
   });
 });
