@@ -9,6 +9,7 @@ export type Stage =
   | 'load'
   | 'render'
   | 'validate'
+  | 'prepare'
   | 'plan'
   | 'apply'
   | 'activate'

@@ -4,7 +4,7 @@
  */
 
 /** The resource kinds; one renderer folder each under `renderers/`. */
-export type ResourceKind = 'caddy' | 'env-file' | 'file' | 'systemd-unit' | 'ufw';
+export type ResourceKind = 'app' | 'caddy' | 'env-file' | 'file' | 'systemd-unit' | 'ufw';
 
 /** Where something was declared: a repo-relative file, the line, and the JSON pointer inside it. */
 export interface SourceRef {

@@ -16,7 +16,7 @@ import { recordGood } from './stages/record.js';
 export const FETCH: StageStep = { stage: 'fetch', run: fetchRevision };
 
 /**
- * load → render → validate → plan: everything up to the point where the host would be touched. Their modules (the
+ * load → render → validate → prepare → plan: everything up to the point where the host would be touched. Their modules (the
  * YAML parser, JSON Schemas, handlebars, the validators, diff) load on first use: a no-op of a live revision, what
  * a timer-driven `apply` mostly is, never needs them.
  */
@@ -44,6 +44,15 @@ export const PLAN_PIPELINE: readonly StageStep[] = [
         previous: state.previous,
         redact: ctx.redact,
       });
+    },
+  },
+  {
+    stage: 'prepare',
+    async run(ctx, state) {
+      // Only hosts with app releases load the app machinery (git mirrors, builds).
+      if (!need(state.files, 'rendered files').some((file) => file.app)) return;
+      const { prepareReleases } = await import('./stages/prepare.js');
+      await prepareReleases(ctx, state);
     },
   },
   {

@@ -18,6 +18,7 @@ import { applyGate, readSuspension } from './state/suspend.js';
 import { inputsFingerprint } from './source/inputs.js';
 import type { GenerationMeta } from './state/state-store.js';
 import { anyDrift } from './state/drift.js';
+import type { AppStatus } from './state/app-status.js';
 
 /** How a reconcile ended, for the caller (exit code, logs, metrics). */
 export interface ReconcileOutcome {
@@ -30,6 +31,8 @@ export interface ReconcileOutcome {
   recovery?: Recovery;
   state: RunState;
   durationMs: number;
+  /** Each app's release as the status document now says (hosts with app resources). */
+  apps?: AppStatus[];
 }
 
 /** Options of one reconcile besides the context. */
@@ -202,7 +205,8 @@ async function reconcileLocked(ctx: RunContext, state: RunState, options: Reconc
     await store.setPin(undefined);
     ctx.log.info({ revision }, 'a newer revision arrived: the rollback pin is lifted');
   }
-  const bad = (await store.badRevisions()).find((entry) => entry.revision === revision);
+  // A bad pair (revision, app commits) with a tag or followed branch is judged by prepare, once they are resolved.
+  const bad = (await store.badRevisions()).find((entry) => entry.revision === revision && !(entry.releases ?? []).some((release) => release.ref));
   if (bad) {
     return {
       result: 'refused',
@@ -221,7 +225,7 @@ async function reconcileLocked(ctx: RunContext, state: RunState, options: Reconc
     await runStages(PLAN_PIPELINE, ctx, state);
   } catch (error) {
     const edge = error as EdgeError;
-    return { result: edge.retry === 'invalid' ? 'invalid' : 'failed', revision, error: edge };
+    return { result: edge.retry === 'invalid' ? 'invalid' : edge.retry === 'refused' ? 'refused' : 'failed', revision, error: edge };
   }
   const plan = need(state.plan, 'plan');
   if (!plan.changed && live?.revision === revision) return { result: 'unchanged', revision, generation: live.generation };
@@ -282,7 +286,24 @@ async function reconcileLocked(ctx: RunContext, state: RunState, options: Reconc
 async function liveIsCurrent(ctx: RunContext, live: GenerationMeta, revision: string): Promise<boolean> {
   if (live.revision !== revision || !live.inputs) return false;
   if (inputsFingerprint(ctx.hostName, live.secretNames ?? [], ctx.secrets) !== live.inputs) return false;
-  return !(await anyDrift(ctx.host, live.inventory));
+  if (await anyDrift(ctx.host, live.inventory)) return false;
+  // Pinned releases are covered by their links in the inventory; a followed branch must be asked for its head.
+  return followedBranchesUnchanged(ctx, live);
+}
+
+/** True when every followed branch of the live generation's apps still points at the live commit. */
+async function followedBranchesUnchanged(ctx: RunContext, live: GenerationMeta): Promise<boolean> {
+  const followed = (live.releases ?? []).filter((release) => release.follow);
+  if (followed.length === 0) return true;
+  const { resolveAppRevision } = await import('./source/app-source.js');
+  const { appMirrorDir } = await import('./stages/prepare.js');
+  const store = need(ctx.store, 'state store');
+  for (const release of followed) {
+    const head = await resolveAppRevision({ app: release.app, repo: release.repo, follow: release.follow }, appMirrorDir(store, release.app), ctx.apps, ctx.signal).catch(() => undefined);
+    // An unreachable app repo is no reason to rebuild everything: the live release stays.
+    if (head && head.sha !== release.sha) return false;
+  }
+  return true;
 }
 
 async function runRepoHooks(ctx: RunContext, state: RunState, phase: HookPhase, env: HookEnv) {
@@ -323,11 +344,21 @@ async function finish(ctx: RunContext, state: RunState, outcome: PartialOutcome,
   const applied = outcome.result === 'applied' && outcome.revision && outcome.generation !== undefined
     ? { revision: outcome.revision, generation: outcome.generation }
     : undefined;
-  const status = await recordRun(store, ctx.hostName, record, applied).catch((error: unknown) => {
+  const apps = await appsAfter(ctx, state, outcome);
+  const status = await recordRun(store, ctx.hostName, record, applied, apps).catch((error: unknown) => {
     ctx.log.error({ err: String(error) }, 'could not write the status document');
     return undefined;
   });
   // Only once the status names the live generation: pruning must never take the one a stale status names.
   if (status) await pruneGenerations(ctx, status).catch((error: unknown) => ctx.log.error({ err: String(error) }, 'could not prune old generations'));
-  return { ...outcome, state, durationMs };
+  return { ...outcome, state, durationMs, ...(status?.apps ? { apps: status.apps } : {}) };
+}
+
+/** The apps' statuses after a run that may have changed them; undefined (keep them) after a no-op or a wait. */
+async function appsAfter(ctx: RunContext, state: RunState, outcome: PartialOutcome): Promise<AppStatus[] | undefined> {
+  if (['unchanged', 'pinned', 'suspended', 'outside-window', 'drifted'].includes(outcome.result)) return undefined;
+  if (!state.releases && !state.previousGeneration?.releases && outcome.error?.stage !== 'prepare') return undefined;
+  const store = need(ctx.store, 'state store');
+  const { appStatuses } = await import('./state/app-status.js');
+  return appStatuses(store, await liveGeneration(store, ctx.hostName).catch(() => undefined)).catch(() => undefined);
 }

@@ -8,9 +8,10 @@ import type { InventoryEntry } from './state/inventory.js';
 import type { DesiredState, Plan } from './model.js';
 import type { PathPolicy } from './host/path-policy.js';
 import type { TreeFiles, TreeLimits } from './source/git-tree.js';
+import type { AppSourceConfig } from './source/app-source.js';
 import type { Redactor } from './secrets/redact.js';
 import type { MaintenanceConfig } from './config/schedule.js';
-import type { GenerationMeta, StateStore } from './state/state-store.js';
+import type { AppRelease, GenerationMeta, StateStore } from './state/state-store.js';
 import type { Transaction } from './state/transaction.js';
 import type { SecretSource } from '../renderers/template.js';
 import type { RenderedFile } from '../renderers/types.js';
@@ -63,7 +64,10 @@ export interface RunContext {
   maintenance?: MaintenanceConfig;
   /** Told the revision as soon as fetch resolved it (the daemon absorbs webhooks announcing that commit). */
   onRevision?: (revision: string) => void;
+  /** How app repos are reached (the host config's `apps`: URL rewrites and credentials). */
+  apps?: AppSourceConfig;
 }
+
 
 /** What the stages have produced so far. */
 export interface RunState {
@@ -90,6 +94,8 @@ export interface RunState {
   generation?: GenerationMeta;
   transaction?: Transaction;
   health?: HealthReport;
+  /** The app releases prepare made ready, one per app resource (recorded in the generation). */
+  releases?: AppRelease[];
   /** Every activation command, in order (recorded under --dry-activate). */
   commands: string[][];
   /** Milliseconds per stage that ran. */

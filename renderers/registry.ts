@@ -4,6 +4,7 @@
  */
 import type { ResourceKind } from '../reconciler/model.js';
 import type { Renderer } from './types.js';
+import { appRenderer } from './app/index.js';
 import { caddyRenderer } from './caddy/index.js';
 import { envFileRenderer } from './env-file/index.js';
 import { fileRenderer } from './file/index.js';
@@ -12,6 +13,7 @@ import { ufwRenderer } from './ufw/index.js';
 
 /** Every renderer, alphabetical by kind. */
 export const RENDERERS: readonly Renderer[] = [
+  appRenderer,
   caddyRenderer,
   envFileRenderer,
   fileRenderer,

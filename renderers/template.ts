@@ -32,6 +32,7 @@ type Compiled = (data: TemplateData) => string;
 
 /** What a printed value may hold, per kind: one line, or text (lines, tabs). */
 export const VALUE_RULES: Record<ResourceKind, 'line' | 'text'> = {
+  app: 'line',
   caddy: 'line',
   'env-file': 'line',
   file: 'text',

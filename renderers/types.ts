@@ -57,6 +57,38 @@ export interface OnChange {
   run?: string[];
 }
 
+/** How an app's release is built (`build:` of an app resource). */
+export interface AppBuild {
+  /** argv, run in the release dir. */
+  command: string[];
+  timeoutSeconds: number;
+  /** The build's environment besides PATH/HOME/TMPDIR (no secrets: the secret scan applies). */
+  env: Record<string, string>;
+  /** Give the build the host's network (default: none). */
+  network: boolean;
+}
+
+/** What an app resource asks of the prepare stage: where the code comes from and how it becomes a release. */
+export interface AppIntent {
+  /** The app's name: its dir is /srv/apps/<name>. */
+  name: string;
+  /** The repo as declared (a URL or absolute path); the host config's apps.insteadOf may map it. */
+  repo: string;
+  /** Exactly one of rev (a full commit SHA), tag, follow (a branch). */
+  rev?: string;
+  tag?: string;
+  follow?: string;
+  /** The user the app builds and runs as. */
+  user: string;
+  build?: AppBuild;
+  /** Dirs under /srv/apps/<name>/shared, symlinked into each release. */
+  shared: string[];
+  /** Releases kept on the host (never the live one, nor the newest good one before it). */
+  keep: number;
+  /** Units restarted when the live release changes (none on a standby). */
+  units: string[];
+}
+
 /** One file a host must hold, with everything apply and activation need to know about it. */
 export interface RenderedFile {
   /** Absolute, normalized target path on the host (`/etc/caddy/Caddyfile`). */
@@ -83,6 +115,10 @@ export interface RenderedFile {
   /** `file` kind: argv of a validate command; `%s` is replaced by the staged file's path. */
   validateCommand?: string[];
   onChange?: OnChange;
+  /** A symlink, not a file: `content` is its target (an app's `current` → `releases/<sha>`). */
+  link?: boolean;
+  /** `app` kind: the release behind the `current` link; prepare resolves it and sets `content`. */
+  app?: AppIntent;
 }
 
 /** The view of a host that templates and renderers see. */

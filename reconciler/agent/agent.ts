@@ -81,6 +81,7 @@ export async function contextFromConfig(config: HostConfig, options: AgentOption
       trust: config.trust,
       limits: config.limits,
     },
+    apps: { insteadOf: config.apps.insteadOf, auth: config.apps.auth, timeoutMs: config.apps.fetchTimeoutSeconds * 1000 },
     deadmanSeconds: config.deadmanSeconds,
     keepGenerations: config.keepGenerations,
     hookTimeoutMs: config.hookTimeoutSeconds * 1000,

@@ -31,6 +31,7 @@ export function registerApply(program: Command): void {
     .option('--deadman-seconds <n>', 'seconds before a new firewall reverts unless health passes', '120')
     .option('--keep <n>', 'generations to keep', '10')
     .option('--wait <seconds>', 'wait this long for another run\'s lock', '0')
+    .option('--app-instead-of <prefix=replacement>', 'fetch app repos whose URL starts with prefix from replacement instead (as the host config\'s apps.insteadOf; repeatable)', collect, [])
     .option('--json', 'print the outcome as JSON')
     .addHelpText('after', '\nExit status: 0 applied, nothing to do, or held (suspended, outside the maintenance windows), 3 refused (bad revision) or pinned, 1 failed or rolled back.')
     .action(async (options: ApplyOptions) => {
@@ -75,7 +76,13 @@ export function summarize(outcome: ReconcileOutcome) {
     commands: outcome.state.commands,
     health: outcome.state.health?.results,
     error: outcome.error ? errorJson(outcome.error) : undefined,
+    ...(outcome.state.releases ? { releases: outcome.state.releases } : {}),
+    ...(outcome.apps ? { apps: outcome.apps } : {}),
   };
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
 }
 
 /** The JSON form of an error. */

@@ -31,6 +31,8 @@ export interface ApplyingOptions {
   deadmanSeconds?: string;
   keep?: string;
   quiet?: boolean;
+  /** `--app-instead-of prefix=replacement` (apply). */
+  appInsteadOf?: string[];
 }
 
 /** The options every command that changes the host shares: where, and whether activation really runs. */
@@ -105,5 +107,19 @@ export async function applyingContext(options: ApplyingOptions): Promise<RunCont
     ...(options.repo ? { source: { repo: options.repo, ref: options.ref } } : {}),
     deadmanSeconds,
     keepGenerations,
+    ...(options.appInsteadOf && options.appInsteadOf.length > 0 ? { apps: { insteadOf: insteadOfOption(options.appInsteadOf), auth: [] } } : {}),
   };
+}
+
+/** `--app-instead-of prefix=replacement`, repeated, as the host config's apps.insteadOf. */
+export function insteadOfOption(values: readonly string[]): Record<string, string> {
+  const map: Record<string, string> = {};
+  for (const value of values) {
+    const at = value.indexOf('=');
+    if (at <= 0 || at === value.length - 1) {
+      throw new EdgeError('USAGE', `--app-instead-of wants prefix=replacement, not ${JSON.stringify(value)}`, { stage: 'fetch', retry: 'invalid' });
+    }
+    map[value.slice(0, at)] = value.slice(at + 1);
+  }
+  return map;
 }

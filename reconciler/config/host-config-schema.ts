@@ -136,6 +136,39 @@ export const hostConfigSchema = {
       },
       additionalProperties: false,
     },
+    apps: {
+      type: 'object',
+      default: {},
+      description: 'How the repos of app releases (kind: app) are reached. URL rewrites and credentials live here, never in the desired-state repo.',
+      properties: {
+        insteadOf: {
+          type: 'object',
+          default: {},
+          additionalProperties: { type: 'string', minLength: 1 },
+          description: 'git\'s url.<base>.insteadOf: an app repo URL starting with a key is fetched from the value plus the rest (the longest key wins), e.g. a local mirror.',
+          examples: [{ 'https://git.example.com/edge/': '/srv/git/edge/' }],
+        },
+        auth: {
+          type: 'array',
+          default: [],
+          description: 'Credentials per URL prefix (matched after insteadOf, the longest prefix wins), as auth: for the desired-state repo.',
+          items: {
+            type: 'object',
+            required: ['prefix'],
+            properties: {
+              prefix: { type: 'string', minLength: 1, description: 'App repo URLs starting with this use these credentials.' },
+              sshKeyFile: absolutePath('Private ssh key for ssh URLs (mode 0600).'),
+              knownHostsFile: absolutePath('known_hosts file that pins the git server\'s host key.'),
+              tokenFile: absolutePath('File holding an https access token (mode 0600).'),
+              tokenUser: { type: 'string', minLength: 1, description: 'User name sent with the token (default x-access-token).' },
+            },
+            additionalProperties: false,
+          },
+        },
+        fetchTimeoutSeconds: { type: 'number', exclusiveMinimum: 0, default: 60, description: 'Deadline of one fetch from an app repo.' },
+      },
+      additionalProperties: false,
+    },
     trust: {
       type: 'object',
       default: {},

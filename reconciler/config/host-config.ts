@@ -42,6 +42,12 @@ export interface HostConfig {
   /** `secret` is the content of `secretFile` when enabled; non-enumerable, so it never reaches JSON or logs. */
   webhook: { enabled: boolean; secretFile?: string; readonly secret?: string };
   auth: { sshKeyFile?: string; knownHostsFile?: string; tokenFile?: string };
+  /** App repos: URL rewrites (git's insteadOf) and credentials per URL prefix. */
+  apps: {
+    insteadOf: Record<string, string>;
+    auth: { prefix: string; sshKeyFile?: string; knownHostsFile?: string; tokenFile?: string; tokenUser?: string }[];
+    fetchTimeoutSeconds: number;
+  };
   trust: { requireSignatures: boolean; allowedSignersFile?: string; gpgHome?: string; allowRewinds: boolean };
   limits: { maxFileBytes: number; maxTreeBytes: number };
   drift: { policy: DriftPolicy; watch: boolean };

@@ -6,16 +6,18 @@
  * open descriptor of the file itself, never through a path that could lead elsewhere.
  */
 import { constants, readFileSync } from 'node:fs';
-import { lstat, mkdir, open, readdir, realpath, rename, rmdir, unlink, type FileHandle } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, readlink, realpath, rename, rmdir, symlink, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, posix } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { EdgeError, type Stage } from '../errors.js';
+import { crashPoint } from './crash-points.js';
 import { networkFactsFor, type NetworkFacts } from './network-facts.js';
 
 /** What is at a managed path on the host right now. */
 export interface LiveFile {
   /** `file`, or what stands there instead (a directory or symlink is never followed or overwritten silently). */
   type: 'file' | 'directory' | 'symlink' | 'other';
+  /** The bytes of a file; the target text of a symlink (never followed); empty for anything else. */
   content: Buffer;
   mode: number;
   uid: number;
@@ -64,7 +66,8 @@ export class Host {
     if (!stat) return undefined;
     if (!stat.isFile()) {
       const type = stat.isDirectory() ? 'directory' : stat.isSymbolicLink() ? 'symlink' : 'other';
-      return { type, content: Buffer.alloc(0), mode: stat.mode & 0o7777, uid: stat.uid, gid: stat.gid };
+      const content = type === 'symlink' ? Buffer.from(await readlink(real).catch(() => '')) : Buffer.alloc(0);
+      return { type, content, mode: stat.mode & 0o7777, uid: stat.uid, gid: stat.gid };
     }
     const handle = await this.openChecked(path, 'read');
     if (!handle) return undefined;
@@ -102,6 +105,26 @@ export class Host {
     if ((await lstatOrUndefined(real))?.isDirectory()) {
       await unlink(temp);
       throw new HostPathError('PATH_NOT_FILE', path, `${path} is a directory; refusing to replace it with a file`);
+    }
+    await rename(temp, real);
+    await syncDir(dirname(real));
+  }
+
+  /**
+   * Points the symlink `path` at `target` atomically: a new link beside it (named like a temp file, so a crash
+   * leaves nothing recovery does not clean), renamed over the old one with rename(2), the directory fsynced. A crash
+   * leaves the old link or the new one, never none. A directory standing at `path` is refused, never replaced.
+   */
+  async switchSymlink(path: string, target: string): Promise<void> {
+    await this.makeParents(path);
+    const real = this.resolve(path);
+    const temp = join(dirname(real), `${TEMP_PREFIX}${basename(real)}.${randomBytes(4).toString('hex')}`);
+    await symlink(target, temp);
+    crashPoint('link:created');
+    await this.checkParents(path, 'switch', { mustExist: true });
+    if ((await lstatOrUndefined(real))?.isDirectory()) {
+      await unlink(temp);
+      throw new HostPathError('PATH_NOT_FILE', path, `${path} is a directory; refusing to replace it with a symlink`);
     }
     await rename(temp, real);
     await syncDir(dirname(real));

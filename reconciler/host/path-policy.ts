@@ -13,6 +13,7 @@ export interface PathPolicy {
 
 /** Where each kind must put its files. `file` may write under any allowed root. */
 export const KIND_ROOTS: Record<ResourceKind, string | undefined> = {
+  app: '/srv/apps',
   caddy: '/etc/caddy',
   'env-file': '/etc/edge-reconciler/env',
   file: undefined,
@@ -31,6 +32,7 @@ export const DEFAULT_PATH_POLICY: PathPolicy = {
     '/etc/systemd/journald.conf.d',
     '/etc/systemd/system',
     '/etc/tmpfiles.d',
+    '/srv/apps',
   ],
 };
 

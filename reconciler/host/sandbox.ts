@@ -54,6 +54,14 @@ export interface ConfinedCommand {
   signal?: AbortSignal;
   /** Keep the host's network namespace (a hook that declares `network: true`); otherwise only a down loopback. */
   network?: boolean;
+  /**
+   * What the command writes into its scratch dir stays there (an app build writes its release): the dir itself is
+   * bound writable instead of a bounded tmpfs copy that goes with the namespace.
+   */
+  persist?: boolean;
+  /** The user and group it runs as when the agent is root (default `nobody`). */
+  uid?: number;
+  gid?: number;
 }
 
 /** How a confined command ended. */
@@ -77,8 +85,8 @@ export interface ConfinedResult {
 // without capabilities: tools such as systemd-tmpfiles may then "chown root" what they create in their scratch root.
 // A mount that cannot be made read-only fails the run (exit 125) rather than run open.
 const SETUP_SCRIPT = `set -eu
-scratch=$1; id=$2; mode=$3; shift 3
-if [ "$mode" = self-userns ]; then
+scratch=$1; id=$2; mode=$3; persist=$4; gid=$5; shift 5
+if [ "$mode" = self-userns ] || [ "$persist" = 1 ]; then
   mount --bind "$scratch" "$scratch"
   mount -o remount,bind,nosuid,nodev "$scratch"
 else
@@ -98,7 +106,7 @@ cd "$scratch"
 if [ "$mode" = self-userns ]; then
   exec setpriv --inh-caps=-all --bounding-set=-all --no-new-privs -- "$@"
 fi
-drop="setpriv --reuid=$id --regid=$id --clear-groups --inh-caps=-all --bounding-set=-all --no-new-privs --"
+drop="setpriv --reuid=$id --regid=$gid --clear-groups --inh-caps=-all --bounding-set=-all --no-new-privs --"
 if [ "$mode" = nobody-userns ]; then
   exec $drop unshare --user --map-root-user -- setpriv --inh-caps=-all --bounding-set=-all -- "$@"
 fi
@@ -145,10 +153,17 @@ async function probeConfinement(): Promise<Confinement> {
   }
 }
 
-function sandboxArgv(scratch: string, mode: ConfinementMode, argv: readonly string[], network = false): string[] {
+/** How one confined command's sandbox is set up besides its scratch dir and mode. */
+type SandboxOptions = Pick<ConfinedCommand, 'network' | 'persist' | 'uid' | 'gid'>;
+
+/** The argv that runs `argv` confined (exported for the tests of its shape). */
+export function sandboxArgv(scratch: string, mode: ConfinementMode, argv: readonly string[], options: SandboxOptions = {}): string[] {
   const user = mode === 'self-userns' ? ['--user', '--map-root-user'] : [];
-  const net = network ? [] : ['--net'];
-  return ['unshare', ...user, ...net, ...UNSHARE_FLAGS, '/bin/sh', '-c', SETUP_SCRIPT, 'sandbox', scratch, String(SANDBOX_ID), mode, ...argv];
+  const net = options.network ? [] : ['--net'];
+  const uid = options.uid ?? SANDBOX_ID;
+  const gid = options.gid ?? (options.uid === undefined ? SANDBOX_ID : uid);
+  const persist = options.persist ? '1' : '0';
+  return ['unshare', ...user, ...net, ...UNSHARE_FLAGS, '/bin/sh', '-c', SETUP_SCRIPT, 'sandbox', scratch, String(uid), mode, persist, String(gid), ...argv];
 }
 
 /** A scratch dir for one confined command. */
@@ -216,7 +231,7 @@ export async function runWith(command: ConfinedCommand, mode: Confinement): Prom
     const exists = program.startsWith('/') && (await stat(program).catch(() => undefined)) !== undefined;
     return { ...emptyResult(mode), startError: exists ? 'EACCES' : 'ENOENT' };
   }
-  const argv = mode.confined && mode.mode ? sandboxArgv(command.scratchDir, mode.mode, [resolved, ...args], command.network) : [resolved, ...args];
+  const argv = mode.confined && mode.mode ? sandboxArgv(command.scratchDir, mode.mode, [resolved, ...args], command) : [resolved, ...args];
   const result = await spawnCollect(argv, { env, cwd: command.scratchDir, signal: command.signal }, command.timeoutMs);
   return { ...result, confinement: mode };
 }

@@ -140,7 +140,7 @@ export async function remoteAccess(options: RemoteOptions): Promise<RemoteAccess
 }
 
 /** Runs one network git command in the mirror under the deadline; a timeout is FETCH_TIMEOUT. */
-async function overNetwork(remote: RemoteAccess, what: string, args: string[]): Promise<string> {
+export async function overNetwork(remote: RemoteAccess, what: string, args: string[]): Promise<string> {
   const deadline = AbortSignal.timeout(remote.timeoutMs);
   const abort = remote.signal ? AbortSignal.any([deadline, remote.signal]) : deadline;
   const git: SimpleGit = simpleGit({

@@ -16,8 +16,8 @@ import type { RenderedFile } from '../../renderers/types.js';
 
 /** The part of a rendered file a generation keeps. */
 export function toManagedFile(file: RenderedFile): ManagedFile {
-  const { path, kind, resource, mode, owner, group, sensitive, unit, onChange, content } = file;
-  return { path, kind, resource, mode, owner, group, sensitive, content, ...(unit ? { unit } : {}), ...(onChange ? { onChange } : {}) };
+  const { path, kind, resource, mode, owner, group, sensitive, unit, onChange, content, link } = file;
+  return { path, kind, resource, mode, owner, group, sensitive, content, ...(unit ? { unit } : {}), ...(onChange ? { onChange } : {}), ...(link ? { link } : {}) };
 }
 
 /** The context activation runs with, shared by apply, activate and rollback. */
@@ -82,11 +82,12 @@ async function refuseSymlinks(ctx: RunContext, paths: readonly string[]): Promis
  * Refuses when something other than a file stands at a path to write or remove (a directory, a symlink, a
  * device): someone put it there by hand, and only a human can say what it is for. Nothing is stored or changed.
  */
-async function refuseOddObjects(ctx: RunContext, paths: readonly string[]): Promise<void> {
+async function refuseOddObjects(ctx: RunContext, paths: readonly string[], links: ReadonlySet<string>): Promise<void> {
   const odd: { path: string; type: string }[] = [];
   for (const path of paths) {
     const live = await ctx.host.read(path);
-    if (live && live.type !== 'file') odd.push({ path, type: live.type });
+    // A managed link (an app's `current`) is replaced only when a link stands there.
+    if (live && live.type !== (links.has(path) ? 'symlink' : 'file')) odd.push({ path, type: live.type });
   }
   if (odd.length === 0) return;
   const what = odd.map(({ path, type }) => `${path} is a ${type}`).join(', ');
@@ -105,7 +106,8 @@ export async function applyChanges(ctx: RunContext, state: RunState): Promise<vo
   refuseUnmanaged(state, files);
   const changedPaths = plan.changes.filter((change) => change.action !== 'unchanged').map((change) => change.path);
   await refuseSymlinks(ctx, plan.changes.map((change) => change.path));
-  await refuseOddObjects(ctx, changedPaths);
+  const links = new Set([...files.filter((file) => file.link).map((file) => file.path), ...state.previous.filter((entry) => entry.link).map((entry) => entry.path)]);
+  await refuseOddObjects(ctx, changedPaths, links);
   state.generation = await store.createGeneration(
     {
       revision: need(state.revision, 'revision'),
@@ -115,6 +117,7 @@ export async function applyChanges(ctx: RunContext, state: RunState): Promise<vo
       inventory: inventoryOf(files),
       ...healthOf(state),
       ...(state.restoring ? { restoredFrom: state.restoring.generation } : inputsOf(ctx, files)),
+      ...releasesOf(state),
     },
     files.map(toManagedFile),
     state.previousGeneration,
@@ -123,7 +126,7 @@ export async function applyChanges(ctx: RunContext, state: RunState): Promise<vo
   const byPath = new Map(files.map((file) => [file.path, file]));
   const changed = plan.changes.filter((change) => change.action !== 'unchanged');
   const writes = changed.filter((change) => change.action !== 'delete').map((change) => toManagedFile(need(byPath.get(change.path), change.path)));
-  const deletes = changed.filter((change) => change.action === 'delete').map(({ path, kind }) => ({ path, kind }));
+  const deletes = changed.filter((change) => change.action === 'delete').map(({ path, kind }) => ({ path, kind, ...(links.has(path) ? { link: true } : {}) }));
   state.transaction = await Transaction.begin(
     store,
     ctx.host,
@@ -134,6 +137,12 @@ export async function applyChanges(ctx: RunContext, state: RunState): Promise<vo
   await deactivateRemoved(plan.activation, activationContext(ctx, state));
   await state.transaction.applyFiles((path) => need(byPath.get(path), path).content);
   crashPoint('apply:done');
+}
+
+/** The app releases the generation puts live (a restored generation keeps the ones it had). */
+function releasesOf(state: RunState): Pick<GenerationMeta, 'releases'> {
+  const releases = state.restoring ? state.restoring.releases : state.releases;
+  return releases && releases.length > 0 ? { releases } : {};
 }
 
 /** The health checks of the host being applied (its roles' checks, then its own) and how they run. */

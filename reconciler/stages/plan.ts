@@ -82,8 +82,9 @@ function unknownOwners(files: readonly RenderedFile[], host: Host): Problem[] {
 function compareFile(file: RenderedFile, live: LiveFile | undefined, host: Host): FileChange {
   const base = { path: file.path, kind: file.kind, resource: file.resource, sensitive: file.sensitive };
   if (!live) {
-    return { ...base, action: 'create', reasons: [], diff: describeDiff(file, undefined) };
+    return { ...base, action: 'create', reasons: [], diff: file.link ? `+> ${file.content}` : describeDiff(file, undefined) };
   }
+  if (file.link) return compareLink(file, live, base);
   const reasons: UpdateReason[] = [];
   if (live.type !== 'file') reasons.push('type');
   const old = live.type === 'file' ? live.content.toString('utf8') : undefined;
@@ -94,6 +95,14 @@ function compareFile(file: RenderedFile, live: LiveFile | undefined, host: Host)
   if ((uid !== undefined && uid !== live.uid) || (gid !== undefined && gid !== live.gid)) reasons.push('owner');
   if (reasons.length === 0) return { ...base, action: 'unchanged', reasons, diff: '' };
   return { ...base, action: 'update', reasons, diff: reasons.includes('content') || reasons.includes('type') ? describeDiff(file, old) : '' };
+}
+
+/** A managed symlink: only what it points at counts (a link has no mode or owner of its own). */
+function compareLink(file: RenderedFile, live: LiveFile, base: Pick<FileChange, 'path' | 'kind' | 'resource' | 'sensitive'>): FileChange {
+  const old = live.type === 'symlink' ? live.content.toString('utf8') : undefined;
+  if (old === file.content) return { ...base, action: 'unchanged', reasons: [], diff: '' };
+  const reasons: UpdateReason[] = [old === undefined ? 'type' : 'content'];
+  return { ...base, action: 'update', reasons, diff: `-> ${old ?? `(a ${live.type})`}\n+> ${file.content}` };
 }
 
 function describeDiff(file: RenderedFile, old: string | undefined): string {

@@ -116,6 +116,8 @@ function checkTargets(files: RenderedFile[], policy: PathPolicy): Problem[] {
 
 /** Refuses modes that let others change a file, special bits, and secrets others may read. */
 function checkMode(file: RenderedFile): Omit<Problem, 'file'> | undefined {
+  // A symlink has no mode of its own (lstat says 0777); what it points at is checked where it is made.
+  if (file.link) return undefined;
   const mode = `0${file.mode.toString(8).padStart(3, '0')}`;
   if (file.mode & 0o7000) {
     return { code: 'FILE_MODE_UNSAFE', message: `${file.path} mode ${mode} sets setuid, setgid or sticky bits` };

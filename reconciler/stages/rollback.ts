@@ -85,7 +85,9 @@ export async function rollBack(ctx: RunContext, state: RunState, cause: EdgeErro
   }
   await store.setResult(generation.generation, 'rolled-back', cause.message);
   if (cause.retry === 'invalid') {
-    await store.markBad({ revision: generation.revision, markedAt: new Date().toISOString(), reason: cause.message, generation: generation.generation });
+    // With app releases, the pair (revision, their commits) is what failed: a new app commit is tried again.
+    const releases = (generation.releases ?? []).map(({ app, sha, ref }) => ({ app, sha, ...(ref ? { ref } : {}) }));
+    await store.markBad({ revision: generation.revision, markedAt: new Date().toISOString(), reason: cause.message, generation: generation.generation, ...(releases.length > 0 ? { releases } : {}) });
   }
   return new EdgeError(cause.code, `${cause.message}; rolled back to ${state.previousGeneration ? `generation ${state.previousGeneration.generation}` : 'the files that were there before'}`, {
     stage: cause.stage,

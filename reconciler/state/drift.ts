@@ -2,6 +2,7 @@
  * Drift: how a managed file on the host differs from what the live generation's inventory says it should be.
  * The drift watcher and the fast no-op path both ask this one question.
  */
+import { posix } from 'node:path';
 import { HostPathError, type Host } from '../host/host.js';
 import { sha256, type InventoryEntry } from './inventory.js';
 
@@ -21,6 +22,7 @@ export async function compareWithInventory(host: Host, entry: InventoryEntry): P
     throw error;
   }
   if (!live) return { kind: 'removed', state: 'removed' };
+  if (entry.link) return compareLink(host, entry, live.type, live.content);
   if (live.type !== 'file') return { kind: 'modified', state: `a ${live.type}` };
   const uid = host.ids.uid(entry.owner);
   const gid = host.ids.gid(entry.group);
@@ -30,6 +32,15 @@ export async function compareWithInventory(host: Host, entry: InventoryEntry): P
   if (live.mode !== entry.mode) return { kind: 'mode', state };
   if ((uid !== undefined && uid !== live.uid) || (gid !== undefined && gid !== live.gid)) return { kind: 'owner', state };
   return undefined;
+}
+
+/** A managed symlink (an app's `current`) differs when it is no link, points elsewhere, or at nothing. */
+async function compareLink(host: Host, entry: InventoryEntry, type: string, target: Buffer): Promise<{ kind: DriftKind; state: string } | undefined> {
+  if (type !== 'symlink') return { kind: 'modified', state: `a ${type}` };
+  if (sha256(target) !== entry.sha256) return { kind: 'modified', state: `a link to ${target.toString()}` };
+  // The release it names must still be there: a removed release dir is drift that the next apply rebuilds.
+  const present = await host.read(posix.join(posix.dirname(entry.path), target.toString())).then((found) => found?.type === 'directory', () => false);
+  return present ? undefined : { kind: 'modified', state: `a link to a missing ${target.toString()}` };
 }
 
 /**

@@ -18,6 +18,8 @@ export interface InventoryEntry {
   sensitive: boolean;
   unit?: UnitIntent;
   onChange?: OnChange;
+  /** A symlink (an app's `current`): the hash is of its target text; mode and owner are not compared. */
+  link?: boolean;
 }
 
 /** A managed file with its content: what a generation stores, so a rollback needs no git. */
@@ -44,6 +46,7 @@ export function inventoryOf(files: readonly RenderedFile[]): InventoryEntry[] {
       sensitive: file.sensitive,
       ...(file.unit ? { unit: file.unit } : {}),
       ...(file.onChange ? { onChange: file.onChange } : {}),
+      ...(file.link ? { link: true } : {}),
     }))
     .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }

@@ -35,6 +35,22 @@ export interface GenerationMeta {
   /** The fingerprint of the rendering inputs besides the revision (see inputs.ts), and the secrets it used. */
   inputs?: string;
   secretNames?: string[];
+  /** The app releases this generation puts live (its `current` links name them). */
+  releases?: AppRelease[];
+}
+
+/** One app's release as a generation records it: the resolved commit, where it came from, how it was built. */
+export interface AppRelease {
+  app: string;
+  sha: string;
+  /** The tag or the followed branch it was resolved from (absent for a pinned rev). */
+  ref?: string;
+  /** Set when the app follows a branch: the no-op re-resolves it, and app push webhooks name it. */
+  follow?: string;
+  /** The repo as declared (before the host config's insteadOf). */
+  repo: string;
+  builtAt: string;
+  buildSeconds: number;
 }
 
 /** How a generation's health checks run. */
@@ -50,6 +66,11 @@ export interface BadRevision {
   markedAt: string;
   reason: string;
   generation?: number;
+  /**
+   * The app releases of the failed generation: the pair (revision, these SHAs) is what is bad, so the same revision
+   * with a new commit of a followed branch or a moved tag is tried again.
+   */
+  releases?: { app: string; sha: string; ref?: string }[];
 }
 
 /** Set by `edge-reconciler rollback`: the host stays on this generation until a newer commit arrives. */
@@ -247,7 +268,7 @@ export class StateStore {
 
   /** Marks a revision bad (kept to the newest 50). */
   async markBad(entry: BadRevision): Promise<void> {
-    const list = (await this.badRevisions()).filter((bad) => bad.revision !== entry.revision);
+    const list = (await this.badRevisions()).filter((bad) => bad.revision !== entry.revision || !sameReleases(bad, entry));
     await this.writeJson(join(this.dir, 'bad-revisions.json'), [...list, entry].slice(-50));
   }
 
@@ -270,6 +291,12 @@ export class StateStore {
   lock(waitMs = 0): Promise<Unlock> {
     return acquireLock(join(this.dir, 'lock'), waitMs);
   }
+}
+
+/** Two bad entries of one revision name the same releases (so the newer replaces the older). */
+function sameReleases(a: BadRevision, b: BadRevision): boolean {
+  const key = (entry: BadRevision) => JSON.stringify((entry.releases ?? []).map(({ app, sha }) => `${app}@${sha}`).sort());
+  return key(a) === key(b);
 }
 
 /** True while a process with this pid exists (EPERM: it exists but belongs to someone else). */

@@ -5,6 +5,7 @@
 import { rename } from 'node:fs/promises';
 import { EdgeError, type Stage } from '../errors.js';
 import { stateDamaged, type GenerationMeta, type Pin, type StateStore } from './state-store.js';
+import type { AppStatus } from './app-status.js';
 
 /** How a reconcile ended. */
 export type RunResult =
@@ -47,6 +48,8 @@ export interface StatusDocument {
   lastApplied?: { revision: string; generation: number; at: string };
   pinned?: Pin;
   history: RunRecord[];
+  /** Each app's live release, the one before it and its last failure (hosts with app resources only). */
+  apps?: AppStatus[];
 }
 
 /** How many runs the status keeps. */
@@ -93,6 +96,8 @@ export async function recordRun(
   host: string,
   run: RunRecord,
   applied?: { revision: string; generation: number },
+  /** The apps' statuses when this run may have changed them (undefined keeps what the document says). */
+  apps?: AppStatus[],
 ): Promise<StatusDocument> {
   const status = await readStatus(store, host);
   const pinned = await store.pin();
@@ -107,6 +112,8 @@ export async function recordRun(
   };
   if (pinned) next.pinned = pinned;
   else delete next.pinned;
+  if (apps && apps.length > 0) next.apps = apps;
+  else if (apps) delete next.apps;
   await store.writeJson(store.statusPath, next);
   return next;
 }

@@ -30,6 +30,8 @@ export interface JournalOp {
   before: FileState | null;
   /** What will be there after (null: nothing). */
   after: FileState | null;
+  /** The path is a symlink (an app's `current`): the state is of its target text, switched by rename(2). */
+  link?: boolean;
 }
 
 /** Where a transaction is; undo is the same from every phase. */
@@ -58,6 +60,17 @@ function stateOf(live: LiveFile): FileState {
   return { sha256: sha256(live.content), mode: live.mode, uid: live.uid, gid: live.gid };
 }
 
+/** A link's state is its target alone: a symlink's own mode and owner mean nothing. */
+function linkState(target: string | Buffer): FileState {
+  return { sha256: sha256(target), mode: 0o777, uid: 0, gid: 0 };
+}
+
+/** What stands at an op's path now, in the terms of its journal states (null: nothing of its type). */
+function liveState(live: LiveFile | undefined, link: boolean | undefined): FileState | null {
+  if (link) return live?.type === 'symlink' ? linkState(live.content) : null;
+  return live?.type === 'file' ? stateOf(live) : null;
+}
+
 /** A transaction in flight. */
 export class Transaction {
   private constructor(
@@ -75,19 +88,21 @@ export class Transaction {
     host: Host,
     header: Pick<Journal, 'generation' | 'revision' | 'from'>,
     writes: readonly ManagedFile[],
-    deletes: readonly { path: string; kind: ResourceKind }[],
+    deletes: readonly { path: string; kind: ResourceKind; link?: boolean }[],
   ): Promise<Transaction> {
     await rm(store.txnDir, { recursive: true, force: true });
     await mkdir(store.backupDir, { recursive: true, mode: 0o700 });
     const ops: JournalOp[] = [];
-    const backup = async (path: string): Promise<FileState | null> => {
+    const backup = async (path: string, link = false): Promise<FileState | null> => {
       const live = await host.read(path);
       if (!live) return null;
-      if (live.type !== 'file') throw new Error(`${path} is a ${live.type}, not a file; refusing to replace it`);
+      const expected = link ? 'symlink' : 'file';
+      if (live.type !== expected) throw new Error(`${path} is a ${live.type}, not a ${expected}; refusing to replace it`);
       const copy = join(store.backupDir, path);
       await mkdir(dirname(copy), { recursive: true, mode: 0o700 });
+      // A link's backup is its target text.
       await writeFileAtomic(copy, live.content);
-      return stateOf(live);
+      return link ? linkState(live.content) : stateOf(live);
     };
     for (const file of writes) {
       const uid = host.ids.uid(file.owner) ?? 0;
@@ -96,12 +111,13 @@ export class Transaction {
         path: file.path,
         kind: file.kind,
         action: 'write',
-        before: await backup(file.path),
-        after: { sha256: sha256(file.content), mode: file.mode, uid, gid },
+        before: await backup(file.path, file.link),
+        after: file.link ? linkState(file.content) : { sha256: sha256(file.content), mode: file.mode, uid, gid },
+        ...(file.link ? { link: true } : {}),
       });
     }
     for (const file of deletes) {
-      ops.push({ path: file.path, kind: file.kind, action: 'delete', before: await backup(file.path), after: null });
+      ops.push({ path: file.path, kind: file.kind, action: 'delete', before: await backup(file.path, file.link), after: null, ...(file.link ? { link: true } : {}) });
     }
     crashPoint('apply:backups');
     const createdDirs = await missingDirs(host, writes.map((file) => file.path));
@@ -124,7 +140,9 @@ export class Transaction {
   async applyFiles(contentOf: (path: string) => string): Promise<void> {
     let index = 0;
     for (const op of this.journal.ops) {
-      if (op.action === 'write' && op.after) {
+      if (op.action === 'write' && op.after && op.link) {
+        await this.host.switchSymlink(op.path, contentOf(op.path));
+      } else if (op.action === 'write' && op.after) {
         await this.host.writeAtomic(op.path, contentOf(op.path), op.after.mode, op.after.uid, op.after.gid);
       } else {
         await this.host.remove(op.path);
@@ -155,11 +173,12 @@ export class Transaction {
     for (const op of [...this.journal.ops].reverse()) {
       crashPoint(`undo:op:${index++}`);
       await this.host.removeTempFiles(op.path);
-      const live = await this.host.read(op.path);
-      const now = live?.type === 'file' ? stateOf(live) : null;
+      const now = liveState(await this.host.read(op.path), op.link);
       if (sameState(now, op.before)) continue;
       if (op.before === null) {
         await this.host.remove(op.path);
+      } else if (op.link) {
+        await this.host.switchSymlink(op.path, (await this.backupOf(op.path, op.before.sha256)).toString('utf8'));
       } else if (now?.sha256 === op.before.sha256) {
         await this.host.setAttributes(op.path, op.before.mode, op.before.uid, op.before.gid);
       } else {

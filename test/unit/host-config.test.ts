@@ -71,6 +71,7 @@ describe('host config', () => {
       poll: { enabled: true, intervalSeconds: 60, jitterSeconds: 10 },
       webhook: { enabled: false },
       auth: {},
+      apps: { insteadOf: {}, auth: [], fetchTimeoutSeconds: 60 },
       trust: { requireSignatures: false, allowRewinds: false },
       limits: { maxFileBytes: 16777216, maxTreeBytes: 134217728 },
       drift: { policy: 'heal', watch: true },
