@@ -17,6 +17,9 @@ export const APP_URL_PREFIX = 'https://git.example.com/edge/';
 /** The `apps` section of the host config: the example's app URLs (prefix → replacement) go to the container's forge. */
 export const APPS_HOST_CONFIG = { insteadOf: { [APP_URL_PREFIX]: `${APP_FORGE}/` } };
 
+/** The same mapping for a one-off `apply` (`--app-instead-of PREFIX=REPLACEMENT`). */
+export const APP_INSTEAD_OF_ARGS = ['--app-instead-of', `${APP_URL_PREFIX}=${APP_FORGE}/`];
+
 /** Where each example app answers inside the container. */
 export const APP_URLS: Record<ExampleApp, string> = {
   lod: 'http://127.0.0.1:8080',

@@ -14,7 +14,7 @@ import { stringify } from 'yaml';
 import { PROJECT_IN_CONTAINER, SystemdContainer, type ExecResult } from './container.js';
 import { EXAMPLE_SECRETS } from './cli.js';
 import type { AppRepo, ExampleApp } from './app-repos.js';
-import { APPS_HOST_CONFIG, createContainerAppRepos } from './e2e-apps.js';
+import { APP_INSTEAD_OF_ARGS, APPS_HOST_CONFIG, createContainerAppRepos } from './e2e-apps.js';
 import { commitEdit, git, revertLast } from './git-repo.js';
 import { EXAMPLE_REPO, PROJECT_ROOT } from './paths.js';
 import { waitUntil } from './wait.js';
@@ -175,7 +175,7 @@ export class EdgeHost {
     return this.agent(
       [
         'apply', '--repo', AGENT.repo, '--ref', AGENT.ref, '--host', hostName, '--state-dir', AGENT.stateDir,
-        '--secrets-dir', AGENT.secretsDir, '--json', '--quiet', ...(options.args ?? []),
+        '--secrets-dir', AGENT.secretsDir, ...APP_INSTEAD_OF_ARGS, '--json', '--quiet', ...(options.args ?? []),
       ],
       options.env,
     );
