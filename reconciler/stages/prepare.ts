@@ -9,7 +9,7 @@
  * without `--state-dir`) nothing is fetched: a tag or branch shows unresolved.
  */
 import { createHash } from 'node:crypto';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { EdgeError } from '../errors.js';
 import { canUseSystemdRun, lastLines, runBuild } from '../host/app-build.js';
@@ -118,7 +118,8 @@ async function readyRelease(ctx: RunContext, state: RunState, app: AppIntent, sh
   }
   await removeReleaseLeftovers(host, app.name);
   const work = await newReleaseWorkDir(host, app.name, sha);
-  const real = host.resolve(work);
+  // Absolute: the build's sandbox changes into this dir before it mounts it (a relative --root would miss it).
+  const real = resolve(host.resolve(work));
   try {
     await archive(appMirrorDir(store, app.name), sha, real);
     await linkShared(real, app.shared);
