@@ -9,7 +9,9 @@
  * Place the bare repo where the agent can read it: for the e2e container, under its root folder
  * (`box.hostPath('/srv/forge/apps/lod.git')`), as e2e-host.ts does for the desired-state repo.
  */
-import { cp, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { rmSync } from 'node:fs';
+import { cp, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import { git } from './git-repo.js';
@@ -117,6 +119,25 @@ export async function createExampleAppRepos(parent: string): Promise<Record<Exam
     lod: await AppRepo.create('lod', { bare: join(parent, 'lod.git') }),
     'model-gateway': await AppRepo.create('model-gateway', { bare: join(parent, 'model-gateway.git') }),
   };
+}
+
+/** The URL prefix the example desired state names its app repos by (hosts map it with apps.insteadOf). */
+export const EXAMPLE_APP_URL_PREFIX = 'https://git.example.com/edge/';
+
+let exampleAppsDir: Promise<string> | undefined;
+
+/**
+ * The `apply` arguments that map the example's app URLs to local repos of both example apps (`--app-instead-of`),
+ * as the quick start does. The repos are made once per test process, in a temp dir removed at exit.
+ */
+export async function exampleAppArgs(): Promise<string[]> {
+  exampleAppsDir ??= (async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'edge-apps-'));
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+    await createExampleAppRepos(dir);
+    return dir;
+  })();
+  return ['--app-instead-of', `${EXAMPLE_APP_URL_PREFIX}=${await exampleAppsDir}/`];
 }
 
 async function commitVersion(work: string, version: string, message: string): Promise<string> {

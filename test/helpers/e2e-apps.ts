@@ -4,7 +4,7 @@
  * reads of a release on the host: the `current` link, the app's /version, the units' invocation ids.
  */
 import { createHmac } from 'node:crypto';
-import { createExampleAppRepos, type AppRepo, type ExampleApp } from './app-repos.js';
+import { createExampleAppRepos, EXAMPLE_APP_URL_PREFIX, type AppRepo, type ExampleApp } from './app-repos.js';
 import type { SystemdContainer } from './container.js';
 import { waitUntil } from './wait.js';
 
@@ -12,7 +12,7 @@ import { waitUntil } from './wait.js';
 export const APP_FORGE = '/srv/forge/apps';
 
 /** The URL prefix the example desired state names its app repos by. */
-export const APP_URL_PREFIX = 'https://git.example.com/edge/';
+export const APP_URL_PREFIX = EXAMPLE_APP_URL_PREFIX;
 
 /** The `apps` section of the host config: the example's app URLs (prefix → replacement) go to the container's forge. */
 export const APPS_HOST_CONFIG = { insteadOf: { [APP_URL_PREFIX]: `${APP_FORGE}/` } };
