@@ -131,13 +131,23 @@ let exampleAppsDir: Promise<string> | undefined;
  * as the quick start does. The repos are made once per test process, in a temp dir removed at exit.
  */
 export async function exampleAppArgs(): Promise<string[]> {
+  return ['--app-instead-of', `${EXAMPLE_APP_URL_PREFIX}=${await exampleAppsRepos()}/`];
+}
+
+/** The same mapping as the host config's `apps` section, for `serve --config`. */
+export async function exampleAppsConfig(): Promise<{ insteadOf: Record<string, string> }> {
+  return { insteadOf: { [EXAMPLE_APP_URL_PREFIX]: `${await exampleAppsRepos()}/` } };
+}
+
+/** The folder holding `lod.git` and `model-gateway.git`, made on first use. */
+function exampleAppsRepos(): Promise<string> {
   exampleAppsDir ??= (async () => {
     const dir = await mkdtemp(join(tmpdir(), 'edge-apps-'));
     process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
     await createExampleAppRepos(dir);
     return dir;
   })();
-  return ['--app-instead-of', `${EXAMPLE_APP_URL_PREFIX}=${await exampleAppsDir}/`];
+  return exampleAppsDir;
 }
 
 async function commitVersion(work: string, version: string, message: string): Promise<string> {

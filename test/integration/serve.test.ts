@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { stringify } from 'yaml';
+import { exampleAppsConfig } from '../helpers/app-repos.js';
 import { EXAMPLE_SECRETS, writeSecretsDir } from '../helpers/cli.js';
 import { createUpstream, startGitHttpServer, type GitHttpServer, type Upstream } from '../helpers/git-server.js';
 import { CLI, EXAMPLE_REPO } from '../helpers/paths.js';
@@ -63,6 +64,7 @@ describe('serve: the agent as a process', function () {
         webhook: { enabled: true, secretFile: webhookFile },
         poll: { enabled: false },
         drift: { policy: 'heal', watch: true },
+        apps: await exampleAppsConfig(),
         ...extra,
       }),
       { mode: 0o600 },
