@@ -6,7 +6,7 @@
  * example's app URLs (`apps.insteadOf`): the agent builds and releases them itself. The agent runs inside as root
  * with root `/`: real systemctl, caddy and ufw.
  */
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { copyFile, cp, mkdir, readFile, realpath, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -273,13 +273,16 @@ export class EdgeHost {
    */
   async generationMismatches(n: number): Promise<string[]> {
     const meta = JSON.parse(await this.box.readFile(`${AGENT.stateDir}/generations/${n}/meta.json`)) as {
-      inventory: { path: string; sha256: string; mode: number; owner: string; group: string }[];
+      inventory: { path: string; sha256: string; mode: number; owner: string; group: string; link?: boolean }[];
     };
     const live = await this.snapshot(meta.inventory.map((entry) => entry.path));
     return meta.inventory
       .map((entry) => {
-        const expected = `${entry.mode.toString(8)} ${entry.owner}:${entry.group} ${entry.sha256}`;
-        const found = live.get(entry.path) ?? 'missing';
+        // A symlink (an app's current link) is recorded by the hash of its target; it has no mode or owner of its own.
+        const expected = entry.link ? `link ${entry.sha256}` : `${entry.mode.toString(8)} ${entry.owner}:${entry.group} ${entry.sha256}`;
+        const seen = live.get(entry.path);
+        const target = entry.link && seen?.startsWith('-> ') ? seen.slice(3) : undefined;
+        const found = target !== undefined ? `link ${createHash('sha256').update(target).digest('hex')}` : seen ?? 'missing';
         return found === expected ? '' : `${entry.path}: ${found}, generation ${n} has ${expected}`;
       })
       .filter(Boolean);
