@@ -15,6 +15,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { measureApplyPath, measureStages } from './measure.js';
 import { formatReport, type WorkerMode, type WorkloadResult } from './report.js';
+import { formatReleaseRows, measureReleases } from './releases.js';
 
 /** Runs one N and mode in a child process (so its peak RSS is its own) and returns what it measured. */
 function runWorker(mode: WorkerMode, apps: number, runs: number, budgetSeconds: number): Promise<WorkloadResult> {
@@ -76,10 +77,16 @@ async function main(argv: string[]): Promise<void> {
     caddy: toolVersion(['caddy', 'version']),
     systemd: toolVersion(['systemd-analyze', '--version']),
   };
-  const report = formatReport(results);
+  // App releases (issue 8): the no-op with N live releases against none, and a release bump to the switch.
+  const releaseRows = [];
+  for (const apps of options.apps.filter((n) => n <= 100)) {
+    process.stderr.write(`bench: ${apps} apps, app releases...\n`);
+    releaseRows.push(...(await measureReleases(apps, options.runs)));
+  }
+  const report = `${formatReport(results)}\n\nApp releases (bench/releases.ts):\n\n${formatReleaseRows(releaseRows)}`;
   process.stdout.write(`${report}\n\nmachine: ${machine.cpus} × ${machine.cpuModel}, node ${machine.node}, ${machine.caddy}, ${machine.systemd}\n`);
   process.stdout.write(`bench took ${((performance.now() - started) / 1000).toFixed(0)} s\n`);
-  await writeFile(options.out, JSON.stringify({ date: new Date().toISOString(), machine, runsRequested: options.runs, results }, null, 2) + '\n');
+  await writeFile(options.out, JSON.stringify({ date: new Date().toISOString(), machine, runsRequested: options.runs, results, releases: releaseRows }, null, 2) + '\n');
   process.stderr.write(`bench: wrote ${options.out}\n`);
 }
 

@@ -154,4 +154,6 @@ export interface Plan {
   activation: Activation;
   /** True when any file changes (then activation has work too, or the change is content-only). */
   changed: boolean;
+  /** What else applying does besides files and units: app releases built or reused, app users created. */
+  notes?: string[];
 }

@@ -61,6 +61,7 @@ export const PLAN_PIPELINE: readonly StageStep[] = [
       const files = need(state.files, 'rendered files');
       const { checkFirewallLockout, planHost } = await import('./stages/plan.js');
       state.plan = await planHost(ctx.hostName, files, ctx.host, state.previous);
+      if (state.notes && state.notes.length > 0) state.plan.notes = state.notes;
       // A manual rollback restores rules that were live before: it has no desired state and is not judged.
       if (state.desired) await checkFirewallLockout(files, state.desired.edge.guards, ctx.host, state.plan);
     },

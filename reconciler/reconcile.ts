@@ -231,7 +231,7 @@ async function reconcileLocked(ctx: RunContext, state: RunState, options: Reconc
   if (!plan.changed && live?.revision === revision) return { result: 'unchanged', revision, generation: live.generation };
   // `report` never applies; `apply-new` (polls under the report policy) applies a new revision but leaves drift
   // of the live one to be reported, not healed.
-  if (options.mode === 'report' || (options.mode === 'apply-new' && live?.revision === revision)) {
+  if (options.mode === 'report' || (options.mode === 'apply-new' && live?.revision === revision && !newRelease(state, live))) {
     const drift = plan.changes.filter((change) => change.action !== 'unchanged').map((change) => change.path);
     return { result: 'drifted', revision, generation: live?.generation, drift };
   }
@@ -280,6 +280,11 @@ async function reconcileLocked(ctx: RunContext, state: RunState, options: Reconc
   const generation = need(state.generation, 'generation').generation;
   await runRepoHooks(ctx, state, 'post-apply', hookEnv(generation, { result: 'success' }));
   return { result: 'applied', revision, generation };
+}
+
+/** True when prepare resolved an app to another commit than the live one (a followed branch moved): no drift. */
+function newRelease(state: RunState, live: GenerationMeta | undefined): boolean {
+  return (state.releases ?? []).some((release) => live?.releases?.find((old) => old.app === release.app)?.sha !== release.sha);
 }
 
 /** True when `revision` is the live generation's, rendered from the same inputs, and the host still matches it. */

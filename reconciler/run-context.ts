@@ -94,6 +94,8 @@ export interface RunState {
   generation?: GenerationMeta;
   transaction?: Transaction;
   health?: HealthReport;
+  /** What prepare did or will do besides files (the plan shows them): releases built or reused, users created. */
+  notes?: string[];
   /** The app releases prepare made ready, one per app resource (recorded in the generation). */
   releases?: AppRelease[];
   /** Every activation command, in order (recorded under --dry-activate). */

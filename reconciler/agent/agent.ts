@@ -21,6 +21,8 @@ import { liveGeneration, readStatus, recordRun } from '../state/status.js';
 import { readStatusView } from '../state/status-view.js';
 import { watchManagedFiles, watchSecrets, type DriftWatcher, type SecretsWatcher } from '../triggers/watch.js';
 import type { RunReport, RunRequest } from '../triggers/run-request.js';
+import type { AppWatch } from '../triggers/webhook.js';
+import { rewriteAppUrl } from '../source/app-source.js';
 
 /** A running agent. */
 export interface Agent {
@@ -102,8 +104,11 @@ export async function startAgent(config: HostConfig, options: AgentOptions): Pro
   // A damaged state dir must not keep the agent from starting: its first run names the damage (or repairs it).
   let live: InventoryEntry[] = await liveInventory(store, config.host).catch(() => []);
   const metrics = new AgentMetrics();
-  const initial = (await readStatus(store, config.host)).lastApplied;
+  const initialStatus = await readStatus(store, config.host);
+  const initial = initialStatus.lastApplied;
   if (initial) metrics.setLive(initial);
+  if (initialStatus.apps) metrics.setApps(initialStatus.apps);
+  let followed: AppWatch[] = await followedApps(store, config).catch(() => []);
   let applying = false;
   let drift: DriftWatcher | undefined;
 
@@ -141,9 +146,11 @@ export async function startAgent(config: HostConfig, options: AgentOptions): Pro
           : {}),
         ...(outcome.drift ? { drift: outcome.drift.length } : {}),
       });
+      if (outcome.apps) metrics.setApps(outcome.apps);
       return { result: outcome.result, retry: outcome.error?.retry, revision: outcome.revision, durationMs: outcome.durationMs };
     } finally {
       live = await liveInventory(store, config.host).catch(() => live);
+      followed = await followedApps(store, config).catch(() => followed);
       applying = false;
       await drift?.refresh();
     }
@@ -156,7 +163,7 @@ export async function startAgent(config: HostConfig, options: AgentOptions): Pro
     log,
     metrics: () => metrics.render(),
     ...(config.webhook.enabled && config.webhook.secret
-      ? { webhook: { secret: config.webhook.secret, watch: config.tagPattern ? { tagPattern: config.tagPattern } : watchedRef(config.ref ?? 'release') } }
+      ? { webhook: { secret: config.webhook.secret, watch: config.tagPattern ? { tagPattern: config.tagPattern } : watchedRef(config.ref ?? 'release'), apps: () => followed } }
       : {}),
     poll: config.poll.enabled ? { intervalMs: config.poll.intervalSeconds * 1000, jitterMs: config.poll.jitterSeconds * 1000 } : false,
     backoff: { initialMs: config.backoff.initialSeconds * 1000, maxMs: config.backoff.maxSeconds * 1000 },
@@ -195,6 +202,14 @@ export async function startAgent(config: HostConfig, options: AgentOptions): Pro
       await closed;
     },
   };
+}
+
+/** The live apps that follow a branch, with their repo's URLs as declared and as fetched (app push webhooks). */
+async function followedApps(store: StateStore, config: HostConfig): Promise<AppWatch[]> {
+  const releases = (await liveGeneration(store, config.host))?.releases ?? [];
+  return releases.flatMap((release) =>
+    release.follow ? [{ app: release.app, branch: release.follow, repos: [...new Set([release.repo, rewriteAppUrl(release.repo, config.apps.insteadOf)])] }] : [],
+  );
 }
 
 async function liveInventory(store: StateStore, host: string): Promise<InventoryEntry[]> {

@@ -6,6 +6,7 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Stage } from '../errors.js';
 import type { RunResult } from '../state/status.js';
+import type { AppStatus } from '../state/app-status.js';
 
 /** What one reconcile tells the metrics. */
 export interface RunObservation {
@@ -68,6 +69,29 @@ export class AgentMetrics {
     help: 'When a reconcile last ended applied or unchanged.',
     registers: [this.registry],
   });
+
+  private readonly appRelease = new Gauge({
+    name: 'edge_reconciler_app_release_info',
+    help: 'The live release of each app (value 1): its commit.',
+    labelNames: ['app', 'sha'],
+    registers: [this.registry],
+  });
+  private readonly appBuildSeconds = new Gauge({
+    name: 'edge_reconciler_app_build_duration_seconds',
+    help: 'How long the build of each app\'s live release took.',
+    labelNames: ['app'],
+    registers: [this.registry],
+  });
+
+  /** Sets the apps' live releases (at start, from the status document, and after every run that knows them). */
+  setApps(apps: readonly AppStatus[]): void {
+    this.appRelease.reset();
+    this.appBuildSeconds.reset();
+    for (const app of apps) {
+      this.appRelease.set({ app: app.app, sha: app.sha }, 1);
+      this.appBuildSeconds.set({ app: app.app }, app.buildSeconds);
+    }
+  }
 
   /** Records one reconcile. */
   observe(run: RunObservation): void {

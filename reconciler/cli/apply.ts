@@ -76,6 +76,7 @@ export function summarize(outcome: ReconcileOutcome) {
     commands: outcome.state.commands,
     health: outcome.state.health?.results,
     error: outcome.error ? errorJson(outcome.error) : undefined,
+    ...(plan?.notes ? { notes: plan.notes } : {}),
     ...(outcome.state.releases ? { releases: outcome.state.releases } : {}),
     ...(outcome.apps ? { apps: outcome.apps } : {}),
   };

@@ -87,6 +87,7 @@ export function formatPlan(plan: Plan, root: string): string {
     if (change.diff) lines.push(...change.diff.split('\n').map((line) => `    ${line}`));
   }
   lines.push('', ...formatActivation(plan.activation));
+  if (plan.notes && plan.notes.length > 0) lines.push('', 'app releases:', ...plan.notes.map((note) => `  ${note}`));
   return lines.join('\n');
 }
 

@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { StateStore } from '../state/state-store.js';
 import { readStatus, type RunRecord } from '../state/status.js';
 import { readStatusView } from '../state/status-view.js';
+import type { AppStatus } from '../state/app-status.js';
 import { applyGate, readSuspension } from '../state/suspend.js';
 import { EdgeError } from '../errors.js';
 import { loadHostConfig } from '../config/host-config.js';
@@ -23,6 +24,15 @@ function describeRun(run: RunRecord): string {
   const why = run.code ? ` [${run.code}] ${reason}` : '';
   const gen = run.generation !== undefined ? ` generation ${run.generation}` : '';
   return `${run.at}  ${run.result.padEnd(11)} ${short(run.revision)}${gen} (${run.durationMs} ms)${why}`;
+}
+
+/** An app's lines in `status`: its live release, the one before, its last failure. */
+function describeApp(app: AppStatus): string[] {
+  const ref = app.ref ? ` (${app.ref})` : '';
+  const previous = app.previous ? `, previous ${short(app.previous)}` : '';
+  const lines = [`app ${app.app}:`.padEnd(16) + `${short(app.sha)}${ref} built ${app.builtAt} in ${app.buildSeconds} s${previous}`];
+  if (app.failed) lines.push(`  failed:       ${short(app.failed.sha)}: ${app.failed.reason}`);
+  return lines;
 }
 
 /** Registers status, history, rollback and unpin. */
@@ -61,7 +71,8 @@ export function registerStateCommands(program: Command): void {
         const stages = Object.entries(status.lastAttempted.durations).map(([stage, ms]) => `${stage} ${ms} ms`);
         if (stages.length > 0) lines.push(`stages:         ${stages.join(', ')}`);
       }
-      if (bad.length > 0) lines.push(`bad revisions:  ${bad.map((entry) => short(entry.revision)).join(', ')}`);
+      for (const app of status.apps ?? []) lines.push(...describeApp(app));
+      if (bad.length > 0) lines.push(`bad revisions:  ${bad.map((entry) => short(entry.revision) + (entry.releases ? ` (${entry.releases.map((r) => `${r.app}@${short(r.sha)}`).join(', ')})` : '')).join(', ')}`);
       out(lines.join('\n'), plain);
     });
 
@@ -72,13 +83,14 @@ export function registerStateCommands(program: Command): void {
     .option('--json', 'print as JSON')
     .action(async (options: { stateDir: string; json?: boolean }) => {
       const store = new StateStore(options.stateDir);
-      const generations = (await store.history()).map(({ generation, revision, result, createdAt, reason, restoredFrom }) => ({
+      const generations = (await store.history()).map(({ generation, revision, result, createdAt, reason, restoredFrom, releases }) => ({
         generation,
         revision,
         result,
         createdAt,
         ...(reason ? { reason } : {}),
         ...(restoredFrom !== undefined ? { restoredFrom } : {}),
+        ...(releases && releases.length > 0 ? { releases } : {}),
       }));
       const runs = (await readStatus(store, 'unknown')).history;
       if (options.json) {
@@ -88,7 +100,8 @@ export function registerStateCommands(program: Command): void {
       const lines = ['generations:'];
       for (const g of generations) {
         const from = g.restoredFrom !== undefined ? ` (restored from ${g.restoredFrom})` : '';
-        lines.push(`  ${String(g.generation).padStart(4)}  ${g.result.padEnd(11)} ${short(g.revision)}  ${g.createdAt}${from}${g.reason ? `  ${g.reason}` : ''}`);
+        const apps = g.releases ? `  ${g.releases.map((r) => `${r.app}@${short(r.sha)}${r.ref ? ` (${r.ref})` : ''}`).join(' ')}` : '';
+        lines.push(`  ${String(g.generation).padStart(4)}  ${g.result.padEnd(11)} ${short(g.revision)}  ${g.createdAt}${from}${apps}${g.reason ? `  ${g.reason}` : ''}`);
       }
       lines.push('runs:', ...runs.map((run) => `  ${describeRun(run)}`));
       out(lines.join('\n'), plain);

@@ -104,8 +104,12 @@ export async function runBuild(request: BuildRequest, runner: CommandRunner, sys
     const output = `${result.stdout}\n${result.stderr}`;
     return { exitCode: result.timedOut ? undefined : result.exitCode, timedOut: result.timedOut || /timeout/i.test(result.stderr) && result.exitCode !== 0, output, via: 'systemd-run' };
   }
+  const [program = '', ...args] = request.build.command;
+  // A file of the release runs by its path relative to the build's cwd: the dirs above the release (a private
+  // sandbox root in tests) need not be searchable by the build's user.
+  const argv = program.startsWith('./') ? ['/bin/sh', '-c', 'exec "$0" "$@"', program, ...args] : request.build.command;
   const result = await runConfined({
-    argv: buildArgv(request.build, request.realDir),
+    argv,
     scratchDir: request.realDir,
     env: { PATH: BUILD_PATH, LC_ALL: 'C.UTF-8', ...request.build.env },
     timeoutMs,

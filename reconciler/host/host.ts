@@ -325,7 +325,7 @@ export async function syncDir(dir: string): Promise<void> {
   }
 }
 
-/** Reads /etc/passwd and /etc/group of the running machine once. */
+/** Reads /etc/passwd and /etc/group of the running machine once (again for a name it did not find). */
 export function systemIds(): IdResolver {
   const table = (file: string): Map<string, number> => {
     const map = new Map<string, number>();
@@ -343,72 +343,11 @@ export function systemIds(): IdResolver {
   };
   let users: Map<string, number> | undefined;
   let groups: Map<string, number> | undefined;
+  // A name not found is looked up afresh: prepare may have just created an app's user (useradd).
   return {
-    uid: (name) => (users ??= table('/etc/passwd')).get(name),
-    gid: (name) => (groups ??= table('/etc/group')).get(name),
+    uid: (name) => (users ??= table('/etc/passwd')).get(name) ?? (users = table('/etc/passwd')).get(name),
+    gid: (name) => (groups ??= table('/etc/group')).get(name) ?? (groups = table('/etc/group')).get(name),
   };
 }
 
-/** The outcome of one command on the host. */
-export interface CommandResult {
-  exitCode: number;
-  stdout: string;
-  stderr: string;
-  /** True when the command ran past its timeout and was killed. */
-  timedOut: boolean;
-}
-
-/** Options of one command. */
-export interface CommandOptions {
-  timeoutMs?: number;
-  cwd?: string;
-  env?: Record<string, string>;
-  signal?: AbortSignal;
-}
-
-/**
- * Runs commands on the host: systemctl, caddy, ufw, hooks, health probes. The real runner executes them;
- * the recording runner (`--dry-activate`, tests, the benchmark) records them and reports success.
- */
-export interface CommandRunner {
-  run(argv: readonly string[], options?: CommandOptions): Promise<CommandResult>;
-  /** True when commands are only recorded, not run. */
-  readonly dryRun: boolean;
-}
-
-/** Executes commands for real, without a shell; never throws on a non-zero exit. */
-export class ExecRunner implements CommandRunner {
-  readonly dryRun = false;
-
-  async run(argv: readonly string[], options: CommandOptions = {}): Promise<CommandResult> {
-    const [file, ...args] = argv;
-    if (!file) throw new Error('empty command');
-    const { execa } = await import('execa');
-    const result = await execa(file, args, {
-      reject: false,
-      timeout: options.timeoutMs ?? 60_000,
-      cwd: options.cwd,
-      env: options.env,
-      cancelSignal: options.signal,
-      stdin: 'ignore',
-      all: false,
-    });
-    return {
-      exitCode: result.exitCode ?? (result.failed ? 127 : 0),
-      stdout: String(result.stdout ?? ''),
-      stderr: String(result.stderr ?? (result.failed && result.exitCode === undefined ? result.shortMessage : '')),
-      timedOut: result.timedOut,
-    };
-  }
-}
-
-/** Records every command instead of running it (`--dry-activate`). */
-export class RecordingRunner implements CommandRunner {
-  readonly dryRun = true;
-  readonly commands: string[][] = [];
-
-  async run(argv: readonly string[]): Promise<CommandResult> {
-    this.commands.push([...argv]);
-    return { exitCode: 0, stdout: '', stderr: '', timedOut: false };
-  }
-}
+export { ExecRunner, RecordingRunner, type CommandOptions, type CommandResult, type CommandRunner } from './commands.js';

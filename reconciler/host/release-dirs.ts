@@ -48,6 +48,7 @@ async function ensureDir(host: Host, path: string, mode: number, uid = 0, gid = 
  * Shared dirs are never removed.
  */
 export async function ensureAppDirs(host: Host, app: string, shared: readonly string[], owner: { uid: number; gid: number }): Promise<void> {
+  await mkdir(host.root, { recursive: true });
   for (const dir of ['/srv', '/srv/apps', appDir(app), `${appDir(app)}/releases`, `${appDir(app)}/shared`]) await ensureDir(host, dir, 0o755);
   for (const name of shared) await ensureDir(host, `${appDir(app)}/shared/${name}`, 0o750, owner.uid, owner.gid);
 }

@@ -47,8 +47,9 @@ export function rewriteAppUrl(repo: string, insteadOf: Record<string, string> = 
 export function appAuthFor(url: string, auth: AppSourceConfig['auth'] = []): SourceAuth | undefined {
   const entry = auth.filter((candidate) => url.startsWith(candidate.prefix)).sort((a, b) => b.prefix.length - a.prefix.length)[0];
   if (!entry) return undefined;
-  const { prefix: _prefix, ...rest } = entry;
-  return rest;
+  const credentials: SourceAuth = {};
+  for (const key of ['sshKeyFile', 'knownHostsFile', 'tokenFile', 'tokenUser'] as const) if (entry[key] !== undefined) credentials[key] = entry[key];
+  return credentials;
 }
 
 /** True when the mirror holds `sha` as a commit. */

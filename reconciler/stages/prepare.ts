@@ -53,15 +53,27 @@ export async function prepareReleases(ctx: RunContext, state: RunState): Promise
   const files = need(state.files, 'rendered files').filter((file): file is RenderedFile & { app: AppIntent } => file.link === true && file.app !== undefined);
   delete state.releases;
   if (files.length === 0) return;
+  state.notes = [];
   if (!ctx.store) {
-    for (const file of files) file.content = file.app.rev ? releaseLink(file.app.rev) : `releases/(${file.app.tag ? `tag ${file.app.tag}` : `branch ${file.app.follow ?? ''}`}, resolved when applied)`;
+    for (const file of files) {
+      const { app } = file;
+      const what = app.rev ? `commit ${app.rev.slice(0, 12)}` : app.tag ? `tag ${app.tag}` : `branch ${app.follow ?? ''}`;
+      file.content = app.rev ? releaseLink(app.rev) : `releases/(${what}, resolved when applied)`;
+      state.notes.push(`app ${app.name}: ${what} of ${app.repo} is fetched and built when applied`);
+      if (ctx.host.root === '/' && !(await lookupUser(app.user))) state.notes.push(`app ${app.name}: user ${app.user} does not exist; apply creates it as a system user`);
+    }
     return;
   }
   const store = ctx.store;
   const resolved: { file: RenderedFile & { app: AppIntent }; sha: string; ref?: string }[] = [];
   for (const file of files) {
     const { app } = file;
-    const spec = { app: app.name, repo: app.repo, ...(app.rev ? { rev: app.rev } : {}), ...(app.tag ? { tag: app.tag } : {}), ...(app.follow ? { follow: app.follow } : {}) };
+    // A pinned commit names itself: no git at all when it is known, built for this spec, on the host.
+    if (app.rev) {
+      resolved.push({ file, sha: app.rev });
+      continue;
+    }
+    const spec = { app: app.name, repo: app.repo, ...(app.tag ? { tag: app.tag } : {}), ...(app.follow ? { follow: app.follow } : {}) };
     resolved.push({ file, ...(await resolveAppRevision(spec, appMirrorDir(store, app.name), ctx.apps, ctx.signal)) });
   }
   await refuseBadReleases(store, need(state.revision, 'revision'), resolved.map(({ file, sha }) => ({ app: file.app.name, sha })));
@@ -95,8 +107,6 @@ async function readyRelease(ctx: RunContext, state: RunState, app: AppIntent, sh
   const store = need(ctx.store, 'state store');
   const { host } = ctx;
   const spec = buildSpecHash(app);
-  const owner = await appOwner(ctx, app);
-  await ensureAppDirs(host, app.name, app.shared, owner);
   const release = (marker: ReleaseMarker): AppRelease => ({
     app: app.name,
     sha,
@@ -106,8 +116,15 @@ async function readyRelease(ctx: RunContext, state: RunState, app: AppIntent, sh
     builtAt: marker.builtAt,
     buildSeconds: marker.buildSeconds,
   });
+  const named = `app ${app.name}: ${sha.slice(0, 12)}${ref ? ` (${ref})` : ''}`;
   const existing = await readMarker(host, app.name, sha);
-  if (existing && existing.spec === spec) return release(existing);
+  if (existing && existing.spec === spec) {
+    state.notes?.push(`${named} is built already (${existing.builtAt})`);
+    return release(existing);
+  }
+  if (app.rev) await resolveAppRevision({ app: app.name, repo: app.repo, rev: app.rev }, appMirrorDir(store, app.name), ctx.apps, ctx.signal);
+  const owner = await appOwner(ctx, state, app);
+  await ensureAppDirs(host, app.name, app.shared, owner);
   const revision = need(state.revision, 'revision');
   const failure = await store.readJson<BuildFailure>(buildFailurePath(store, app.name)).catch(() => undefined);
   if (failure && failure.revision === revision && failure.sha === sha && failure.spec === spec) {
@@ -147,6 +164,7 @@ async function readyRelease(ctx: RunContext, state: RunState, app: AppIntent, sh
     await completeRelease(host, work, marker);
     crashPoint('prepare:release');
     ctx.log.info({ app: app.name, sha, buildSeconds }, `app ${app.name}: release ${sha.slice(0, 12)} ready`);
+    state.notes?.push(`${named} exported and built in ${buildSeconds} s`);
     return release(marker);
   } catch (error) {
     await removeWorkDir(host, work).catch(() => undefined);
@@ -155,7 +173,7 @@ async function readyRelease(ctx: RunContext, state: RunState, app: AppIntent, sh
 }
 
 /** The ids the app builds as; a missing user is created as a system user (never under a sandbox root). */
-async function appOwner(ctx: RunContext, app: AppIntent): Promise<{ uid: number; gid: number }> {
+async function appOwner(ctx: RunContext, state: RunState, app: AppIntent): Promise<{ uid: number; gid: number }> {
   if (ctx.host.root !== '/') return sandboxBuildIds(app.user);
   const found = await lookupUser(app.user);
   if (found) return found;
@@ -170,5 +188,6 @@ async function appOwner(ctx: RunContext, app: AppIntent): Promise<{ uid: number;
     });
   }
   ctx.log.warn({ app: app.name, user: app.user }, `app ${app.name}: created the system user ${app.user} (home ${appDir(app.name)}, no login shell)`);
+  state.notes?.push(`app ${app.name}: created the system user ${app.user}`);
   return created;
 }

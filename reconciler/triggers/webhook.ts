@@ -21,6 +21,16 @@ export interface WebhookOptions {
   /** The shared secret configured on the forge; never logged, never echoed. */
   secret: string;
   watch: WatchedRef;
+  /** The app repos whose branch a live app follows: a push there is a trigger too (asked at each request). */
+  apps?: () => readonly AppWatch[];
+}
+
+/** An app that follows a branch of its repo (kind: app, `follow:`). */
+export interface AppWatch {
+  app: string;
+  /** The repo's URLs as the agent knows them (as declared, and as fetched after the host config's insteadOf). */
+  repos: string[];
+  branch: string;
 }
 
 /** A push to the watched ref: what the trigger is told. */
@@ -29,8 +39,10 @@ export interface PushHint {
   /** The forge's delivery id, sanitized for logs. */
   delivery: string;
   ref: string;
-  /** The pushed commit, when the payload carries a well-formed one. */
+  /** The pushed commit, when the payload carries a well-formed one (never for an app push: it is no desired-state commit). */
   after?: string;
+  /** Set for a push to a followed app branch: the app. */
+  app?: string;
 }
 
 /** What the HTTP server lends the webhook handler: body slots shared by all requests, and recent deliveries. */
@@ -132,7 +144,7 @@ export async function handleWebhook(request: IncomingMessage, forge: Forge, opti
     release();
   }
   if (!verifySignature(options.secret, body, signature.value)) return { status: 401, body: { error: 'signature does not match' } };
-  return decide(request, detected, body, options.watch, guards.deliveries);
+  return decide(request, detected, body, options, guards.deliveries);
 }
 
 /**
@@ -198,7 +210,8 @@ function header(request: IncomingMessage, name: string): string | undefined {
 }
 
 /** After the signature checked out: pings are answered, pushes to the watched ref become hints. */
-function decide(request: IncomingMessage, forge: 'github' | 'gitea', body: Buffer, watch: WatchedRef, deliveries?: DeliveryLog): WebhookResult {
+function decide(request: IncomingMessage, forge: 'github' | 'gitea', body: Buffer, options: WebhookOptions, deliveries?: DeliveryLog): WebhookResult {
+  const { watch } = options;
   const event = forge === 'github' ? header(request, 'x-github-event') : (header(request, 'x-gitea-event') ?? header(request, 'x-forgejo-event'));
   const delivery = sanitize(
     forge === 'github' ? header(request, 'x-github-delivery') : (header(request, 'x-gitea-delivery') ?? header(request, 'x-forgejo-delivery')),
@@ -213,12 +226,47 @@ function decide(request: IncomingMessage, forge: 'github' | 'gitea', body: Buffe
   if (!ref) return { status: 400, body: { error: 'push payload has no ref' } };
   // The ref is echoed only after it was checked against a strict shape, so nothing unexpected is reflected.
   const shownRef = /^refs\/[\w./-]{1,200}$/.test(ref) ? ref : '(unprintable ref)';
-  if (!isWatchedRef(ref, watch)) return { status: 202, body: { ignored: `ref ${shownRef} is not watched` } };
+  if (!isWatchedRef(ref, watch)) {
+    const app = payload.deleted === true ? undefined : followedApp(payload, ref, options.apps?.() ?? []);
+    // A push to a branch a live app follows: a hint to reconcile, which resolves the branch itself.
+    if (app) return { status: 202, body: { accepted: ref, app }, push: { forge, delivery, ref, app } };
+    return { status: 202, body: { ignored: `ref ${shownRef} is not watched` } };
+  }
   if (payload.deleted === true) return { status: 202, body: { ignored: `ref ${shownRef} was deleted` } };
   const after = typeof payload.after === 'string' && /^[0-9a-f]{40}([0-9a-f]{24})?$/i.test(payload.after) ? payload.after.toLowerCase() : undefined;
   if (after && /^0+$/.test(after)) return { status: 202, body: { ignored: `ref ${shownRef} was deleted` } };
   const push: PushHint = { forge, delivery, ref, ...(after ? { after } : {}) };
   return { status: 202, body: { accepted: ref, ...(after ? { after } : {}) }, push };
+}
+
+/** The app whose followed branch this push is to, from the payload's repository URLs; undefined when none. */
+function followedApp(payload: Record<string, unknown>, ref: string, apps: readonly AppWatch[]): string | undefined {
+  if (apps.length === 0 || !ref.startsWith('refs/heads/')) return undefined;
+  const repository = payload.repository;
+  if (repository === null || typeof repository !== 'object') return undefined;
+  const urls = ['clone_url', 'ssh_url', 'html_url', 'git_url', 'url']
+    .map((key) => (repository as Record<string, unknown>)[key])
+    .filter((value): value is string => typeof value === 'string' && value.length < 2048)
+    .map(repoKey);
+  const branch = ref.slice('refs/heads/'.length);
+  return apps.find((app) => app.branch === branch && app.repos.some((repo) => urls.includes(repoKey(repo))))?.app;
+}
+
+/**
+ * A repo URL reduced to what names the repo: no scheme, user, port, trailing slash or `.git`, lower case
+ * (`https://git.example.com/edge/lod.git`, `git@git.example.com:edge/lod` and `ssh://git@git.example.com:22/edge/lod.git`
+ * all become `git.example.com/edge/lod`).
+ */
+export function repoKey(url: string): string {
+  return url
+    .trim()
+    .toLowerCase()
+    .replace(/^[a-z][a-z0-9+.-]*:\/\//, '')
+    .replace(/^[^@/]+@/, '')
+    .replace(/^([^/:]+):(?!\d+\/)/, '$1/')
+    .replace(/^([^/:]+):\d+\//, '$1/')
+    .replace(/\/+$/, '')
+    .replace(/\.git$/, '');
 }
 
 /** JSON bodies, and the form encoding both forges can also send (`payload=<json>`). */

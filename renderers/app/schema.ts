@@ -2,6 +2,7 @@
  * The JSON schema of an `app` resource in role.yaml: an app's code, pulled from its own git repo at a pinned commit
  * (or a tag, or the head of a followed branch), built, and switched live through `/srv/apps/<name>/current`.
  */
+import { ADOPT_PROPERTY } from '../common.js';
 import { UNIT_NAME_PATTERN } from '../file/schema.js';
 
 /** A value that is either exactly what `pattern` says or holds handlebars (checked again after rendering). */
@@ -101,6 +102,10 @@ export const appSchema = {
       uniqueItems: true,
       items: { type: 'string', pattern: UNIT_NAME_PATTERN },
       description: 'Units restarted when the live release changes (a standby host restarts nothing).',
+    },
+    adopt: {
+      ...ADOPT_PROPERTY.adopt,
+      description: 'Take over a `current` symlink that exists but no generation managed (an app deployed by hand before); without it, such a link is never replaced.',
     },
   },
 } as const;

@@ -60,6 +60,8 @@ function describeFile(file: RenderedFile): string {
   if (file.ufw) meta.ufw = { defaults: file.ufw.defaults, rules: file.ufw.rules.length };
   if (file.validateCommand) meta.validateCommand = file.validateCommand;
   if (file.onChange) meta.onChange = file.onChange;
+  if (file.link) meta.link = true;
+  if (file.app) meta.app = file.app;
   if (file.secrets.length > 0) meta.secrets = file.secrets;
   if (file.sensitive) meta.sensitive = true;
   const metaLine = Object.keys(meta).length > 0 ? `meta: ${JSON.stringify(meta)}\n` : '';

@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { execa } from 'execa';
-import { lstat, mkdtemp, readFile, readlink, readdir, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readFile, readlink, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
@@ -168,6 +168,24 @@ describe('app releases (sandbox root, real git and builds)', function () {
     assert.equal(back.result, 'applied', back.error?.message);
     assert.equal(await current(), `releases/${shas[2]}`);
     assert.deepEqual(restarts(), ['restart lod.service']);
+  });
+
+  it('takes over a current link deployed by hand only when the app adopts it, and keeps it as the backup', async () => {
+    await mkdir(join(root, 'srv/apps/lod/releases/by-hand'), { recursive: true });
+    await symlink('releases/by-hand', join(root, 'srv/apps/lod/current'));
+    const v1 = await app.release('v1');
+    await desire({ rev: v1 });
+    const refused = await reconcile(ctx());
+    assert.equal(refused.error?.code, 'FILE_UNMANAGED');
+    assert.equal(await current(), 'releases/by-hand');
+    const healthy = { name: 'never', type: 'command', command: ['false'], retries: 0 };
+    await desire({ rev: v1, adopt: true }, { health: [healthy] });
+    const rolledBack = await reconcile(ctx());
+    assert.equal(rolledBack.result, 'rolled-back', rolledBack.error?.message);
+    assert.equal(await current(), 'releases/by-hand', 'the hand-made link is back');
+    await desire({ rev: v1, adopt: true });
+    assert.equal((await reconcile(ctx())).result, 'applied');
+    assert.equal(await current(), `releases/${v1}`);
   });
 
   it('on a standby host builds and switches the release but restarts nothing', async () => {
