@@ -7,8 +7,8 @@
  */
 import assert from 'node:assert/strict';
 import { execa } from 'execa';
-import { stringify } from 'yaml';
-import { readFile } from 'node:fs/promises';
+import { parseDocument } from 'yaml';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EXAMPLE_SECRETS } from '../helpers/cli.js';
 import { PROJECT_IN_CONTAINER } from '../helpers/container.js';
@@ -61,8 +61,11 @@ describe('e2e package: the .deb and bootstrap.sh on a host without Node', functi
     for (const name of ['LOD_DB_PASSWORD', 'LOD_SESSION_SECRET']) {
       await edge.box.exec(['edge-reconciler', 'secrets', 'set', name], { input: `${EXAMPLE_SECRETS[name]}\n` });
     }
-    // The operator maps the example's app repo URLs to the forge that holds them (the host config's apps section).
-    await edge.box.exec(['sh', '-c', 'cat >> "$1"', 'sh', SERVICE.config], { input: `\n${stringify({ apps: APPS_HOST_CONFIG })}` });
+    // The operator maps the example's app repo URLs to the forge that holds them (the host config's apps section,
+    // edited in place: its comments stay).
+    const config = parseDocument(await readFile(edge.box.hostPath(SERVICE.config), 'utf8'));
+    config.setIn(['apps', 'insteadOf'], APPS_HOST_CONFIG.insteadOf);
+    await writeFile(edge.box.hostPath(SERVICE.config), config.toString());
     const second = await edge.box.exec([...bootstrapArgs, '--start'], { reject: false, timeoutMs: 240_000 });
     assert.equal(second.exitCode, 0, `${second.stdout}\n${second.stderr}`);
     assert.doesNotMatch(second.stdout, /installing|created|wrote|journald:/, `the second run changed something:\n${second.stdout}`);
