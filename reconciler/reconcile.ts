@@ -362,7 +362,8 @@ async function finish(ctx: RunContext, state: RunState, outcome: PartialOutcome,
 /** The apps' statuses after a run that may have changed them; undefined (keep them) after a no-op or a wait. */
 async function appsAfter(ctx: RunContext, state: RunState, outcome: PartialOutcome): Promise<AppStatus[] | undefined> {
   if (['unchanged', 'pinned', 'suspended', 'outside-window', 'drifted'].includes(outcome.result)) return undefined;
-  if (!state.releases && !state.previousGeneration?.releases && outcome.error?.stage !== 'prepare') return undefined;
+  // Runs that may have changed a release: one that prepared or replaced releases, a refused build, a recovery.
+  if (!state.releases && !state.previousGeneration?.releases && outcome.error?.stage !== 'prepare' && !outcome.recovery) return undefined;
   const store = need(ctx.store, 'state store');
   const { appStatuses } = await import('./state/app-status.js');
   return appStatuses(store, await liveGeneration(store, ctx.hostName).catch(() => undefined)).catch(() => undefined);

@@ -5,6 +5,9 @@
  */
 import type { Guards, HostSpec, ResourceDecl, ResourceKind, SourceRef } from '../reconciler/model.js';
 import type { Problem } from '../reconciler/errors.js';
+import type { AppBuild } from '../reconciler/host/app-build.js';
+
+export type { AppBuild };
 
 /** What a systemd-unit file asks of activation. */
 export interface UnitIntent {
@@ -55,17 +58,6 @@ export interface OnChange {
   reload: string[];
   /** One command (argv) to run after the file is in place. */
   run?: string[];
-}
-
-/** How an app's release is built (`build:` of an app resource). */
-export interface AppBuild {
-  /** argv, run in the release dir. */
-  command: string[];
-  timeoutSeconds: number;
-  /** The build's environment besides PATH/HOME/TMPDIR (no secrets: the secret scan applies). */
-  env: Record<string, string>;
-  /** Give the build the host's network (default: none). */
-  network: boolean;
 }
 
 /** What an app resource asks of the prepare stage: where the code comes from and how it becomes a release. */

@@ -8,11 +8,14 @@ import { existsSync } from 'node:fs';
 import type { CommandRunner } from './host.js';
 import { runConfined } from './sandbox.js';
 
-/** How a release is built (an app resource's `build:`; renderers/types.ts AppBuild has this shape). */
+/** How a release is built (`build:` of an app resource). */
 export interface AppBuild {
+  /** argv, run in the release dir (`./x` is a file of the release). */
   command: string[];
   timeoutSeconds: number;
+  /** The build's environment besides PATH/HOME/LC_ALL (no secrets: the secret scan applies). */
   env: Record<string, string>;
+  /** Give the build the host's network (default: none). */
   network: boolean;
 }
 
@@ -100,9 +103,13 @@ export async function runBuild(request: BuildRequest, runner: CommandRunner, sys
   const timeoutMs = request.build.timeoutSeconds * 1000;
   if (systemd) {
     // A little longer than RuntimeMaxSec: systemd kills the build, this only ends a hung systemd-run.
+    const started = Date.now();
     const result = await runner.run(systemdRunArgv(request), { timeoutMs: timeoutMs + 30_000, signal: request.signal });
     const output = `${result.stdout}\n${result.stderr}`;
-    return { exitCode: result.timedOut ? undefined : result.exitCode, timedOut: result.timedOut || /timeout/i.test(result.stderr) && result.exitCode !== 0, output, via: 'systemd-run' };
+    // systemd-run --wait propagates the build's exit status; a unit killed at RuntimeMaxSec ends with 1, so a
+    // failure that lasted the whole allowance is the timeout.
+    const timedOut = result.timedOut || (result.exitCode !== 0 && Date.now() - started >= timeoutMs);
+    return { exitCode: result.timedOut ? undefined : result.exitCode, timedOut, output, via: 'systemd-run' };
   }
   const [program = '', ...args] = request.build.command;
   // A file of the release runs by its path relative to the build's cwd: the dirs above the release (a private

@@ -2,7 +2,7 @@
  * Drift: how a managed file on the host differs from what the live generation's inventory says it should be.
  * The drift watcher and the fast no-op path both ask this one question.
  */
-import { posix } from 'node:path';
+import { stat } from 'node:fs/promises';
 import { HostPathError, type Host } from '../host/host.js';
 import { sha256, type InventoryEntry } from './inventory.js';
 
@@ -38,8 +38,9 @@ export async function compareWithInventory(host: Host, entry: InventoryEntry): P
 async function compareLink(host: Host, entry: InventoryEntry, type: string, target: Buffer): Promise<{ kind: DriftKind; state: string } | undefined> {
   if (type !== 'symlink') return { kind: 'modified', state: `a ${type}` };
   if (sha256(target) !== entry.sha256) return { kind: 'modified', state: `a link to ${target.toString()}` };
-  // The release it names must still be there: a removed release dir is drift that the next apply rebuilds.
-  const present = await host.read(posix.join(posix.dirname(entry.path), target.toString())).then((found) => found?.type === 'directory', () => false);
+  // The release it names must still be there: a removed release dir is drift that the next apply rebuilds. One
+  // stat through the link (its parents were just checked): it only asks whether a directory is there.
+  const present = await stat(host.resolve(entry.path)).then((found) => found.isDirectory(), () => false);
   return present ? undefined : { kind: 'modified', state: `a link to a missing ${target.toString()}` };
 }
 

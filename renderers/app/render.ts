@@ -69,6 +69,9 @@ export function renderApp(input: RenderInput): RenderedFile[] {
   }
   if (intent.repo.startsWith('-') || intent.repo.trim() !== intent.repo) {
     problems.push(declProblem(input, 'APP_REPO_INVALID', `app ${name}: repo ${JSON.stringify(intent.repo)} is not a URL or an absolute path`));
+  } else if (/^[a-z][a-z0-9+.-]*:\/\/[^/@]*:[^/@]*@/i.test(intent.repo)) {
+    // The URL is recorded in generations and history: a password there would be kept and shown.
+    problems.push(declProblem(input, 'APP_REPO_INVALID', `app ${name}: repo carries a password in its URL: credentials go in the host config (apps.auth), never in the repo`));
   }
   if (!/^[a-z_][a-z0-9_-]*$/.test(intent.user)) problems.push(declProblem(input, 'APP_USER_INVALID', `app ${name}: user ${JSON.stringify(intent.user)} is not a valid user name`));
   const program = intent.build?.command[0] ?? '';

@@ -104,6 +104,13 @@ describe('app releases (sandbox root, real git and builds)', function () {
     assert.equal(again.result, 'unchanged', again.error?.message);
     assert.equal(again.state.durations.render, undefined, 'the no-op of live releases renders nothing');
     assert.deepEqual(restarts(), []);
+
+    // A live release removed by hand is drift: the next run builds it again under the same link.
+    await rm(join(root, `srv/apps/lod/releases/${v2}`), { recursive: true });
+    const healed = await reconcile(ctx());
+    assert.equal(healed.result, 'unchanged', healed.error?.message);
+    assert.notEqual(healed.state.durations.prepare, undefined, 'the fast path was not taken');
+    assert.equal(await served(), 'v2');
   });
 
   it('refuses a failing build with its last output lines, and leaves the live release untouched', async () => {

@@ -63,6 +63,7 @@ describe('crash safety of the app release switch: SIGKILL at every step boundary
   const apply = (ref: string, at: { root: string; state: string }, env: Record<string, string> = {}) =>
     run(['apply', '--repo', repo, '--ref', ref, ...hostArgs(at), '--app-instead-of', `https://git.example.com/edge/lod.git=${app.dir}`], env);
   const lastApplied = async (state: string) => (JSON.parse(await readFile(join(state, 'status.json'), 'utf8')) as { lastApplied?: { revision: string } }).lastApplied?.revision;
+  const appsOf = async (state: string) => (JSON.parse(await readFile(join(state, 'status.json'), 'utf8')) as { apps?: { sha: string }[] }).apps ?? [];
   const onA = async () => {
     const root = await mkdtemp(join(tmpdir(), 'edge-crash-app-root-'));
     const state = await mkdtemp(join(tmpdir(), 'edge-crash-app-state-'));
@@ -146,6 +147,8 @@ describe('crash safety of the app release switch: SIGKILL at every step boundary
         seen.set(point, on);
         assert.equal(await servesVersion(host.root), on === 'old' ? 'v1' : 'v2', `${point}: the link leads elsewhere`);
         assert.equal(await lastApplied(host.state), on === 'old' ? commits.A : commits.B, `${point}: the status does not name the live generation`);
+        const live = (await readlink(join(host.root, 'srv/apps/lod/current'))).replace('releases/', '');
+        assert.equal((await appsOf(host.state))[0]?.sha, live, `${point}: the status does not name the live release`);
         const next = await apply(commits.C, host);
         assert.equal(next.exitCode, 0, `${point}: ${String(next.stderr)}`);
         assert.equal(await servesVersion(host.root), 'v3', `${point}: C did not go live`);

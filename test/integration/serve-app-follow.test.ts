@@ -92,7 +92,8 @@ describe('serve: follow mode with app push webhooks', function () {
     });
     assert.equal(response.status, 202, await response.text());
     await until('v2 live', async () => ((await live()) === `releases/${v2}` ? true : undefined));
-    assert.ok(logs.some((line) => line.commands?.some((command) => command === 'systemctl restart lod.service')), 'lod restarted');
+    // The link switches during apply; the run's log line (with its recorded commands) comes when the run ends.
+    await until('the run that restarted lod', async () => (logs.some((line) => line.commands?.includes('systemctl restart lod.service')) ? true : undefined));
 
     const status = (await (await fetch(`${url}/status`)).json()) as { apps?: { app: string; sha: string; ref?: string; previous?: string }[] };
     assert.deepEqual(status.apps?.map(({ app: name, sha, ref, previous }) => ({ name, sha, ref, previous })), [{ name: 'lod', sha: v2, ref: 'main', previous: v1 }]);

@@ -1,6 +1,7 @@
 /** The pure parts of app releases: the systemd-run command line of a build, URL rewrites and credentials. */
 import assert from 'node:assert/strict';
-import { buildArgv, buildUnitName, systemdRunArgv } from '../../reconciler/host/app-build.js';
+import { buildArgv, buildUnitName, runBuild, systemdRunArgv } from '../../reconciler/host/app-build.js';
+import type { CommandRunner } from '../../reconciler/host/host.js';
 import { sandboxArgv } from '../../reconciler/host/sandbox.js';
 import { systemUserArgv } from '../../reconciler/host/app-users.js';
 import { appAuthFor, rewriteAppUrl } from '../../reconciler/source/app-source.js';
@@ -59,6 +60,24 @@ describe('app releases: building', () => {
     assert.ok(argv.includes('--net'), 'no network unless declared');
     const validator = sandboxArgv('/tmp/s', 'nobody', ['/usr/bin/true']);
     assert.deepEqual(validator.slice(validator.indexOf('sandbox') + 1), ['/tmp/s', '65534', 'nobody', '0', '65534', '/usr/bin/true']);
+  });
+
+  it('runs the systemd-run command line through the runner and takes the build\'s exit status and output from it', async () => {
+    const seen: string[][] = [];
+    const runner: CommandRunner = {
+      dryRun: false,
+      async run(argv) {
+        seen.push([...argv]);
+        return { exitCode: 3, stdout: 'compiling\n', stderr: 'SyntaxError: invalid syntax\n', timedOut: false };
+      },
+    };
+    const request = { app: 'lod', sha: SHA, hostDir: '/srv/apps/lod/releases/x', realDir: '/srv/apps/lod/releases/x', user: 'lod', uid: 998, gid: 998, build };
+    const result = await runBuild(request, runner, true);
+    assert.deepEqual(seen, [systemdRunArgv(request)]);
+    assert.equal(result.exitCode, 3);
+    assert.equal(result.timedOut, false);
+    assert.equal(result.via, 'systemd-run');
+    assert.match(result.output, /SyntaxError: invalid syntax/);
   });
 
   it('creates a missing app user as a system user without a login shell', () => {
