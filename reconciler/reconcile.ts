@@ -8,7 +8,7 @@ import { performance } from 'node:perf_hooks';
 import { EdgeError } from './errors.js';
 import { APPLY_PIPELINE, FETCH, PLAN_PIPELINE, runStages } from './pipeline.js';
 import { need, type RunContext, type RunState } from './run-context.js';
-import { liveGeneration, readStatus, recordRun, setAsideDamagedStatus, type RunRecord, type RunResult, type StatusDocument } from './state/status.js';
+import { liveGeneration, readStatus, recordRun, setAsideDamagedStatus, type RunRecord, type RunResult, type StatusDocument, type WaveStatus } from './state/status.js';
 import { removeLeftovers } from './state/leftovers.js';
 import { DEFAULT_KEEP_GENERATIONS } from './stages/record.js';
 import { recoverInterrupted, rollBack, type Recovery } from './stages/rollback.js';
@@ -29,6 +29,8 @@ export interface ReconcileOutcome {
   generation?: number;
   error?: EdgeError;
   recovery?: Recovery;
+  /** The host's place in the waves, when the wave gate ran (held or passed). */
+  wave?: WaveStatus;
   state: RunState;
   durationMs: number;
   /** Each app's release as the status document now says (hosts with app resources). */
@@ -46,6 +48,8 @@ export interface ReconcileOptions {
   mode?: 'apply' | 'report' | 'apply-new';
   /** A manual run (`reconcile --now`): overrides the maintenance windows (never a suspension). */
   force?: boolean;
+  /** `reconcile --now --ignore-waves`: apply without waiting for the earlier waves. */
+  ignoreWaves?: boolean;
 }
 
 /** Runs one reconcile. Never throws for a failed run: the outcome carries the error. */
@@ -221,11 +225,18 @@ async function reconcileLocked(ctx: RunContext, state: RunState, options: Reconc
   // Same revision, same inputs, every managed file as the generation left it: nothing to render or validate.
   if (state.reused && live) return { result: 'unchanged', revision, generation: live.generation };
 
+  const [load, ...afterLoad] = PLAN_PIPELINE;
+  let wave: WaveStatus | undefined;
   try {
-    await runStages(PLAN_PIPELINE, ctx, state);
+    await runStages(load ? [load] : [], ctx, state);
+    // The wave gate sits after load (edge.yaml names the waves) and before render: a waiting host renders nothing.
+    const gated = await waveGate(ctx, state, revision, live?.revision, options);
+    wave = gated?.wave;
+    if (gated?.held) return { ...gated.held, revision, generation: live?.generation, wave };
+    await runStages(afterLoad, ctx, state);
   } catch (error) {
     const edge = error as EdgeError;
-    return { result: edge.retry === 'invalid' ? 'invalid' : edge.retry === 'refused' ? 'refused' : 'failed', revision, error: edge };
+    return { result: edge.retry === 'invalid' ? 'invalid' : edge.retry === 'refused' ? 'refused' : 'failed', revision, error: edge, ...(wave ? { wave } : {}) };
   }
   const plan = need(state.plan, 'plan');
   if (!plan.changed && live?.revision === revision) return { result: 'unchanged', revision, generation: live.generation };
@@ -264,22 +275,46 @@ async function reconcileLocked(ctx: RunContext, state: RunState, options: Reconc
     };
   }
 
+  ctx.onApplying?.(revision);
   try {
     await runStages(APPLY_PIPELINE, ctx, state);
   } catch (error) {
     const edge = error as EdgeError;
-    if (!state.generation) return { result: edge.retry === 'invalid' ? 'invalid' : 'failed', revision, error: edge };
+    if (!state.generation) return { result: edge.retry === 'invalid' ? 'invalid' : 'failed', revision, error: edge, ...(wave ? { wave } : {}) };
     const ended = await rollBack(ctx, state, edge);
     const generation = state.generation?.generation ?? nextGeneration;
     await runRepoHooks(ctx, state, 'on-failure', hookEnv(generation, { result: 'failure', error: ended.message }));
     if (ended.retry !== 'stuck' && state.generation) {
       await runRepoHooks(ctx, state, 'on-rollback', hookEnv(generation, { result: 'rolled-back', error: ended.message }));
     }
-    return { result: ended.retry === 'stuck' ? 'failed' : 'rolled-back', revision, generation: state.generation?.generation, error: ended };
+    return { result: ended.retry === 'stuck' ? 'failed' : 'rolled-back', revision, generation: state.generation?.generation, error: ended, ...(wave ? { wave } : {}) };
   }
   const generation = need(state.generation, 'generation').generation;
   await runRepoHooks(ctx, state, 'post-apply', hookEnv(generation, { result: 'success' }));
-  return { result: 'applied', revision, generation };
+  return { result: 'applied', revision, generation, ...(wave ? { wave } : {}) };
+}
+
+/**
+ * Asks the wave gate about a commit the host does not run yet: undefined when there is no gate (or the commit is
+ * live already: drift and secrets runs never wait); `held` when the host must wait or is halted.
+ */
+async function waveGate(
+  ctx: RunContext,
+  state: RunState,
+  revision: string,
+  liveRevision: string | undefined,
+  options: ReconcileOptions,
+): Promise<{ wave: WaveStatus; held?: { result: RunResult; error: EdgeError } } | undefined> {
+  const desired = state.desired;
+  if (!ctx.waves || !desired || liveRevision === revision || options.mode === 'report') return undefined;
+  if (options.ignoreWaves) {
+    ctx.log.warn({ revision }, `applying ${revision.slice(0, 12)} without waiting for the earlier waves (--ignore-waves)`);
+    return undefined;
+  }
+  const verdict = await ctx.waves.check(revision, desired);
+  if (!verdict.hold) return { wave: verdict.wave };
+  const { result, code, reason } = verdict.hold;
+  return { wave: verdict.wave, held: { result, error: new EdgeError(code, reason, { stage: 'plan', retry: 'refused' }) } };
 }
 
 /** True when prepare resolved an app to another commit than the live one (a followed branch moved): no drift. */
@@ -350,7 +385,7 @@ async function finish(ctx: RunContext, state: RunState, outcome: PartialOutcome,
     ? { revision: outcome.revision, generation: outcome.generation }
     : undefined;
   const apps = await appsAfter(ctx, state, outcome);
-  const status = await recordRun(store, ctx.hostName, record, applied, apps).catch((error: unknown) => {
+  const status = await recordRun(store, ctx.hostName, record, applied, outcome.wave, apps).catch((error: unknown) => {
     ctx.log.error({ err: String(error) }, 'could not write the status document');
     return undefined;
   });

@@ -12,6 +12,7 @@ import type { AppSourceConfig } from './source/app-source.js';
 import type { Redactor } from './secrets/redact.js';
 import type { MaintenanceConfig } from './config/schedule.js';
 import type { AppRelease, GenerationMeta, StateStore } from './state/state-store.js';
+import type { WaveStatus } from './state/status.js';
 import type { Transaction } from './state/transaction.js';
 import type { SecretSource } from '../renderers/template.js';
 import type { RenderedFile } from '../renderers/types.js';
@@ -66,6 +67,21 @@ export interface RunContext {
   onRevision?: (revision: string) => void;
   /** How app repos are reached (the host config's `apps`: URL rewrites and credentials). */
   apps?: AppSourceConfig;
+  /** Holds a new commit until the hosts of the earlier waves run it (serve); absent: waves are not honoured. */
+  waves?: WaveGate;
+  /** Told when applying a revision begins, after every gate (the forge's `pending` status). */
+  onApplying?: (revision: string) => void;
+}
+
+/** What the wave gate says about a commit: go, or hold it (waiting, halted), with the host's wave for the status. */
+export interface WaveVerdict {
+  hold?: { result: 'waiting' | 'halted'; code: 'WAVE_WAITING' | 'WAVE_HALTED' | 'WAVE_TIMEOUT'; reason: string };
+  wave: WaveStatus;
+}
+
+/** The wave gate the agent gives a run (see fleet/wave-gate.ts). */
+export interface WaveGate {
+  check(revision: string, desired: DesiredState): Promise<WaveVerdict>;
 }
 
 

@@ -8,10 +8,15 @@ import { performance } from 'node:perf_hooks';
 import { setupSecrets } from '../secrets/secrets.js';
 import { startDaemon, type Daemon } from './daemon.js';
 import { EdgeError } from '../errors.js';
-import { ExecRunner, Host, RecordingRunner } from '../host/host.js';
+import { ExecRunner, Host, RecordingRunner, type CommandRunner } from '../host/host.js';
 import type { HostConfig } from '../config/host-config.js';
 import type { InventoryEntry } from '../state/inventory.js';
 import { AgentMetrics } from './metrics.js';
+import { setupFleet, WaveRecheck, type Fleet } from './fleet.js';
+import { fleetSourceFromConfig } from '../fleet/fleet-config.js';
+import { gatherFleet, sharedGatherer } from '../fleet/fleet-gather.js';
+import { renderFleetPage } from '../fleet/fleet-page.js';
+import { ENGINE_VERSION } from '../version.js';
 import { DEFAULT_PATH_POLICY } from '../host/path-policy.js';
 import { reconcile, type ReconcileOptions } from '../reconcile.js';
 import { redactorFor, type Redactor } from '../secrets/redact.js';
@@ -39,6 +44,8 @@ export interface AgentOptions {
   setRedactor?: (redact: Redactor) => void;
   /** Record activation instead of running it (a sandbox root); only for tests and demos. */
   dryActivate?: boolean;
+  /** The command runner, for in-process tests (systemctl recorded, health probes real); overrides dryActivate. */
+  runner?: CommandRunner;
   handleSignals?: boolean;
   /** When set, `POST /reconcile` needs `Authorization: Bearer <token>` besides a loopback peer. */
   reconcileToken?: string;
@@ -58,8 +65,8 @@ export function reportedRequest(mode: ReconcileOptions['mode'], request: Pick<Ru
   return mode === 'report' ? { signal: request.signal, onRevision: () => undefined } : request;
 }
 
-/** The run context of one reconcile, built from the host config. */
-export async function contextFromConfig(config: HostConfig, options: AgentOptions, request?: Pick<RunRequest, 'signal' | 'onRevision'>): Promise<RunContext> {
+/** The run context of one reconcile, built from the host config (with the fleet's wave gate and forge reporter). */
+export async function contextFromConfig(config: HostConfig, options: AgentOptions, request?: Pick<RunRequest, 'signal' | 'onRevision'>, fleet: Fleet = {}): Promise<RunContext> {
   const secrets = await setupSecrets(config.secretsDir);
   const extra = config.webhook.secret ? [config.webhook.secret] : [];
   const redact = extra.length > 0 ? chain(secrets.redact, redactorFor(extra)) : secrets.redact;
@@ -74,7 +81,7 @@ export async function contextFromConfig(config: HostConfig, options: AgentOption
     signal: request?.signal,
     onRevision: request?.onRevision,
     store: new StateStore(config.stateDir),
-    runner: options.dryActivate ? new RecordingRunner() : new ExecRunner(),
+    runner: options.runner ?? (options.dryActivate ? new RecordingRunner() : new ExecRunner()),
     source: {
       repo: config.repo,
       ...(config.tagPattern ? { tagPattern: config.tagPattern } : { ref: config.ref }),
@@ -88,6 +95,8 @@ export async function contextFromConfig(config: HostConfig, options: AgentOption
     keepGenerations: config.keepGenerations,
     hookTimeoutMs: config.hookTimeoutSeconds * 1000,
     maintenance: config.maintenance,
+    ...(fleet.gate ? { waves: fleet.gate } : {}),
+    ...(fleet.reporter ? { onApplying: (revision: string) => fleet.reporter?.applying(revision) } : {}),
   };
 }
 
@@ -111,6 +120,18 @@ export async function startAgent(config: HostConfig, options: AgentOptions): Pro
   let followed: AppWatch[] = await followedApps(store, config).catch(() => []);
   let applying = false;
   let drift: DriftWatcher | undefined;
+  // The latest run's redactor: forge descriptions and the fleet page never carry this host's secret values.
+  let redactNow: Redactor = (text) => text;
+  const fleet = await setupFleet(config, { log, redact: () => redactNow, onPost: (ok) => metrics.countForgePost(ok) });
+  let recheck: WaveRecheck | undefined;
+  const started: { daemon?: Daemon } = {};
+  const selfStatus = async (): Promise<object> => ({ ...(await readStatusView(store, config.host)), ...(started.daemon ? { daemon: started.daemon.worker.snapshot() } : {}) });
+  // Before the first run has read the secrets, the page redacts with the secrets as they are at start.
+  await setupSecrets(config.secretsDir).then(
+    (secrets) => (redactNow = config.webhook.secret ? chain(secrets.redact, redactorFor([config.webhook.secret])) : secrets.redact),
+    () => undefined,
+  );
+  const fleetView = sharedGatherer(() => gatherFleet(fleetSourceFromConfig(config, selfStatus, (text) => redactNow(text))));
 
   const run = async (request: RunRequest): Promise<RunReport> => {
     const started = performance.now();
@@ -119,11 +140,12 @@ export async function startAgent(config: HostConfig, options: AgentOptions): Pro
       const mode = runMode(config, request.reasons);
       let ctx: RunContext;
       try {
-        ctx = await contextFromConfig(config, options, reportedRequest(mode, request));
+        ctx = await contextFromConfig(config, options, reportedRequest(mode, request), fleet);
+        redactNow = ctx.redact;
       } catch (error) {
         return await recordSetupFailure(store, config.host, error, started, log);
       }
-      const outcome = await reconcile(ctx, { mode, force: request.force, lockWaitMs: 60_000 });
+      const outcome = await reconcile(ctx, { mode, force: request.force, ignoreWaves: request.ignoreWaves === true, lockWaitMs: 60_000 });
       log.info(
         {
           result: outcome.result,
@@ -147,6 +169,7 @@ export async function startAgent(config: HostConfig, options: AgentOptions): Pro
         ...(outcome.drift ? { drift: outcome.drift.length } : {}),
       });
       if (outcome.apps) metrics.setApps(outcome.apps);
+      reportToFleet(outcome);
       return { result: outcome.result, retry: outcome.error?.retry, revision: outcome.revision, durationMs: outcome.durationMs };
     } finally {
       live = await liveInventory(store, config.host).catch(() => live);
@@ -156,12 +179,29 @@ export async function startAgent(config: HostConfig, options: AgentOptions): Pro
     }
   };
 
+  /** The forge hears every outcome; the metrics and the re-check timer follow the wave. */
+  const reportToFleet = (outcome: Awaited<ReturnType<typeof reconcile>>): void => {
+    const failedCheck = outcome.state.health?.failed;
+    fleet.reporter?.finished({
+      result: outcome.result,
+      ...(outcome.revision ? { revision: outcome.revision } : {}),
+      ...(outcome.generation !== undefined ? { generation: outcome.generation } : {}),
+      ...(outcome.error ? { code: outcome.error.code, reason: outcome.error.message } : {}),
+      ...(failedCheck && outcome.result !== 'applied' ? { failedCheck: { name: failedCheck.name, message: failedCheck.message } } : {}),
+    });
+    if (outcome.wave || ['applied', 'unchanged'].includes(outcome.result)) {
+      metrics.setWave({ waiting: outcome.result === 'waiting', halted: outcome.result === 'halted' });
+    }
+    recheck?.afterRun(outcome.result);
+  };
+
   const daemon = await startDaemon({
     listen: config.listen,
     run,
     readStatus: () => readStatusView(store, config.host),
     log,
     metrics: () => metrics.render(),
+    page: async () => renderFleetPage(await fleetView(), ENGINE_VERSION),
     ...(config.webhook.enabled && config.webhook.secret
       ? { webhook: { secret: config.webhook.secret, watch: config.tagPattern ? { tagPattern: config.tagPattern } : watchedRef(config.ref ?? 'release'), apps: () => followed } }
       : {}),
@@ -171,6 +211,9 @@ export async function startAgent(config: HostConfig, options: AgentOptions): Pro
     ...(options.reconcileToken !== undefined ? { reconcileToken: options.reconcileToken } : {}),
   });
 
+  if (fleet.gate) recheck = new WaveRecheck(config.waves.recheckSeconds * 1000, () => daemon.trigger('waves: asking the earlier waves again'));
+
+  started.daemon = daemon;
   if (config.drift.watch) {
     drift = await watchManagedFiles({
       host,
@@ -191,6 +234,8 @@ export async function startAgent(config: HostConfig, options: AgentOptions): Pro
   }
 
   const closed = daemon.closed.then(async () => {
+    recheck?.stop();
+    await fleet.reporter?.close();
     await drift?.close();
     await secrets?.close();
   });

@@ -20,6 +20,8 @@ export interface DaemonOptions {
   readStatus: () => Promise<object>;
   /** The Prometheus text served as `/metrics` (absent: 404). */
   metrics?: () => Promise<string>;
+  /** The fleet page served as `/` (absent: 404). */
+  page?: () => Promise<string>;
   log: Logger;
   /** Webhook secret and watched ref; without them the webhook routes answer 404. */
   webhook?: WebhookOptions;
@@ -76,6 +78,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     log,
     ...(options.webhook ? { webhook: options.webhook } : {}),
     ...(options.metrics ? { metrics: options.metrics } : {}),
+    ...(options.page ? { page: options.page } : {}),
     ...(options.reconcileToken !== undefined ? { reconcileToken: options.reconcileToken } : {}),
     ...(options.httpLimits ? { limits: options.httpLimits } : {}),
   });

@@ -93,6 +93,34 @@ export class AgentMetrics {
     }
   }
 
+  private readonly waveWaiting = new Gauge({
+    name: 'edge_reconciler_wave_waiting',
+    help: '1 while this host waits for an earlier wave to run the new commit, else 0.',
+    registers: [this.registry],
+  });
+  private readonly waveHalted = new Gauge({
+    name: 'edge_reconciler_wave_halted',
+    help: '1 while a failure (or the wave timeout) in an earlier wave halts this host on its live commit, else 0.',
+    registers: [this.registry],
+  });
+  private readonly forgePosts = new Counter({
+    name: 'edge_reconciler_forge_status_posts_total',
+    help: 'Posts of commit statuses (and deployments) to the forge, by result (ok, failed); failed ones are retried.',
+    labelNames: ['result'],
+    registers: [this.registry],
+  });
+
+  /** Whether this host waits for an earlier wave, or is halted by one. */
+  setWave(state: { waiting: boolean; halted: boolean }): void {
+    this.waveWaiting.set(state.waiting ? 1 : 0);
+    this.waveHalted.set(state.halted ? 1 : 0);
+  }
+
+  /** Counts one post to the forge. */
+  countForgePost(ok: boolean): void {
+    this.forgePosts.inc({ result: ok ? 'ok' : 'failed' });
+  }
+
   /** Records one reconcile. */
   observe(run: RunObservation): void {
     this.reconciles.inc({ result: run.result });

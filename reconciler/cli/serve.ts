@@ -5,6 +5,8 @@
  */
 import type { Command } from 'commander';
 import { contextFromConfig, runMode, startAgent } from '../agent/agent.js';
+import { setupFleet } from '../agent/fleet.js';
+import { EdgeError } from '../errors.js';
 import { confinement } from '../host/sandbox.js';
 import { DEFAULT_CONFIG_PATH, loadHostConfig, parseListen, type HostConfig } from '../config/host-config.js';
 import { isWildcard } from '../config/listen-address.js';
@@ -59,10 +61,12 @@ export function registerServe(program: Command): void {
     .description('ask the running agent for a reconcile now (or run one here when no agent listens)')
     .option('--config <path>', 'the host config', DEFAULT_CONFIG_PATH)
     .option('--now', 'override the maintenance windows (never a suspension)')
+    .option('--ignore-waves', 'with --now: apply without waiting for the earlier waves of edge.yaml')
     .option('--dry-activate', 'when no agent listens: record activation instead of running it (a sandbox root)')
     .option('--reconcile-token-file <path>', 'send this token to the agent (when serve requires one)')
-    .action(async (options: { config: string; now?: boolean; dryActivate?: boolean; reconcileTokenFile?: string }) => {
+    .action(async (options: { config: string; now?: boolean; ignoreWaves?: boolean; dryActivate?: boolean; reconcileTokenFile?: string }) => {
       try {
+        if (options.ignoreWaves && !options.now) throw new EdgeError('USAGE', '--ignore-waves goes with --now: reconcile --now --ignore-waves', { stage: 'fetch', retry: 'invalid' });
         const config = await loadHostConfig(options.config);
         const token = options.reconcileTokenFile ? await readReconcileToken(options.reconcileTokenFile) : undefined;
         const listen = parseListen(config.listen);
@@ -71,7 +75,7 @@ export function registerServe(program: Command): void {
         const response = await fetch(url, {
           method: 'POST',
           headers: { 'content-type': 'application/json', ...(token !== undefined ? { authorization: `Bearer ${token}` } : {}) },
-          body: JSON.stringify({ now: options.now === true }),
+          body: JSON.stringify({ now: options.now === true, ...(options.ignoreWaves ? { ignoreWaves: true } : {}) }),
           signal: AbortSignal.timeout(5_000),
         }).catch(() => undefined);
         if (response) {
@@ -82,11 +86,14 @@ export function registerServe(program: Command): void {
         checkSandboxRoot(config.root, options.dryActivate, `"root" of ${options.config}:`);
         let redact: Redactor = (text) => text;
         const log = createLogger((text) => redact(text), true);
-        const ctx = await contextFromConfig(config, { log, dryActivate: options.dryActivate, setRedactor: (next) => (redact = next) });
-        const outcome = await reconcile(ctx, { mode: runMode(config, ['manual']), force: options.now === true, lockWaitMs: 600_000 });
+        // The waves hold here too (the forge's statuses are read; only the agent posts them).
+        const { gate } = await setupFleet(config, { log, redact: () => redact });
+        const ctx = await contextFromConfig(config, { log, dryActivate: options.dryActivate, setRedactor: (next) => (redact = next) }, undefined, gate ? { gate } : {});
+        const outcome = await reconcile(ctx, { mode: runMode(config, ['manual']), force: options.now === true, ignoreWaves: options.ignoreWaves === true, lockWaitMs: 600_000 });
         out(`no agent listens at ${url}; reconciled here: ${outcome.result} ${outcome.revision?.slice(0, 12) ?? ''}`, redact);
         if (outcome.error) printError(outcome.error, redact);
-        process.exitCode = ['applied', 'unchanged'].includes(outcome.result) ? 0 : 1;
+        // Held by a wave is on purpose, like a suspension: not a failure.
+        process.exitCode = ['applied', 'unchanged', 'waiting', 'halted'].includes(outcome.result) ? 0 : 1;
       } catch (error) {
         process.exitCode = printError(error);
       }

@@ -8,7 +8,7 @@ import { readStatusView } from '../state/status-view.js';
 import type { AppStatus } from '../state/app-status.js';
 import { applyGate, readSuspension } from '../state/suspend.js';
 import { EdgeError } from '../errors.js';
-import { loadHostConfig } from '../config/host-config.js';
+import { DEFAULT_CONFIG_PATH, loadHostConfig } from '../config/host-config.js';
 import { applyingContext, DEFAULT_STATE_DIR, wholeNumber, withHostOptions, type ApplyingOptions } from './context.js';
 import { out, printError } from './io.js';
 
@@ -43,7 +43,13 @@ export function registerStateCommands(program: Command): void {
     .option('--state-dir <dir>', 'the agent\'s state dir', DEFAULT_STATE_DIR)
     .option('--host <name>', 'the host name (for a state dir that has no status yet)', 'unknown')
     .option('--json', 'print the status document as JSON')
-    .action(async (options: { stateDir: string; host: string; json?: boolean }) => {
+    .option('--fleet', 'every host of the inventory: this one and its peers\' /status over the mesh (as the fleet page)')
+    .option('--config <path>', 'with --fleet: the host config (repo, state dir, listen port, fleet settings)', DEFAULT_CONFIG_PATH)
+    .action(async (options: { stateDir: string; host: string; json?: boolean; fleet?: boolean; config: string }) => {
+      if (options.fleet) {
+        process.exitCode = await printFleet(options.config, options.json === true);
+        return;
+      }
       const store = new StateStore(options.stateDir);
       const status = await readStatusView(store, options.host);
       if (options.json) {
@@ -181,4 +187,34 @@ async function recoverOptions(options: ApplyingOptions & { config?: string }): P
   }
   if (!options.host) throw new EdgeError('USAGE', 'recover needs --host <name> or --config <path>', { stage: 'fetch', retry: 'invalid' });
   return options;
+}
+
+/**
+ * `status --fleet`: the fleet page's table in the terminal, from the same gathering. Exit 0 when every host is
+ * ok, held or waiting; 1 when one fails, does not answer or has nothing live; 2 when the config cannot be read.
+ */
+async function printFleet(configPath: string, json: boolean): Promise<number> {
+  try {
+    const config = await loadHostConfig(configPath);
+    // Loaded here, not at the top: a plain `status` stays quick.
+    const [{ fleetSourceFromConfig }, { gatherFleet }, { renderFleetTable }, { setupSecrets }] = await Promise.all([
+      import('../fleet/fleet-config.js'),
+      import('../fleet/fleet-gather.js'),
+      import('../fleet/fleet-table.js'),
+      import('../secrets/secrets.js'),
+    ]);
+    const secrets = await setupSecrets(config.secretsDir).catch(() => undefined);
+    const webhookSecret = config.webhook.secret;
+    const redact = (text: string): string => {
+      const redacted = secrets ? secrets.redact(text) : text;
+      return webhookSecret ? redacted.split(webhookSecret).join('[redacted]') : redacted;
+    };
+    const store = new StateStore(config.stateDir);
+    const view = await gatherFleet(fleetSourceFromConfig(config, () => readStatusView(store, config.host), redact));
+    out(json ? JSON.stringify(view, null, 2) : renderFleetTable(view), redact);
+    return view.rows.every((row) => ['ok', 'held', 'waiting'].includes(row.health)) ? 0 : 1;
+  } catch (error) {
+    printError(error);
+    return 2;
+  }
 }

@@ -85,6 +85,8 @@ export async function fileProblems(source: YamlSource, value: Record<string, unk
   await check('/auth/sshKeyFile', auth.sshKeyFile, 'private file');
   await check('/auth/knownHostsFile', auth.knownHostsFile, 'trusted file');
   await check('/auth/tokenFile', auth.tokenFile, 'private file');
+  const forge = section(value, 'forge');
+  await check('/forge/tokenFile', forge.tokenFile, 'private file');
   const trust = section(value, 'trust');
   await check('/trust/allowedSignersFile', trust.allowedSignersFile, 'trusted file');
   await check('/trust/gpgHome', trust.gpgHome, 'trusted dir');

@@ -40,6 +40,49 @@ const maintenanceWindow = {
   additionalProperties: false,
 } as const;
 
+/** Schema of the `forge` section: commit statuses (and GitHub deployments) per host. */
+const forgeSection = {
+  type: 'object',
+  default: {},
+  description: 'The forge the agent posts a commit status to for every commit it attempts (context edge-reconciler/<host>), and whose statuses the waves read. Unset kind: no forge (waves then ask the peers).',
+  properties: {
+    kind: { enum: ['github', 'gitea'], description: 'github (github.com or GitHub Enterprise) or gitea.', examples: ['github'] },
+    baseUrl: {
+      type: 'string',
+      pattern: '^https?://',
+      description: 'The API root: https://api.github.com (the default for github), https://ghe.example.com/api/v3 for Enterprise, the Gitea server (its /api/v1 is added when missing).',
+      examples: ['https://gitea.example.com'],
+    },
+    tokenFile: absolutePath('File holding a token allowed to write commit statuses (and deployments), mode 0600.', '/etc/edge-reconciler/forge-token'),
+    owner: { type: 'string', minLength: 1, description: 'The repo\'s owner on the forge; default: taken from the repo URL.', examples: ['acme'] },
+    repo: { type: 'string', minLength: 1, description: 'The repo\'s name on the forge; default: taken from the repo URL.', examples: ['desired-state'] },
+    fleetUrl: { type: 'string', pattern: '^https?://', description: 'Where the statuses link to (target_url): the fleet page.', examples: ['http://100.64.0.21:9321/'] },
+    deployments: { type: 'boolean', default: false, description: 'Also create a GitHub deployment per commit with the host as its environment (github only).' },
+  },
+  additionalProperties: false,
+} as const;
+
+/** Schema of the `waves` section: how the host honours edge.yaml's waves. */
+const wavesSection = {
+  type: 'object',
+  default: {},
+  description: 'Waves (edge.yaml): a host applies a new commit only once every host of the earlier waves runs it.',
+  properties: {
+    enabled: { type: 'boolean', default: true, description: 'Honour the waves of edge.yaml (reconcile --now --ignore-waves overrides them once).' },
+    timeoutSeconds: { type: 'number', minimum: 0, default: 3600, description: 'How long the host waits for the earlier waves before it reports itself halted (0: no limit).' },
+    recheckSeconds: { type: 'number', minimum: 1, default: 15, description: 'While waiting, ask the earlier waves again this often.' },
+    peerPort: { type: 'integer', minimum: 1, maximum: 65535, default: 9321, description: 'The agents\' port on the peers\' addresses (hosts/*.yaml address), for their /status.' },
+    peerScheme: { enum: ['http', 'https'], default: 'http', description: 'The scheme of the peers\' /status.' },
+    peers: {
+      type: 'object',
+      default: {},
+      additionalProperties: { type: 'string', pattern: '^https?://' },
+      description: 'Base URLs of peers whose agent is not at scheme://address:peerPort, by host name.',
+    },
+  },
+  additionalProperties: false,
+} as const;
+
 /** Schema of `/etc/edge-reconciler/config.yaml`. */
 export const hostConfigSchema = {
   $schema: 'http://json-schema.org/draft-07/schema#',
@@ -222,6 +265,18 @@ export const hostConfigSchema = {
             ],
           ],
         },
+      },
+      additionalProperties: false,
+    },
+    forge: forgeSection,
+    waves: wavesSection,
+    fleet: {
+      type: 'object',
+      default: {},
+      description: 'The fleet page (GET / on listen) and `status --fleet`: every host of the inventory, its peers\' /status read over the mesh (dialled as the waves dial them, else at the port of listen).',
+      properties: {
+        peerTimeoutSeconds: { type: 'number', exclusiveMinimum: 0, maximum: 30, default: 2, description: 'Seconds a peer has to answer /status before it is shown as unreachable.' },
+        refreshSeconds: { type: 'integer', minimum: 5, default: 30, description: 'The page reloads itself this often.' },
       },
       additionalProperties: false,
     },

@@ -10,6 +10,7 @@ import { isMap, isScalar, LineCounter, parse as parseYamlValue, parseDocument } 
 import { EdgeError, formatProblem, type Problem } from '../errors.js';
 import { parseRepo, refProblem, tagPatternProblem, withoutUserinfo } from './git-names.js';
 import { fileProblems } from './host-config-files.js';
+import { forgeProblems, forgeTokenOf } from './forge-config.js';
 import { hostConfigSchema } from './host-config-schema.js';
 import { formatListen, isWildcard, parseListenAddress } from './listen-address.js';
 import { cronProblem, isValidTimeZone, type MaintenanceConfig } from './schedule.js';
@@ -56,6 +57,33 @@ export interface HostConfig {
   hookTimeoutSeconds: number;
   maintenance: MaintenanceConfig;
   backoff: { initialSeconds: number; maxSeconds: number };
+  /** Empty (`{}`) without a forge; `token` is the content of `tokenFile`, non-enumerable like the webhook secret. */
+  forge: ForgeConfig;
+  waves: WavesConfig;
+  /** The fleet page: how long a peer may take to answer, and the page's refresh. */
+  fleet: { peerTimeoutSeconds: number; refreshSeconds: number };
+}
+
+/** The host config's `forge` section. */
+export interface ForgeConfig {
+  kind?: 'github' | 'gitea';
+  baseUrl?: string;
+  tokenFile?: string;
+  owner?: string;
+  repo?: string;
+  fleetUrl?: string;
+  deployments: boolean;
+  readonly token?: string;
+}
+
+/** The host config's `waves` section. */
+export interface WavesConfig {
+  enabled: boolean;
+  timeoutSeconds: number;
+  recheckSeconds: number;
+  peerPort: number;
+  peerScheme: 'http' | 'https';
+  peers: Record<string, string>;
 }
 
 let validator: ValidateFunction | undefined;
@@ -94,6 +122,7 @@ export async function parseHostConfig(file: string, text: string): Promise<HostC
   const value = source.value;
   problems.push(...crossFieldProblems(source, value, explicitRef));
   const secret = await fileProblems(source, value, problems);
+  const forgeToken = await forgeTokenOf(source, value, problems);
   if (problems.length > 0) throw invalid(file, problems);
 
   const config = value as unknown as HostConfig;
@@ -101,6 +130,7 @@ export async function parseHostConfig(file: string, text: string): Promise<HostC
   // The server binds exactly the address that was checked, in its normal form.
   config.listen = formatListen(parseListenAddress(config.listen));
   if (secret !== undefined) Object.defineProperty(config.webhook, 'secret', { value: secret, enumerable: false });
+  if (forgeToken !== undefined) Object.defineProperty(config.forge, 'token', { value: forgeToken, enumerable: false });
   return config;
 }
 
@@ -194,6 +224,8 @@ function crossFieldProblems(source: YamlSource, value: Record<string, unknown>, 
   if (typeof backoff.initialSeconds === 'number' && typeof backoff.maxSeconds === 'number' && backoff.maxSeconds < backoff.initialSeconds) {
     at('/backoff/maxSeconds', '"backoff.maxSeconds" must be at least "backoff.initialSeconds"');
   }
+
+  problems.push(...forgeProblems(source, value));
 
   const maintenance = section(value, 'maintenance');
   const timezone = maintenance.timezone;

@@ -54,11 +54,12 @@ export async function loadDesiredState(repoDir: string, tree?: TreeFiles): Promi
 
   const edgeText = files.get('edge.yaml');
   let edge: EdgeConfig | undefined;
+  let edgeSource: YamlSource | undefined;
   if (edgeText === undefined) {
     if (!read.paths.has('edge.yaml')) problems.push({ code: 'EDGE_MISSING', file: 'edge.yaml', message: 'edge.yaml is missing at the repo root' });
   } else {
-    const source = parseChecked('edge.yaml', edgeText, v.edge, problems);
-    if (source) edge = toEdgeConfig(source);
+    edgeSource = parseChecked('edge.yaml', edgeText, v.edge, problems);
+    if (edgeSource) edge = toEdgeConfig(edgeSource);
   }
 
   const hosts = new Map<string, HostSpec>();
@@ -96,6 +97,9 @@ export async function loadDesiredState(repoDir: string, tree?: TreeFiles): Promi
   }
   problems.push(...crossCheck(hosts, hostSources, roles, read.paths));
   problems.push(...scanEnvTemplates(roles, templates));
+  // A host whose file is there but broken is already reported: the waves only need its file to exist.
+  const declared = new Set([...read.paths].map((path) => /^hosts\/([^/]+)\.ya?ml$/.exec(path)?.[1]).filter((name) => name !== undefined));
+  if (edge && edgeSource && declared.size > 0) problems.push(...waveProblems(edge, edgeSource, declared));
   if (problems.length > 0 || !edge) throw new InvalidRevisionError('load', sortProblems(problems));
   return { repoDir, edge, hosts: sortedMap(hosts), roles: sortedMap(roles), templates };
 }
@@ -107,6 +111,23 @@ function parseChecked(file: string, text: string, validate: ValidateFunction, pr
   const schema = schemaProblems(parsed.source, validate);
   problems.push(...schema);
   return schema.length === 0 ? parsed.source : undefined;
+}
+
+/** Every host of `waves` must exist, and be in one wave only: a typo would make a whole wave wait for ever. */
+function waveProblems(edge: EdgeConfig, source: YamlSource, hosts: ReadonlySet<string>): Problem[] {
+  const problems: Problem[] = [];
+  const seen = new Map<string, number>();
+  edge.waves.forEach((wave, w) => {
+    wave.forEach((host, i) => {
+      const path = `/waves/${w}/${i}`;
+      const at = { file: 'edge.yaml', line: source.lineOf(path), path };
+      if (!hosts.has(host)) problems.push({ code: 'WAVE_HOST_UNKNOWN', ...at, message: `wave ${w + 1} names host "${host}", which has no hosts/${host}.yaml` });
+      const earlier = seen.get(host);
+      if (earlier !== undefined) problems.push({ code: 'WAVE_HOST_TWICE', ...at, message: `host "${host}" is in wave ${earlier + 1} and wave ${w + 1}: a host belongs to one wave` });
+      else seen.set(host, w);
+    });
+  });
+  return problems;
 }
 
 function ref(source: YamlSource, path: string): SourceRef {

@@ -16,7 +16,7 @@ export interface AppStatus {
   buildSeconds: number;
   /** The release that was live before this one. */
   previous?: string;
-  /** The last commit of this app that failed (its build, or health), if it is not the live one. */
+  /** The last commit of this app that failed (its build, or health) since the live generation was made. */
   failed?: { sha: string; reason: string };
 }
 
@@ -29,7 +29,9 @@ export async function appStatuses(store: StateStore, live: GenerationMeta | unde
   const statuses: AppStatus[] = [];
   for (const release of releases) {
     const previous = older.map((meta) => meta.releases?.find((r) => r.app === release.app)?.sha).find((sha) => sha !== undefined && sha !== release.sha);
-    const failed = await lastFailure(store, release.app, release.sha, bad);
+    // A failure from before the live generation was made is history: a newer release went live since.
+    const failure = await lastFailure(store, release.app, release.sha, bad);
+    const failed = failure && live && failure.at > live.createdAt ? failure : undefined;
     statuses.push({
       app: release.app,
       sha: release.sha,

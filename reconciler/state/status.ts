@@ -19,7 +19,19 @@ export type RunResult =
   | 'invalid'
   | 'rolled-back'
   | 'failed'
-  | 'recovered';
+  | 'recovered'
+  | 'waiting'
+  | 'halted';
+
+/**
+ * The host's place in the waves (`/status` `wave`): its 1-based wave (0: in none), the earlier wave it waits for,
+ * or the failure in an earlier wave that halts it.
+ */
+export interface WaveStatus {
+  index: number;
+  waitingFor?: { wave: number; hosts: string[]; since: string };
+  halted?: { wave: number; host: string; reason: string };
+}
 
 /** One reconcile, as the status document remembers it. */
 export interface RunRecord {
@@ -47,6 +59,8 @@ export interface StatusDocument {
   /** What is live: the last generation that passed health. */
   lastApplied?: { revision: string; generation: number; at: string };
   pinned?: Pin;
+  /** Where the host stands in the waves, as its last gated run found it. */
+  wave?: WaveStatus;
   history: RunRecord[];
   /** Each app's live release, the one before it and its last failure (hosts with app resources only). */
   apps?: AppStatus[];
@@ -86,16 +100,20 @@ export async function setAsideDamagedStatus(store: StateStore, host: string): Pr
 
 /** A waiting run that says what the last one said (polls while suspended): it replaces it, not pushes history out. */
 function repeats(previous: RunRecord | undefined, run: RunRecord): boolean {
-  if (!previous || !['suspended', 'outside-window', 'pinned', 'refused', 'unchanged'].includes(run.result)) return false;
+  if (!previous || !['suspended', 'outside-window', 'pinned', 'refused', 'unchanged', 'waiting', 'halted'].includes(run.result)) return false;
   return previous.result === run.result && previous.revision === run.revision && previous.reason === run.reason;
 }
 
-/** Records one run: lastAttempted, lastApplied when it applied, the pin, and the capped history. */
+/**
+ * Records one run: lastAttempted, lastApplied when it applied, the pin, the capped history, and the wave (given
+ * by a run that passed the wave gate or was held by it; a run that applied or found nothing to do clears a wait).
+ */
 export async function recordRun(
   store: StateStore,
   host: string,
   run: RunRecord,
   applied?: { revision: string; generation: number },
+  wave?: WaveStatus,
   /** The apps' statuses when this run may have changed them (undefined keeps what the document says). */
   apps?: AppStatus[],
 ): Promise<StatusDocument> {
@@ -114,6 +132,8 @@ export async function recordRun(
   else delete next.pinned;
   if (apps && apps.length > 0) next.apps = apps;
   else if (apps) delete next.apps;
+  const nextWave = wave ?? (status.wave && (run.result === 'applied' || run.result === 'unchanged') ? { index: status.wave.index } : status.wave);
+  if (nextWave) next.wave = nextWave;
   await store.writeJson(store.statusPath, next);
   return next;
 }

@@ -1,5 +1,5 @@
 /**
- * The daemon's HTTP endpoints: `/healthz`, `/status`, `/metrics`, `POST /reconcile` (loopback only, optionally with
+ * The daemon's HTTP endpoints: the fleet page at `/`, `/healthz`, `/status`, `/metrics`, `POST /reconcile` (loopback only, optionally with
  * a token) and the push webhooks.
  * Plain node:http with hard limits: headers and whole requests are timed out as documented, connections and the
  * bodies read at once are capped, and a stop closes every connection once its grace period is over. Every request
@@ -9,6 +9,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { DeliveryLog } from './delivery-log.js';
+import { FLEET_PAGE_CSP } from '../fleet/fleet-page.js';
 import { handleWebhook, BodyIncompleteError, BodyTooLargeError, readBody, type Forge, type WebhookOptions } from './webhook.js';
 import type { TriggerLogger } from './run-request.js';
 import type { ReconcileWorker } from './worker.js';
@@ -22,6 +23,8 @@ export interface ControlServerOptions {
   status: () => Promise<object>;
   /** The Prometheus text for `GET /metrics`; without it the route answers 404. */
   metrics?: () => Promise<string>;
+  /** The fleet page's HTML for `GET /`; without it the route answers 404. */
+  page?: () => Promise<string>;
   /** Without it the webhook routes answer 404: webhooks are never accepted unsigned. */
   webhook?: WebhookOptions;
   /** When set, `POST /reconcile` also needs `Authorization: Bearer <token>` (besides a loopback peer). */
@@ -182,6 +185,10 @@ async function route(request: IncomingMessage, response: ServerResponse, options
     if (method !== 'GET' && method !== 'HEAD') return methodNotAllowed(response, 'GET, HEAD');
     return sendText(response, 200, await options.metrics(), 'text/plain; version=0.0.4; charset=utf-8');
   }
+  if (path === '/' && options.page) {
+    if (method !== 'GET' && method !== 'HEAD') return methodNotAllowed(response, 'GET, HEAD');
+    return sendPage(response, await options.page());
+  }
   if (path === '/reconcile') {
     if (method !== 'POST') return methodNotAllowed(response, 'POST');
     return manualReconcile(request, response, options, guards);
@@ -230,9 +237,21 @@ async function manualReconcile(request: IncomingMessage, response: ServerRespons
     }
     if (parsed !== null && typeof parsed === 'object' && (parsed as { now?: unknown }).now === true) now = true;
   }
-  const decision = options.worker.trigger(now ? 'manual (now)' : 'manual', { force: now });
+  const ignoreWaves = now && wantsIgnoreWaves(request, body);
+  const decision = options.worker.trigger(ignoreWaves ? 'manual (now, ignoring waves)' : now ? 'manual (now)' : 'manual', { force: now, ...(ignoreWaves ? { ignoreWaves } : {}) });
   if (decision === 'refused') return send(response, 503, { error: 'the daemon is stopping' });
-  send(response, 202, { decision, force: now });
+  send(response, 202, { decision, force: now, ...(ignoreWaves ? { ignoreWaves } : {}) });
+}
+
+/** `?ignoreWaves=1` or `{"ignoreWaves": true}`: apply without waiting for the earlier waves (with `now` only). */
+function wantsIgnoreWaves(request: IncomingMessage, body: Buffer): boolean {
+  if (['1', 'true'].includes(new URL(request.url ?? '/', 'http://localhost').searchParams.get('ignoreWaves') ?? '')) return true;
+  try {
+    const parsed: unknown = body.length > 0 ? JSON.parse(body.toString('utf8')) : undefined;
+    return parsed !== null && typeof parsed === 'object' && (parsed as { ignoreWaves?: unknown }).ignoreWaves === true;
+  } catch {
+    return false;
+  }
 }
 
 /** Whether the request carries `Authorization: Bearer <token>`, compared in constant time. */
@@ -291,6 +310,20 @@ function send(response: ServerResponse, status: number, body: object): void {
     ...(close ? { connection: 'close' } : {}),
   });
   response.end(text);
+}
+
+/** The page's own headers: no script, no framing, no referrer, never cached. */
+const PAGE_HEADERS = {
+  'content-type': 'text/html; charset=utf-8',
+  'cache-control': 'no-store',
+  'content-security-policy': FLEET_PAGE_CSP,
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+};
+
+function sendPage(response: ServerResponse, page: string): void {
+  response.writeHead(200, { ...PAGE_HEADERS, 'content-length': Buffer.byteLength(page) });
+  response.end(page);
 }
 
 function sendText(response: ServerResponse, status: number, text: string, type = 'text/plain; charset=utf-8'): void {

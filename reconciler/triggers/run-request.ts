@@ -13,6 +13,8 @@ export interface RunRequest {
   signal: AbortSignal;
   /** A person asked for it to run now (e.g. outside a maintenance window); the run decides what that allows. */
   force: boolean;
+  /** A person asked to apply without waiting for the earlier waves (`reconcile --now --ignore-waves`). */
+  ignoreWaves?: boolean;
   /**
    * The run reports the revision it resolved and will bring the host to (or decide about), as soon as it knows it:
    * webhooks announcing that same commit are then absorbed instead of queueing another run. A run that will not
@@ -37,6 +39,8 @@ export type RunFunction = (request: RunRequest) => Promise<RunReport>;
 export interface TriggerOptions {
   /** Passed to the run as `force` (any forced trigger makes the merged run forced). */
   force?: boolean;
+  /** Passed to the run as `ignoreWaves` (only with force: a person's `reconcile --now --ignore-waves`). */
+  ignoreWaves?: boolean;
   /**
    * The commit a webhook announced: a hint only. It never cancels a run; it is absorbed (no run) when the running
    * run resolved that commit or a past run settled it, and otherwise starts or queues a run like any trigger.

@@ -41,6 +41,7 @@ export class TriggerBatch {
   private plain = false;
   private plainForce = false;
   private plainUrgent = false;
+  private plainIgnoreWaves = false;
 
   /** Adds a trigger. */
   add(reason: string, options: TriggerOptions): void {
@@ -51,6 +52,7 @@ export class TriggerBatch {
     } else {
       this.plain = true;
       this.plainForce ||= options.force === true;
+      this.plainIgnoreWaves ||= options.force === true && options.ignoreWaves === true;
       this.plainUrgent ||= options.automatic !== true;
     }
     const alike = this.shown.filter((entry) => (entry.hint === undefined) === (hint === undefined)).length;
@@ -76,6 +78,11 @@ export class TriggerBatch {
   /** Whether the run is forced (a person asked for `now`). */
   get force(): boolean {
     return this.plainForce;
+  }
+
+  /** Whether a person asked to apply without waiting for the earlier waves. */
+  get ignoreWaves(): boolean {
+    return this.plainIgnoreWaves;
   }
 
   /** Whether any trigger wants the run now rather than after the backoff (everything but polls). */

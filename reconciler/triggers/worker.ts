@@ -27,6 +27,7 @@ const MAX_SETTLED = 32;
 interface Running {
   reasons: string[];
   force: boolean;
+  ignoreWaves: boolean;
   controller: AbortController;
   revision?: string;
   cancelled?: RunCancelledError['why'];
@@ -192,6 +193,7 @@ export class ReconcileWorker extends EventEmitter<WorkerEvents> {
     const running: Running = {
       reasons: batch.reasons(),
       force: batch.force,
+      ignoreWaves: batch.ignoreWaves,
       controller: new AbortController(),
       startedAt: new Date(),
       done: Promise.resolve(),
@@ -213,7 +215,7 @@ export class ReconcileWorker extends EventEmitter<WorkerEvents> {
     const started = Date.now();
     let report: RunReport;
     try {
-      report = await this.options.run({ reasons, force, signal: running.controller.signal, onRevision });
+      report = await this.options.run({ reasons, force, ...(running.ignoreWaves ? { ignoreWaves: true } : {}), signal: running.controller.signal, onRevision });
     } catch (error) {
       // The run is meant to report failures, not throw them; a throw is treated as transient so it is retried.
       this.options.log?.error({ err: error, reasons }, 'reconcile threw instead of reporting');

@@ -1,10 +1,10 @@
 /**
  * `edge-reconciler serve` as the systemd service a VM runs (the project's own unit, ExecStartPre recover), against
  * a real systemd: it applies the release branch at start; a push plus one signed webhook brings the new revision
- * live and healthy (the time from webhook to healthy is printed); forged webhooks change nothing; with the webhook
- * off, polling alone brings a push live; `systemctl stop` ends it cleanly. The unit is the hardened one
- * (`systemd-analyze security` at most 4.0). One container for the whole file: the
- * scenarios follow each other as on one host.
+ * live and healthy (the time from webhook to healthy is printed); its fleet page and `status --fleet` show it;
+ * forged webhooks change nothing; with the webhook off, polling alone brings a push live; `systemctl stop` ends it
+ * cleanly. The unit is the hardened one (`systemd-analyze security` at most 4.0). One container for the whole
+ * file: the scenarios follow each other as on one host.
  */
 import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
@@ -99,6 +99,20 @@ describe('e2e serve: the agent as a systemd service', function () {
     assert.match(await statusText(), new RegExp(`^live: +${next.slice(0, 7)}\\w* \\(generation 3,`, 'm'));
     const journal = await edge.box.journal(SERVICE.unit, 200);
     assert.ok(!journal.includes(webhookSecret), 'the webhook secret is in the journal');
+  });
+
+  it('serves the fleet page under the hardened unit: this host live with its commit subject, the peers it cannot reach said so', async () => {
+    const page = await edge.box.httpGet(`http://${SERVICE.listen}/`, 15_000);
+    assert.equal(page.status, 200, page.body);
+    const row = /<tr class="h-([a-z]+)" id="host-lod-prod">([\s\S]*?)<\/tr>/.exec(page.body);
+    assert.equal(row?.[1], 'ok', page.body);
+    assert.match(row?.[2] ?? '', /lod: 5 workers/, 'the subject is read from the mirror in the state dir');
+    // The container has its own network: the other hosts' mesh addresses lead nowhere.
+    for (const peer of ['caddy-router', 'lod-standby', 'model-gateway']) assert.match(page.body, new RegExp(`<tr class="h-unreachable" id="host-${peer}">`));
+    const table = await edge.box.exec([SERVICE.bin, 'status', '--fleet', '--config', SERVICE.config], { reject: false });
+    assert.equal(table.exitCode, 1, `exit 1 while peers do not answer: ${table.stderr}`);
+    assert.match(table.stdout, /^lod-prod\*\s+ok\s+[0-9a-f]{7} lod: 5 workers/m, table.stdout);
+    assert.ok(!page.body.includes(webhookSecret) && !table.stdout.includes(webhookSecret), 'the webhook secret is on the page');
   });
 
   it('changes nothing on a forged or unsigned webhook, even with a new commit waiting', async () => {

@@ -137,6 +137,10 @@ export class EdgeHost {
       const workRepo = box.hostPath(WORK_REPO);
       await mkdir(workRepo, { recursive: true });
       await cp(EXAMPLE_REPO, workRepo, { recursive: true });
+      // The container is a fleet of one: lod-prod must not wait for wave 1's hosts, which do not exist here.
+      const edgeYaml = (await readFile(join(workRepo, 'edge.yaml'), 'utf8')).replace(/\n# Standbys[^\n]*\nwaves:\n( {2}- .*\n)+/, '\n');
+      if (/^waves:/m.test(edgeYaml)) throw new Error('the e2e host could not take the waves out of the example edge.yaml');
+      await writeFile(join(workRepo, 'edge.yaml'), edgeYaml);
       await git(workRepo, 'init', '-q', '-b', AGENT.ref);
       await git(workRepo, 'add', '-A');
       await git(workRepo, 'commit', '-q', '-m', 'example desired state');

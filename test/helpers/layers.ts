@@ -17,6 +17,7 @@ export const LAYERS: readonly (readonly string[])[] = [
   ['reconciler/state/'],
   ['reconciler/source/'],
   ['reconciler/run-context.ts'],
+  ['reconciler/fleet/'],
   ['reconciler/stages/'],
   ['reconciler/pipeline.ts'],
   ['reconciler/reconcile.ts'],

@@ -149,6 +149,7 @@ describe('app releases (sandbox root, real git and builds)', function () {
     const bad = await store.badRevisions();
     assert.deepEqual(bad.map((entry) => entry.releases), [[{ app: 'lod', sha: v2, ref: 'main' }]]);
 
+    assert.equal((await readStatus(store, TINY_HOST)).apps?.[0]?.failed?.sha, v2);
     const refused = await reconcile(ctx());
     assert.equal(refused.result, 'refused');
     assert.equal(refused.error?.code, 'REVISION_BAD');
@@ -157,7 +158,9 @@ describe('app releases (sandbox root, real git and builds)', function () {
     const fixed = await reconcile(ctx());
     assert.equal(fixed.result, 'applied', fixed.error?.message);
     assert.equal(await current(), `releases/${v3}`);
-    assert.equal((await readStatus(store, TINY_HOST)).apps?.[0]?.ref, 'main');
+    const fixedStatus = (await readStatus(store, TINY_HOST)).apps?.[0];
+    assert.equal(fixedStatus?.ref, 'main');
+    assert.equal(fixedStatus?.failed, undefined, 'the failure of v2 is history once v3 is live');
   });
 
   it('resolves a tag to its commit, prunes releases beyond keep, and rolls back by command', async () => {

@@ -62,6 +62,8 @@ const BAD_INPUTS: BadInput[] = [
   { what: 'an unknown resource kind', code: 'SCHEMA', names: 'roles/base/role.yaml', mutate: addResource('base', { kind: 'docker', name: 'x' }) },
   { what: 'a missing edge.yaml', code: 'EDGE_MISSING', names: 'edge.yaml', mutate: (r) => unlink(join(r, 'edge.yaml')) },
   { what: 'a host using a role that does not exist', code: 'ROLE_UNKNOWN', names: 'hosts/caddy-router.yaml', mutate: (r) => edit(r, 'hosts/caddy-router.yaml', (t) => t.replace('[base, firewall, router]', '[base, firewall, routr]')) },
+  { what: 'a wave naming a host that does not exist', code: 'WAVE_HOST_UNKNOWN', names: 'edge.yaml', mutate: (r) => edit(r, 'edge.yaml', (t) => t.replace('[lod-prod]', '[lod-prdo]')) },
+  { what: 'a host in two waves', code: 'WAVE_HOST_TWICE', names: 'edge.yaml', mutate: (r) => edit(r, 'edge.yaml', (t) => t.replace('[caddy-router]', '[caddy-router, lod-prod]')) },
   { what: 'a host file with a bad name', code: 'HOST_NAME', names: 'hosts/Lod_Prod.yaml', mutate: async (r) => writeFile(join(r, 'hosts/Lod_Prod.yaml'), 'address: 100.64.0.40\nroles: [base]\n') },
   { what: 'a resource declared twice', code: 'RESOURCE_DUPLICATE', names: 'roles/lod/role.yaml', mutate: addResource('lod', { kind: 'env-file', name: 'lod', template: 'lod.env.hbs' }) },
   { what: 'a hook file that is not in the repo', code: 'HOOK_MISSING', names: 'roles/lod/role.yaml', mutate: (r) => editYaml(r, 'roles/lod/role.yaml', (v) => { v.hooks = { 'pre-apply': 'hooks/migrate.sh' }; }) },

@@ -28,7 +28,7 @@ describe('serve: what the host config decides before anything runs', function ()
     const root = await mkdtemp(join(base, 'root-'));
     const stateDir = await mkdtemp(join(base, 'state-'));
     const config = join(stateDir, 'config.yaml');
-    const document = { repo: server.url('desired.git'), ref: 'release', host: 'lod-prod', root, stateDir, secretsDir, listen: '127.0.0.1:0', poll: { enabled: false }, drift: { watch: false }, apps: await exampleAppsConfig(), ...extra };
+    const document = { repo: server.url('desired.git'), ref: 'release', host: 'lod-prod', root, stateDir, secretsDir, listen: '127.0.0.1:0', poll: { enabled: false }, drift: { watch: false }, waves: { enabled: false }, apps: await exampleAppsConfig(), ...extra };
     await writeFile(config, stringify(document), { mode: 0o600 });
     return { config, root, stateDir };
   };

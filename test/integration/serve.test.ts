@@ -64,6 +64,8 @@ describe('serve: the agent as a process', function () {
         webhook: { enabled: true, secretFile: webhookFile },
         poll: { enabled: false },
         drift: { policy: 'heal', watch: true },
+        // A lone agent: the hosts of the example's earlier waves do not exist here.
+        waves: { enabled: false },
         apps: await exampleAppsConfig(),
         ...extra,
       }),

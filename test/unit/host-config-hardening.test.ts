@@ -4,13 +4,13 @@
  * another user owns or can read: each problem names the key, and a URL's password never shows in one.
  */
 import assert from 'node:assert/strict';
-import { chmod, chown, mkdir, mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { chmod, chown, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EdgeError, formatProblem } from '../../reconciler/errors.js';
 import { parseHostConfig } from '../../reconciler/config/host-config.js';
 import { fullRefName, parseRepo } from '../../reconciler/config/git-names.js';
 import { scrub } from '../../reconciler/source/git-errors.js';
+import { removeScratchDirs, scratchDir } from '../helpers/scratch.js';
 
 const FILE = '/etc/edge-reconciler/config.yaml';
 const HOST = 'host: lod-prod\n';
@@ -63,6 +63,8 @@ const WILDCARDS = [
 ];
 
 describe('host config: what reaches git and the network', () => {
+  after(removeScratchDirs);
+
   it(`refuses every repo that could reach git as an option or another transport (${BAD_REPOS.length} cases), naming "repo"`, async () => {
     for (const repo of BAD_REPOS) {
       const problems = await problemsOf(`repo: ${yamlString(repo)}\n${HOST}tagPattern: prod-*\n`);
@@ -141,7 +143,7 @@ describe('host config: what reaches git and the network', () => {
   });
 
   it('refuses a token file with an ssh repo, and a URL password beside a token file', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'edge-config-'));
+    const dir = await scratchDir('edge-config-');
     await writeFile(join(dir, 'token'), 'tok', { mode: 0o600 });
     assert.deepEqual(await problemsOf(`repo: git@github.com:acme/x.git\n${HOST}auth:\n  tokenFile: ${dir}/token\n`), [
       `${FILE}:4: "auth.tokenFile" is for http(s) URLs, and "repo" git@github.com:acme/x.git is not one (use "auth.sshKeyFile" for ssh) (at /auth/tokenFile) [CONFIG_INVALID]`,
@@ -152,7 +154,7 @@ describe('host config: what reaches git and the network', () => {
   });
 
   it('refuses credential files another user owns, trust roots others can write, and a secrets dir others can open', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'edge-config-'));
+    const dir = await scratchDir('edge-config-');
     const stranger = 65534;
     await writeFile(join(dir, 'key'), 'k', { mode: 0o600 });
     await writeFile(join(dir, 'token'), 't', { mode: 0o600 });
@@ -178,7 +180,7 @@ describe('host config: what reaches git and the network', () => {
   });
 
   it('refuses a secret in the secrets dir that another user owns or others can read, without its content', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'edge-secrets-'));
+    const dir = await scratchDir('edge-secrets-');
     await writeFile(join(dir, 'DB_PASSWORD'), 'pw-NeverShown-1', { mode: 0o600 });
     await chown(join(dir, 'DB_PASSWORD'), 65534, 65534);
     await writeFile(join(dir, 'API_KEY'), 'key-NeverShown-2', { mode: 0o644 });

@@ -4,14 +4,14 @@
  */
 import assert from 'node:assert/strict';
 import { execa } from 'execa';
-import { mkdtemp, readFile, stat, writeFile, mkdir } from 'node:fs/promises';
+import { readFile, stat, writeFile, mkdir } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EdgeError, formatProblem } from '../../reconciler/errors.js';
 import { loadHostConfig, parseHostConfig, parseListen, renderDefaultConfig, type HostConfig } from '../../reconciler/config/host-config.js';
 import { CONFIG_SCHEMA_FILE, configSchemaText, hostConfigSchema } from '../../reconciler/config/host-config-schema.js';
 import { PROJECT_ROOT } from '../helpers/paths.js';
+import { removeScratchDirs, scratchDir } from '../helpers/scratch.js';
 
 const FILE = '/etc/edge-reconciler/config.yaml';
 const BASE = 'repo: git@github.com:acme/desired-state.git\nhost: lod-prod\n';
@@ -30,7 +30,7 @@ async function problemsOf(text: string): Promise<string[]> {
 }
 
 async function tempDir(): Promise<string> {
-  return mkdtemp(join(tmpdir(), 'edge-config-'));
+  return scratchDir('edge-config-');
 }
 
 /** Runs one command module as its own CLI (the way main.ts registers it), in a real process. */
@@ -53,6 +53,8 @@ function schemaKeys(node: { properties?: object; items?: object } = hostConfigSc
 }
 
 describe('host config', () => {
+  after(removeScratchDirs);
+
   it('systemd/config.schema.json is up to date (see writeConfigSchema)', () => {
     assert.equal(readFileSync(join(PROJECT_ROOT, CONFIG_SCHEMA_FILE), 'utf8'), configSchemaText());
   });
@@ -80,6 +82,9 @@ describe('host config', () => {
       hookTimeoutSeconds: 60,
       maintenance: { timezone: 'UTC', windows: [] },
       backoff: { initialSeconds: 5, maxSeconds: 600 },
+      forge: { deployments: false },
+      waves: { enabled: true, timeoutSeconds: 3600, recheckSeconds: 15, peerPort: 9321, peerScheme: 'http', peers: {} },
+      fleet: { peerTimeoutSeconds: 2, refreshSeconds: 30 },
     };
     assert.deepEqual(config, expected);
   });

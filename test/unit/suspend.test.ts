@@ -4,15 +4,15 @@
  */
 import assert from 'node:assert/strict';
 import { execa } from 'execa';
-import { mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { MaintenanceConfig } from '../../reconciler/config/schedule.js';
 import { applyGate, readSuspension, resumeHost, suspendHost, suspensionPath } from '../../reconciler/state/suspend.js';
 import { PROJECT_ROOT } from '../helpers/paths.js';
+import { removeScratchDirs, scratchDir } from '../helpers/scratch.js';
 
 async function stateDir(): Promise<string> {
-  return mkdtemp(join(tmpdir(), 'edge-suspend-'));
+  return scratchDir('edge-suspend-');
 }
 
 /** Runs `suspend`/`resume` as main.ts registers them, in a real process. */
@@ -28,6 +28,8 @@ const nights: MaintenanceConfig = { timezone: 'UTC', windows: [{ action: 'allow'
 const noon = new Date('2026-05-01T12:00:00Z');
 
 describe('suspension', () => {
+  after(removeScratchDirs);
+
   it('persists the reason, time and operator until resume', async () => {
     const dir = await stateDir();
     assert.equal(await readSuspension(dir), undefined);
