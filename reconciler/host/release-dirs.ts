@@ -39,7 +39,11 @@ async function ensureDir(host: Host, path: string, mode: number, uid = 0, gid = 
   const real = host.resolve(path);
   const stat = await lstat(real).catch(() => undefined);
   if (stat && !stat.isDirectory()) throw new Error(`${path} is not a directory; move it away by hand`);
-  if (!stat) await mkdir(real, { mode });
+  if (!stat) {
+    await mkdir(real, { mode });
+    // Exactly `mode`: under the agent's unit (UMask=0077) mkdir alone makes 0700, which the app's user cannot enter.
+    await chmod(real, mode);
+  }
   if (process.getuid?.() === 0) await chown(real, uid, gid);
 }
 

@@ -2,17 +2,20 @@
  * The production path on a VM without Node: the container boots with no Node at all, the .deb (built from this
  * checkout by packaging/build-deb.sh) is installed by bootstrap.sh, the operator sets the secrets it lists, a
  * second bootstrap run with --start changes nothing else and starts the hardened agent, which brings lod-prod live
- * and healthy, then takes one signed webhook to the next commit. The lod release carries its own runtime.
+ * and healthy (lod's release pulled from its repo and built: the example apps are Python), then takes one signed
+ * webhook to the next commit.
  */
 import assert from 'node:assert/strict';
 import { execa } from 'execa';
-import { readFile } from 'node:fs/promises';
+import { parseDocument } from 'yaml';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EXAMPLE_SECRETS } from '../helpers/cli.js';
 import { PROJECT_IN_CONTAINER } from '../helpers/container.js';
 import { AGENT, EdgeHost, SERVICE } from '../helpers/e2e-host.js';
 import { head } from '../helpers/git-repo.js';
 import { PROJECT_ROOT } from '../helpers/paths.js';
+import { APPS_HOST_CONFIG } from '../helpers/e2e-apps.js';
 
 const BOOTSTRAP = `${PROJECT_IN_CONTAINER}/systemd/bootstrap.sh`;
 
@@ -58,6 +61,11 @@ describe('e2e package: the .deb and bootstrap.sh on a host without Node', functi
     for (const name of ['LOD_DB_PASSWORD', 'LOD_SESSION_SECRET']) {
       await edge.box.exec(['edge-reconciler', 'secrets', 'set', name], { input: `${EXAMPLE_SECRETS[name]}\n` });
     }
+    // The operator maps the example's app repo URLs to the forge that holds them (the host config's apps section,
+    // edited in place: its comments stay).
+    const config = parseDocument(await readFile(edge.box.hostPath(SERVICE.config), 'utf8'));
+    config.setIn(['apps', 'insteadOf'], APPS_HOST_CONFIG.insteadOf);
+    await writeFile(edge.box.hostPath(SERVICE.config), config.toString());
     const second = await edge.box.exec([...bootstrapArgs, '--start'], { reject: false, timeoutMs: 240_000 });
     assert.equal(second.exitCode, 0, `${second.stdout}\n${second.stderr}`);
     assert.doesNotMatch(second.stdout, /installing|created|wrote|journald:/, `the second run changed something:\n${second.stdout}`);

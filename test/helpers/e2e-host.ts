@@ -1,17 +1,20 @@
 /**
  * An edge host for the e2e apply suites: a booted SystemdContainer prepared as a VM the agent runs on. The example
  * desired-state is committed into a working repo and pushed to a bare repo inside the container (as a forge
- * would hold it), the host's secrets are in /etc/edge-reconciler/secrets, and the lod app (a tiny node server from
- * test/e2e/fixtures) is deployed at /srv/apps/lod/current. The agent runs inside as root with root `/`: real
- * systemctl, caddy and ufw.
+ * would hold it), the host's secrets are in /etc/edge-reconciler/secrets, and the example apps' git repos (lod and
+ * model-gateway from examples/apps, see app-repos.ts) are in the container's forge, where the host config maps the
+ * example's app URLs (`apps.insteadOf`): the agent builds and releases them itself. The agent runs inside as root
+ * with root `/`: real systemctl, caddy and ufw.
  */
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { copyFile, cp, mkdir, readFile, realpath, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { stringify } from 'yaml';
 import { PROJECT_IN_CONTAINER, SystemdContainer, type ExecResult } from './container.js';
 import { EXAMPLE_SECRETS } from './cli.js';
+import type { AppRepo, ExampleApp } from './app-repos.js';
+import { APP_INSTEAD_OF_ARGS, APPS_HOST_CONFIG, createContainerAppRepos } from './e2e-apps.js';
 import { commitEdit, git, revertLast } from './git-repo.js';
 import { EXAMPLE_REPO, PROJECT_ROOT } from './paths.js';
 import { waitUntil } from './wait.js';
@@ -53,13 +56,8 @@ export interface ServiceStatus extends StatusJson {
   daemon?: Record<string, unknown>;
 }
 
-/** The lod app's own runtime, in a container without Node (its release carries it, as a real app's could). */
-const LOD_RUNTIME = '/srv/apps/lod/current/bin/node';
-
 /** The working repo developers commit to; lives in the container's root so it goes with the container. */
 const WORK_REPO = '/srv/work/desired-state';
-
-const LOD_SERVER_FIXTURE = join(PROJECT_ROOT, 'test', 'e2e', 'fixtures', 'lod-server.mjs');
 
 /** Exit status of a process killed by SIGKILL, as a shell reports it. */
 export const KILLED = 128 + 9;
@@ -123,13 +121,14 @@ export class EdgeHost {
     readonly box: SystemdContainer,
     /** The working repo on the host (inside the container's root folder). */
     readonly workRepo: string,
+    /** The example apps' repos in the container's forge (tags v1, v2, v3, broken-build; main at v2). */
+    readonly apps: Record<ExampleApp, AppRepo>,
   ) {}
 
   /**
-   * Boots a fresh container, pushes the example repo to its forge, writes the secrets and deploys the lod app.
-   * With `node: false` the container has no Node at all: the lod release then carries its own runtime
-   * (`/srv/apps/lod/current/bin/node`, which the unit names in a commit of the work repo), and no secrets are
-   * written (the operator sets them with `edge-reconciler secrets set`).
+   * Boots a fresh container, pushes the example repo to its forge, writes the secrets and creates the example
+   * apps' repos (the agent builds and releases them). With `node: false` the container has no Node at all (the
+   * apps are Python), and no secrets are written (the operator sets them with `edge-reconciler secrets set`).
    */
   static async boot(options: { node?: boolean } = {}): Promise<EdgeHost> {
     const withNode = options.node ?? true;
@@ -145,12 +144,8 @@ export class EdgeHost {
       await git(workRepo, 'init', '-q', '-b', AGENT.ref);
       await git(workRepo, 'add', '-A');
       await git(workRepo, 'commit', '-q', '-m', 'example desired state');
-      if (!withNode) {
-        await commitEdit(workRepo, 'roles/lod/templates/lod.service.hbs', (text) =>
-          text.replace('ExecStart=/usr/bin/env node ', `ExecStart=${LOD_RUNTIME} `), 'lod: the release brings its own node');
-      }
       await execa('git', ['init', '-q', '--bare', box.hostPath(AGENT.repo)]);
-      const host = new EdgeHost(box, workRepo);
+      const host = new EdgeHost(box, workRepo, await createContainerAppRepos(box));
       await host.push();
       if (withNode) {
         for (const [name, value] of Object.entries(EXAMPLE_SECRETS)) {
@@ -158,25 +153,12 @@ export class EdgeHost {
         }
         await box.exec(['chmod', '0700', AGENT.secretsDir]);
       }
-      await host.deployLodApp(!withNode);
       await installLogrotate(box);
       return host;
     } catch (error) {
       await box.shutdown();
       throw error;
     }
-  }
-
-  /** Installs the lod fixture where lod.service runs it (an app release is deployed outside the desired state). */
-  private async deployLodApp(withRuntime: boolean): Promise<void> {
-    const release = this.box.hostPath('/srv/apps/lod/current');
-    await mkdir(release, { recursive: true, mode: 0o755 });
-    if (withRuntime) {
-      await mkdir(join(release, 'bin'), { mode: 0o755 });
-      await copyFile(process.execPath, join(release, 'bin', 'node'));
-    }
-    await writeFile(join(release, 'server.js'), await readFile(LOD_SERVER_FIXTURE), { mode: 0o644 });
-    await writeFile(join(release, 'package.json'), '{ "type": "module" }\n', { mode: 0o644 });
   }
 
   /** Runs the agent's CLI inside; a SIGKILLed run ends with exitCode {@link KILLED}. */
@@ -197,7 +179,7 @@ export class EdgeHost {
     return this.agent(
       [
         'apply', '--repo', AGENT.repo, '--ref', AGENT.ref, '--host', hostName, '--state-dir', AGENT.stateDir,
-        '--secrets-dir', AGENT.secretsDir, '--json', '--quiet', ...(options.args ?? []),
+        '--secrets-dir', AGENT.secretsDir, ...APP_INSTEAD_OF_ARGS, '--json', '--quiet', ...(options.args ?? []),
       ],
       options.env,
     );
@@ -295,13 +277,16 @@ export class EdgeHost {
    */
   async generationMismatches(n: number): Promise<string[]> {
     const meta = JSON.parse(await this.box.readFile(`${AGENT.stateDir}/generations/${n}/meta.json`)) as {
-      inventory: { path: string; sha256: string; mode: number; owner: string; group: string }[];
+      inventory: { path: string; sha256: string; mode: number; owner: string; group: string; link?: boolean }[];
     };
     const live = await this.snapshot(meta.inventory.map((entry) => entry.path));
     return meta.inventory
       .map((entry) => {
-        const expected = `${entry.mode.toString(8)} ${entry.owner}:${entry.group} ${entry.sha256}`;
-        const found = live.get(entry.path) ?? 'missing';
+        // A symlink (an app's current link) is recorded by the hash of its target; it has no mode or owner of its own.
+        const expected = entry.link ? `link ${entry.sha256}` : `${entry.mode.toString(8)} ${entry.owner}:${entry.group} ${entry.sha256}`;
+        const seen = live.get(entry.path);
+        const target = entry.link && seen?.startsWith('-> ') ? seen.slice(3) : undefined;
+        const found = target !== undefined ? `link ${createHash('sha256').update(target).digest('hex')}` : seen ?? 'missing';
         return found === expected ? '' : `${entry.path}: ${found}, generation ${n} has ${expected}`;
       })
       .filter(Boolean);
@@ -363,6 +348,7 @@ export class EdgeHost {
       webhook: { enabled: config.webhook?.enabled ?? true, secretFile: SERVICE.webhookSecretFile },
       poll: { enabled: true, intervalSeconds: 3600, jitterSeconds: 0, ...config.poll },
       ...(config.drift ? { drift: config.drift } : {}),
+      apps: APPS_HOST_CONFIG,
     };
     await this.box.writeFile(SERVICE.config, `# written by the e2e test (edge-reconciler init writes a commented one)\n${stringify(document)}`, 0o600);
   }

@@ -10,11 +10,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { stringify } from 'yaml';
-import { hostConfigSchema } from '../../reconciler/config/host-config-schema.js';
 import { writeSecretsDir } from './cli.js';
 import { createUpstream, startGitHttpServer, type GitHttpServer, type Upstream } from './git-server.js';
 import { CLI, EXAMPLE_REPO } from './paths.js';
 import { until } from './wait.js';
+import { exampleAppsConfig } from './app-repos.js';
 
 /** The hosts of the example repo and their loopback addresses. */
 export const FLEET_ADDRESSES: Record<string, string> = {
@@ -59,12 +59,11 @@ export interface StatusDocument {
   lastAttempted?: { result: string; revision?: string; code?: string; drift?: string[] };
 }
 
-/**
- * The page's scenario is about what the page shows, not about waves: where the host config has a `waves` section,
- * the agents do not wait for each other (the example repo's waves would hold lod-prod back behind the never
- * started model-gateway), and they dial their peers at the fleet's port.
+/*
+ * The page's scenario is about what the page shows, not about waves: the agents do not wait for each other (the
+ * example repo's waves would hold lod-prod back behind the never started model-gateway), and they dial their peers
+ * at the fleet's port.
  */
-const HAS_WAVES = 'waves' in hostConfigSchema.properties;
 
 /** A port free on every given loopback address (the kernel's choice on the first, checked on the rest). */
 async function freePort(addresses: readonly string[]): Promise<number> {
@@ -123,7 +122,9 @@ export async function createLoopbackFleet(): Promise<LoopbackFleet> {
         stateDir,
         secretsDir,
         listen: `${FLEET_ADDRESSES[host]}:${port}`,
-        ...(HAS_WAVES ? { waves: { enabled: false, peerPort: port } } : {}),
+        waves: { enabled: false, peerPort: port },
+        // The example's apps come from their own repos, made from examples/apps.
+        apps: await exampleAppsConfig(),
         webhook: { enabled: true, secretFile: webhookFile },
         poll: { enabled: false },
         drift: { policy: 'heal', watch: false },

@@ -11,6 +11,7 @@ import { execa } from 'execa';
 import { runCli, writeSecretsDir } from '../helpers/cli.js';
 import { PROJECT_ROOT } from '../helpers/paths.js';
 import { waitUntil } from '../helpers/wait.js';
+import { exampleAppArgs } from '../helpers/app-repos.js';
 import { commitEdit, exampleGitRepo, head, revertLast } from '../helpers/git-repo.js';
 
 interface ApplyJson {
@@ -29,9 +30,11 @@ describe('apply (sandbox root, activation recorded)', function () {
   let repo: string;
   let root: string;
   let stateDir: string;
+  /** Maps the example's app repos (lod, model-gateway) to local ones. */
+  let appArgs: string[];
 
   const apply = async (host = 'lod-prod', extra: string[] = []) => {
-    const result = await runCli(['apply', '--repo', repo, '--host', host, '--root', root, '--state-dir', stateDir, '--secrets-dir', secretsDir, '--dry-activate', '--json', '--quiet', ...extra]);
+    const result = await runCli(['apply', '--repo', repo, '--host', host, '--root', root, '--state-dir', stateDir, '--secrets-dir', secretsDir, ...appArgs, '--dry-activate', '--json', '--quiet', ...extra]);
     return { ...result, json: JSON.parse(result.stdout || '{}') as ApplyJson };
   };
   const commands = (json: ApplyJson) => json.commands.map((argv) => argv.join(' '));
@@ -39,6 +42,7 @@ describe('apply (sandbox root, activation recorded)', function () {
   before(async () => {
     secretsDir = await writeSecretsDir();
     cleanup.push(secretsDir);
+    appArgs = await exampleAppArgs();
   });
   beforeEach(async () => {
     repo = await exampleGitRepo();
@@ -56,7 +60,7 @@ describe('apply (sandbox root, activation recorded)', function () {
     assert.equal(json.result, 'applied');
     assert.equal(json.revision, await head(repo));
     assert.equal(json.generation, 1);
-    assert.equal(json.changes.length, 11);
+    assert.equal(json.changes.length, 12, 'eleven files and the lod release\'s current link');
     assert.equal((await stat(join(root, 'etc/edge-reconciler/env/lod.env'))).mode & 0o777, 0o600);
     assert.equal((await stat(join(root, 'etc/systemd/system/lod.service'))).mode & 0o777, 0o644);
     assert.match(await readFile(join(root, 'etc/edge-reconciler/env/lod.env'), 'utf8'), /^SESSION_SECRET=sess-Kk29SessionSecretValue$/m);
@@ -77,7 +81,7 @@ describe('apply (sandbox root, activation recorded)', function () {
 
   it('skips rendering on a no-op, but heals a hand edit on the next run', async () => {
     await apply();
-    const noop = await runCli(['apply', '--repo', repo, '--host', 'lod-prod', '--root', root, '--state-dir', stateDir, '--secrets-dir', secretsDir, '--dry-activate', '--json', '--quiet']);
+    const noop = await runCli(['apply', '--repo', repo, '--host', 'lod-prod', '--root', root, '--state-dir', stateDir, '--secrets-dir', secretsDir, ...appArgs, '--dry-activate', '--json', '--quiet']);
     const durations = (JSON.parse(noop.stdout) as { durations: Record<string, number> }).durations;
     assert.deepEqual(Object.keys(durations), ['fetch'], 'a no-op of the live revision with untouched files only fetches');
     const unit = join(root, 'etc/systemd/system/lod.service');

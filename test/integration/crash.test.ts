@@ -14,6 +14,7 @@ import { join, relative } from 'node:path';
 import { CLI } from '../helpers/paths.js';
 import { commitEdit, exampleGitRepo } from '../helpers/git-repo.js';
 import { writeSecretsDir } from '../helpers/cli.js';
+import { exampleAppArgs } from '../helpers/app-repos.js';
 
 type Snapshot = Map<string, string>;
 
@@ -58,11 +59,13 @@ describe('crash safety: SIGKILL at every step boundary', function () {
   const commits: Record<'A' | 'B' | 'C', string> = { A: '', B: '', C: '' };
   const roots: Record<'A' | 'B' | 'AC' | 'ABC', Snapshot> = { A: new Map(), B: new Map(), AC: new Map(), ABC: new Map() };
   let points: string[];
+  /** Maps the example's app repos to local ones. */
+  let appArgs: string[];
 
   const run = (args: string[], env: Record<string, string> = {}) =>
     execa(process.execPath, [CLI, ...args], { reject: false, env, timeout: 120_000 });
   const apply = (ref: string, at: { root: string; state: string }, env: Record<string, string> = {}) =>
-    run(['apply', '--repo', repo, '--ref', ref, '--host', 'lod-prod', '--root', at.root, '--state-dir', at.state, '--secrets-dir', secretsDir, '--dry-activate', '--quiet'], env);
+    run(['apply', '--repo', repo, '--ref', ref, '--host', 'lod-prod', '--root', at.root, '--state-dir', at.state, '--secrets-dir', secretsDir, ...appArgs, '--dry-activate', '--quiet'], env);
   const status = async (state: string) => JSON.parse(await readFile(join(state, 'status.json'), 'utf8')) as Status;
   /** A copy of the host with A applied (one real apply, copied for every boundary). */
   const onA = async () => {
@@ -76,6 +79,7 @@ describe('crash safety: SIGKILL at every step boundary', function () {
 
   before(async () => {
     secretsDir = await writeSecretsDir();
+    appArgs = await exampleAppArgs();
     repo = await exampleGitRepo();
     cleanup.push(secretsDir, repo);
     commits.A = (await execa('git', ['-C', repo, 'rev-parse', 'HEAD'])).stdout.trim();

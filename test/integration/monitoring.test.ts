@@ -15,6 +15,7 @@ import { exampleGitRepo, head } from '../helpers/git-repo.js';
 import { CLI } from '../helpers/paths.js';
 import { dashboardQueries, MONITORING, namesOf, ruleQueries, scrapedNames, type Query } from '../helpers/promql.js';
 import { until } from '../helpers/wait.js';
+import { exampleAppsConfig } from '../helpers/app-repos.js';
 
 /** Labels Prometheus adds to every scraped series: `host` from the inventory (scrape config), and its own two. */
 const TARGET_LABELS = new Set(['host', 'instance', 'job', '__name__']);
@@ -88,6 +89,8 @@ describe('monitoring: the alert rules and the dashboard', function () {
         poll: { enabled: true, intervalSeconds: 3600, jitterSeconds: 0 },
         // A lone agent: the hosts of the example's earlier waves do not exist here.
         waves: { enabled: false },
+        // The example's apps come from their own repos, made from examples/apps.
+        apps: await exampleAppsConfig(),
       }),
       { mode: 0o600 },
     );

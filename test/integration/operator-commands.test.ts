@@ -104,7 +104,7 @@ describe('operator commands: init, secrets, doctor', function () {
     const findings = (JSON.parse(first.stdout) as { findings: { verdict: string; what: string; detail: string }[] }).findings;
     const by = (what: string) => findings.find((finding) => finding.what === what);
     assert.equal(by('config')?.verdict, 'ok');
-    assert.match(by('repo')?.detail ?? '', /renders 11 files for lod-prod/);
+    assert.match(by('repo')?.detail ?? '', /renders 12 files for lod-prod/, 'eleven files and the lod release\'s current link');
     assert.equal(by('secrets')?.verdict, 'FAIL');
     assert.match(by('secrets')?.detail ?? '', /LOD_SESSION_SECRET missing/);
     // This machine has no tailscale0: the example's SSH-over-Tailscale rules would lock it out.

@@ -3,13 +3,13 @@
  * implies, and env values that never show.
  */
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { DEFAULT_PATH_POLICY } from '../../reconciler/host/path-policy.js';
 import { loadDesiredState } from '../../reconciler/stages/load.js';
 import { renderHost } from '../../reconciler/stages/render.js';
-import { EXAMPLE_SECRETS, runCli, writeSecretsDir } from '../helpers/cli.js';
+import { copyExampleRepo, EXAMPLE_SECRETS, runCli, writeSecretsDir } from '../helpers/cli.js';
 import { EXAMPLE_REPO } from '../helpers/paths.js';
 
 interface JsonPlan {
@@ -19,14 +19,29 @@ interface JsonPlan {
   activation: { start: string[]; enable: string[]; restart: string[]; daemonReload: boolean; caddyReload: boolean; firewall: boolean; run: string[][] };
 }
 
-/** Writes the host's rendered files into `root`, as an apply would. */
-async function materialize(root: string, host: string, secrets: Record<string, string>): Promise<void> {
-  const state = await loadDesiredState(EXAMPLE_REPO);
+/** A commit of lod as `rev:` pins it: plan without a state dir fetches nothing, so any full SHA will do. */
+const LOD_REV = '0123456789abcdef0123456789abcdef01234567';
+
+/**
+ * A copy of the example whose lod release is pinned by `rev:` instead of a tag: without a state dir, plan knows
+ * the `current` link of a pinned commit (a tag is resolved only by apply), so a live root can match it.
+ */
+async function pinnedExampleRepo(): Promise<string> {
+  const repo = await copyExampleRepo();
+  const role = join(repo, 'roles/lod/role.yaml');
+  await writeFile(role, (await readFile(role, 'utf8')).replace(/tag: .*/, `rev: ${LOD_REV}`));
+  return repo;
+}
+
+/** Writes the host's rendered files (and the release's `current` link) into `root`, as an apply would. */
+async function materialize(root: string, host: string, secrets: Record<string, string>, repo = EXAMPLE_REPO): Promise<void> {
+  const state = await loadDesiredState(repo);
   const { files } = renderHost(state, host, { get: (name) => secrets[name], description: 'test' }, DEFAULT_PATH_POLICY);
   for (const file of files) {
     const path = join(root, file.path);
     await mkdir(dirname(path), { recursive: true });
-    await writeFile(path, file.content, { mode: file.mode });
+    if (file.link) await symlink(file.content, path);
+    else await writeFile(path, file.content, { mode: file.mode });
   }
 }
 
@@ -66,6 +81,7 @@ describe('plan', function () {
       'create /etc/systemd/system/lod.service',
       'create /etc/systemd/system/prometheus-node-exporter.service',
       'create /etc/tmpfiles.d/edge-dirs.conf',
+      'create /srv/apps/lod/current',
     ]);
     assert.deepEqual(plan.activation.start, ['lod-backup.timer', 'lod.service', 'prometheus-node-exporter.service']);
     assert.deepEqual(plan.activation.enable, ['lod-backup.timer', 'lod.service', 'prometheus-node-exporter.service']);
@@ -82,10 +98,11 @@ describe('plan', function () {
     const root = await newRoot();
     const result = await runCli(['plan', '--repo', EXAMPLE_REPO, '--host', 'lod-prod', '--root', root, '--secrets-dir', secretsDir]);
     assert.equal(result.exitCode, 2, result.stderr);
-    assert.match(result.stdout, /plan for lod-prod .*: 11 to create, 0 to update, 0 to delete, 0 unchanged/);
+    assert.match(result.stdout, /plan for lod-prod .*: 12 to create, 0 to update, 0 to delete, 0 unchanged/);
     assert.match(result.stdout, /\+ \/etc\/systemd\/system\/lod\.service/);
     assert.match(result.stdout, /\+\[Service\]/);
-    assert.match(result.stdout, /start lod\.service {2}\(\/etc\/edge-reconciler\/env\/lod\.env, \/etc\/systemd\/system\/lod\.service\)/);
+    assert.match(result.stdout, /start lod\.service {2}\(\/etc\/edge-reconciler\/env\/lod\.env, \/etc\/systemd\/system\/lod\.service, \/srv\/apps\/lod\/current\)/);
+    assert.match(result.stdout, /\+ \/srv\/apps\/lod\/current {2}app lod\/app\/lod\n {4}\+> releases\/\(tag v1, resolved when applied\)/);
     for (const value of Object.values(EXAMPLE_SECRETS)) assert.ok(!result.stdout.includes(value));
   });
 
@@ -100,8 +117,10 @@ describe('plan', function () {
 
   it('exits 0 with nothing to do when the root already matches', async () => {
     const root = await newRoot();
-    await materialize(root, 'lod-prod', EXAMPLE_SECRETS);
-    const result = await runCli(['plan', '--repo', EXAMPLE_REPO, '--host', 'lod-prod', '--root', root, '--secrets-dir', secretsDir, '--json']);
+    const repo = await pinnedExampleRepo();
+    cleanup.push(repo);
+    await materialize(root, 'lod-prod', EXAMPLE_SECRETS, repo);
+    const result = await runCli(['plan', '--repo', repo, '--host', 'lod-prod', '--root', root, '--secrets-dir', secretsDir, '--json']);
     assert.equal(result.exitCode, 0, result.stdout + result.stderr);
     const plan = JSON.parse(result.stdout) as JsonPlan;
     assert.ok(plan.changes.every((change) => change.action === 'unchanged'));
@@ -110,8 +129,10 @@ describe('plan', function () {
 
   it('restarts only the unit whose env file changed, and masks the changed value', async () => {
     const root = await newRoot();
-    await materialize(root, 'lod-prod', { ...EXAMPLE_SECRETS, LOD_SESSION_SECRET: 'the-old-session-secret' });
-    const result = await runCli(['plan', '--repo', EXAMPLE_REPO, '--host', 'lod-prod', '--root', root, '--secrets-dir', secretsDir]);
+    const repo = await pinnedExampleRepo();
+    cleanup.push(repo);
+    await materialize(root, 'lod-prod', { ...EXAMPLE_SECRETS, LOD_SESSION_SECRET: 'the-old-session-secret' }, repo);
+    const result = await runCli(['plan', '--repo', repo, '--host', 'lod-prod', '--root', root, '--secrets-dir', secretsDir]);
     assert.equal(result.exitCode, 2, result.stderr);
     assert.match(result.stdout, /~SESSION_SECRET=<changed>/);
     assert.match(result.stdout, /restart lod\.service {2}\(\/etc\/edge-reconciler\/env\/lod\.env\)/);

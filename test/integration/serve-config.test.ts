@@ -9,6 +9,7 @@ import { cp, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
+import { exampleAppsConfig } from '../helpers/app-repos.js';
 import { writeSecretsDir } from '../helpers/cli.js';
 import { createUpstream, startGitHttpServer, type GitHttpServer, type Upstream } from '../helpers/git-server.js';
 import { CLI, EXAMPLE_REPO } from '../helpers/paths.js';
@@ -27,7 +28,7 @@ describe('serve: what the host config decides before anything runs', function ()
     const root = await mkdtemp(join(base, 'root-'));
     const stateDir = await mkdtemp(join(base, 'state-'));
     const config = join(stateDir, 'config.yaml');
-    const document = { repo: server.url('desired.git'), ref: 'release', host: 'lod-prod', root, stateDir, secretsDir, listen: '127.0.0.1:0', poll: { enabled: false }, drift: { watch: false }, waves: { enabled: false }, ...extra };
+    const document = { repo: server.url('desired.git'), ref: 'release', host: 'lod-prod', root, stateDir, secretsDir, listen: '127.0.0.1:0', poll: { enabled: false }, drift: { watch: false }, waves: { enabled: false }, apps: await exampleAppsConfig(), ...extra };
     await writeFile(config, stringify(document), { mode: 0o600 });
     return { config, root, stateDir };
   };

@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { stringify } from 'yaml';
+import { exampleAppsConfig } from '../helpers/app-repos.js';
 import { EXAMPLE_SECRETS, writeSecretsDir } from '../helpers/cli.js';
 import { createUpstream, startGitHttpServer, type GitHttpServer, type Upstream } from '../helpers/git-server.js';
 import { CLI, EXAMPLE_REPO } from '../helpers/paths.js';
@@ -65,6 +66,7 @@ describe('serve: the agent as a process', function () {
         drift: { policy: 'heal', watch: true },
         // A lone agent: the hosts of the example's earlier waves do not exist here.
         waves: { enabled: false },
+        apps: await exampleAppsConfig(),
         ...extra,
       }),
       { mode: 0o600 },

@@ -8,6 +8,7 @@ import { chmod, chown, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli, writeSecretsDir } from '../helpers/cli.js';
+import { exampleAppArgs } from '../helpers/app-repos.js';
 import { commitEdit, exampleGitRepo } from '../helpers/git-repo.js';
 
 interface ApplyJson {
@@ -28,7 +29,7 @@ describe('state commands (sandbox root, activation recorded)', function () {
 
   const hostArgs = (host = 'lod-prod') => ['--host', host, '--root', root, '--state-dir', stateDir, '--dry-activate', '--quiet'];
   const apply = async (options: { host?: string; repo?: string; json?: boolean; secrets?: string } = {}) => {
-    const args = ['apply', '--repo', options.repo ?? repo, ...hostArgs(options.host), '--secrets-dir', options.secrets ?? secretsDir];
+    const args = ['apply', '--repo', options.repo ?? repo, ...hostArgs(options.host), '--secrets-dir', options.secrets ?? secretsDir, ...(await exampleAppArgs())];
     const result = await runCli(options.json === false ? args : [...args, '--json']);
     return { ...result, json: JSON.parse(options.json === false ? '{}' : result.stdout || '{}') as ApplyJson };
   };

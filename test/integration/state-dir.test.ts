@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLI } from '../helpers/paths.js';
 import { writeSecretsDir } from '../helpers/cli.js';
+import { exampleAppArgs } from '../helpers/app-repos.js';
 import { commitEdit, exampleGitRepo } from '../helpers/git-repo.js';
 import { StateStore } from '../../reconciler/state/state-store.js';
 
@@ -35,8 +36,8 @@ describe('the state dir under faults', function () {
     return { exitCode: result.exitCode ?? -1, stdout: String(result.stdout), stderr: String(result.stderr), signal: result.signal ?? undefined };
   };
   const hostArgs = () => ['--host', 'lod-prod', '--root', root, '--state-dir', stateDir, '--dry-activate', '--quiet'];
-  const apply = (env: Record<string, string> = {}, extra: string[] = []) =>
-    cli(['apply', '--repo', repo, '--secrets-dir', secretsDir, ...hostArgs(), ...extra], env);
+  const apply = async (env: Record<string, string> = {}, extra: string[] = []) =>
+    cli(['apply', '--repo', repo, '--secrets-dir', secretsDir, ...hostArgs(), ...(await exampleAppArgs()), ...extra], env);
   const recover = () => cli(['recover', ...hostArgs()]);
   const status = async () => JSON.parse(await readFile(join(stateDir, 'status.json'), 'utf8')) as { lastApplied?: { generation: number; revision: string } };
   const results = async () => Object.fromEntries((await new StateStore(stateDir).history()).map((meta) => [meta.generation, meta.result]));
@@ -104,7 +105,7 @@ describe('the state dir under faults', function () {
     await commitEdit(repo, 'hosts/lod-prod.yaml', (text) => text.replace('workers: 4', 'workers: 6'));
     const trace = `${stateDir}.strace`;
     cleanup.push(trace);
-    const args = ['apply', '--repo', repo, '--secrets-dir', secretsDir, ...hostArgs()];
+    const args = ['apply', '--repo', repo, '--secrets-dir', secretsDir, ...hostArgs(), ...(await exampleAppArgs())];
     const traced = await execa('strace', ['-f', '-y', '-e', 'trace=fsync', '-o', trace, process.execPath, CLI, ...args], { reject: false, timeout: 120_000 });
     assert.equal(traced.exitCode, 0, String(traced.stderr));
     const generation = join(stateDir, 'generations', '2');

@@ -9,6 +9,7 @@ import { cp, mkdtemp, readdir, readFile, rename, rm, stat, symlink, writeFile } 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLI } from '../helpers/paths.js';
+import { exampleAppArgs } from '../helpers/app-repos.js';
 import { commitEdit, exampleGitRepo, head } from '../helpers/git-repo.js';
 import { writeSecretsDir } from '../helpers/cli.js';
 import { TEMP_PREFIX } from '../../reconciler/host/host.js';
@@ -34,8 +35,8 @@ describe('recovery with a managed directory replaced by a symlink', function () 
 
   const run = (args: string[], env: Record<string, string> = {}) => execa(process.execPath, [CLI, ...args], { reject: false, env, timeout: 60_000 });
   const host = () => ['--host', 'lod-prod', '--root', root, '--state-dir', state, '--dry-activate', '--quiet'];
-  const apply = (ref: string, env: Record<string, string> = {}) =>
-    run(['apply', '--repo', repo, '--ref', ref, ...host(), '--secrets-dir', secretsDir], env);
+  const apply = async (ref: string, env: Record<string, string> = {}) =>
+    run(['apply', '--repo', repo, '--ref', ref, ...host(), '--secrets-dir', secretsDir, ...(await exampleAppArgs())], env);
 
   before(async () => {
     secretsDir = await writeSecretsDir();
@@ -97,7 +98,7 @@ describe('recovery with a managed directory replaced by a symlink', function () 
     await symlink(join(outside, 'system'), units);
     const before = await snapshot(outside);
     await commitEdit(repo, 'hosts/lod-prod.yaml', (text) => text.replace(/workers: \d+/, 'workers: 9'));
-    const refused = await run(['apply', '--repo', repo, ...host(), '--secrets-dir', secretsDir, '--json']);
+    const refused = await run(['apply', '--repo', repo, ...host(), '--secrets-dir', secretsDir, ...(await exampleAppArgs()), '--json']);
     assert.equal(refused.exitCode, 1, String(refused.stderr));
     const json = JSON.parse(String(refused.stdout)) as { error?: { code: string; stage: string; message: string } };
     assert.equal(json.error?.code, 'PATH_SYMLINK');
