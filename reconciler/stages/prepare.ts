@@ -17,7 +17,7 @@ import { lookupUser, sandboxBuildIds, systemUserArgv } from '../host/app-users.j
 import { crashPoint } from '../host/crash-points.js';
 import { appDir, chownTree, completeRelease, ensureAppDirs, linkShared, newReleaseWorkDir, readMarker, removeReleaseLeftovers, removeWorkDir, type ReleaseMarker } from '../host/release-dirs.js';
 import { SANDBOX_ID } from '../host/sandbox.js';
-import { need, type RunContext, type RunState } from '../run-context.js';
+import { logAt, need, type RunContext, type RunState } from '../run-context.js';
 import { resolveAppRevision } from '../source/app-source.js';
 import { archive } from '../source/git-tree.js';
 import type { AppRelease, StateStore } from '../state/state-store.js';
@@ -168,7 +168,7 @@ async function readyRelease(ctx: RunContext, state: RunState, app: AppIntent, sh
     const marker: ReleaseMarker = { app: app.name, sha, spec, builtAt: new Date().toISOString(), buildSeconds };
     await completeRelease(host, work, marker);
     crashPoint('prepare:release');
-    ctx.log.info({ app: app.name, sha, buildSeconds }, `app ${app.name}: release ${sha.slice(0, 12)} ready`);
+    ctx.log.info({ appName: app.name, sha, buildSeconds }, `app ${app.name}: release ${sha.slice(0, 12)} ready`);
     state.notes?.push(`${named} exported and built in ${buildSeconds} s`);
     return release(marker);
   } catch (error) {
@@ -192,7 +192,8 @@ async function appOwner(ctx: RunContext, state: RunState, app: AppIntent): Promi
       retry: 'stuck',
     });
   }
-  ctx.log.warn({ app: app.name, user: app.user }, `app ${app.name}: created the system user ${app.user} (home ${appDir(app.name)}, no login shell)`);
+  // A change made on purpose, not a problem: notice, like an applied run.
+  logAt(ctx.log, 'notice', { appName: app.name, user: app.user }, `app ${app.name}: created the system user ${app.user} (home ${appDir(app.name)}, no login shell)`);
   state.notes?.push(`app ${app.name}: created the system user ${app.user}`);
   return created;
 }

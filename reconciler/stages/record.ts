@@ -40,9 +40,9 @@ async function pruneAppReleases(ctx: RunContext, state: RunState): Promise<void>
     const protect = new Set([release.sha, ...(before ? [before] : [])]);
     try {
       const removed = await pruneReleases(ctx.host, release.app, keepOf.get(release.app) ?? DEFAULT_KEEP_RELEASES, protect);
-      if (removed.length > 0) ctx.log.info({ app: release.app, removed }, `app ${release.app}: removed ${removed.length} old release(s)`);
+      if (removed.length > 0) ctx.log.info({ appName: release.app, removed }, `app ${release.app}: removed ${removed.length} old release(s)`);
     } catch (error) {
-      ctx.log.warn({ app: release.app, err: String(error) }, `app ${release.app}: could not prune old releases`);
+      ctx.log.warn({ appName: release.app, err: String(error) }, `app ${release.app}: could not prune old releases`);
     }
   }
 }

@@ -6,7 +6,7 @@
  * is older than RACY_NS (git's "racily clean" rule: a write within the filesystem's timestamp granularity could
  * otherwise hide behind an equal stat). The records live in the cache dir (a pack: each entry checked by hash).
  */
-import { lstatSync } from 'node:fs';
+import { lstatSync, statSync } from 'node:fs';
 import { realpath } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type { BigIntStats } from 'node:fs';
@@ -19,7 +19,7 @@ import type { InventoryEntry } from './inventory.js';
 export const RACY_NS = 100_000_000n;
 
 /** The inventory fields a stat record vouches for. */
-export type StatEntry = Pick<InventoryEntry, 'path' | 'sha256' | 'mode' | 'owner' | 'group'>;
+export type StatEntry = Pick<InventoryEntry, 'path' | 'sha256' | 'mode' | 'owner' | 'group' | 'link'>;
 
 function statText(stat: BigIntStats): string {
   return [stat.dev, stat.ino, stat.size, stat.mtimeNs, stat.ctimeNs, stat.mode, stat.uid, stat.gid].join(':');
@@ -46,8 +46,11 @@ export class LiveStats {
     const record = this.pack.get<string>(this.key(entry.path));
     if (typeof record !== 'string' || !record.startsWith(`${entry.sha256} `)) return false;
     const stat = await this.stat(entry.path);
-    if (!stat || record.slice(entry.sha256.length + 1) !== statText(stat) || !stat.isFile()) return false;
-    return this.ownedAsListed(stat, entry);
+    if (!stat || record.slice(entry.sha256.length + 1) !== statText(stat)) return false;
+    // A managed link (an app's `current`): the same link (a replaced one has another inode and ctime), and the
+    // release dir it names still there: one stat through it.
+    if (entry.link) return stat.isSymbolicLink() && this.releasePresent(entry.path);
+    return stat.isFile() && this.ownedAsListed(stat, entry);
   }
 
   /**
@@ -74,7 +77,8 @@ export class LiveStats {
     if (await compareWithInventory(this.host, entry)) return false;
     const after = await this.stat(entry.path);
     const now = BigInt(Date.now()) * 1_000_000n;
-    if (before && after && after.isFile() && statText(before) === statText(after) && now - after.ctimeNs > RACY_NS) {
+    const kindAsListed = entry.link ? after?.isSymbolicLink() : after?.isFile();
+    if (before && after && kindAsListed && statText(before) === statText(after) && now - after.ctimeNs > RACY_NS) {
       this.pack.put(this.key(entry.path), `${entry.sha256} ${statText(after)}`);
     }
     return true;
@@ -83,6 +87,15 @@ export class LiveStats {
   /** Keeps the records for the next run (records not looked at in this run are dropped). */
   async save(): Promise<void> {
     await this.pack.save();
+  }
+
+  /** Whether a directory is where the link at `path` points (its parents were checked by `stat`). */
+  private releasePresent(path: string): boolean {
+    try {
+      return statSync(this.host.resolve(path), { throwIfNoEntry: false })?.isDirectory() === true;
+    } catch {
+      return false;
+    }
   }
 
   /** The root is part of the key: a state dir moved to another root never vouches for its files. */

@@ -4,7 +4,7 @@
  * passing validator verdicts are reused only for the same files; a managed file whose stat changed is read again.
  */
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { appName, changeOneApp, generateWorkload } from '../../bench/generate.js';
@@ -266,7 +266,58 @@ describe('content-addressed caches', () => {
     assert.equal(await third.unchanged(entry), false);
     assert.equal(await third.anyDrift([entry]), true);
   });
+
+  it('vouches for an app\'s current link by its stat and its release dir, and sees a relinked or missing release', async () => {
+    const root = join(dir, 'root');
+    const app = join(root, 'srv/apps/lod');
+    await mkdir(join(app, 'releases/aaa'), { recursive: true });
+    await mkdir(join(app, 'releases/bbb'), { recursive: true });
+    await symlink('releases/aaa', join(app, 'current'));
+    const host = new Host(root);
+    const link: RenderedFile = {
+      path: '/srv/apps/lod/current',
+      content: 'releases/aaa',
+      mode: 0o777,
+      owner: 'root',
+      group: 'root',
+      kind: 'app',
+      resource: 'lod/app/lod',
+      source: { file: 'roles/lod/role.yaml' },
+      sensitive: false,
+      secrets: [],
+      adopt: false,
+      link: true,
+    };
+    const [entry] = inventoryOf([link]);
+    assert.ok(entry);
+    const cacheDir = join(dir, 'cache');
+    await until('the link is older than the racy window', async () => ((await linkAgeMs(join(app, 'current'))) > Number(RACY_NS) / 1e6 ? true : undefined));
+    const first = await LiveStats.open(host, cacheDir);
+    assert.equal(await first.anyDrift([entry]), false);
+    await first.save();
+    assert.equal(await (await LiveStats.open(host, cacheDir)).unchanged(entry), true, 'the recorded lstat vouches for the link');
+
+    // The release it names is gone: the stat alone no longer vouches, and the drift is found.
+    await rm(join(app, 'releases/aaa'), { recursive: true });
+    const missing = await LiveStats.open(host, cacheDir);
+    assert.equal(await missing.unchanged(entry), false);
+    assert.equal(await missing.anyDrift([entry]), true);
+
+    // Relinked by hand to another release: a new link (another inode), read again, drift.
+    await mkdir(join(app, 'releases/aaa'));
+    await rm(join(app, 'current'));
+    await symlink('releases/bbb', join(app, 'current'));
+    const relinked = await LiveStats.open(host, cacheDir);
+    assert.equal(await relinked.unchanged(entry), false);
+    assert.equal(await relinked.anyDrift([entry]), true);
+  });
 });
+
+/** Milliseconds since the link's own last status change (not its target's). */
+async function linkAgeMs(path: string): Promise<number> {
+  const info = await lstat(path, { bigint: true });
+  return Number((BigInt(Date.now()) * 1_000_000n - info.ctimeNs) / 1_000_000n);
+}
 
 /** Milliseconds since the file's last status change. */
 async function ageMs(path: string): Promise<number> {
