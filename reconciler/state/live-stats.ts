@@ -7,7 +7,6 @@
  * otherwise hide behind an equal stat). The records live in the cache dir (a pack: each entry checked by hash).
  */
 import { lstatSync, statSync } from 'node:fs';
-import { realpath } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type { BigIntStats } from 'node:fs';
 import { CachePack } from '../cache/pack.js';
@@ -27,8 +26,7 @@ function statText(stat: BigIntStats): string {
 
 /** The recorded stats of a host's managed files. */
 export class LiveStats {
-  private readonly dirs = new Map<string, Promise<boolean>>();
-  private rootReal: Promise<string> | undefined;
+  private readonly dirs = new Map<string, boolean>();
 
   private constructor(
     private readonly pack: CachePack,
@@ -110,6 +108,20 @@ export class LiveStats {
     return (uid === undefined || BigInt(uid) === stat.uid) && (gid === undefined || BigInt(gid) === stat.gid);
   }
 
+  /**
+   * Whether `dir` (a host path) and every directory above it up to the root is a directory, not a symlink: one
+   * `lstat` per directory per run (an app's `current` sits in a directory of its own, a hundred apps a hundred dirs).
+   */
+  private realDir(dir: string): boolean {
+    if (dir === '/' || dir === '.') return true;
+    let ok = this.dirs.get(dir);
+    if (ok === undefined) {
+      ok = this.realDir(dirname(dir)) && isPlainDir(join(this.host.root, dir));
+      this.dirs.set(dir, ok);
+    }
+    return ok;
+  }
+
   /** The file's stat when every directory above it is the real one (no symlink on the way); else undefined. */
   private async stat(path: string): Promise<BigIntStats | undefined> {
     let real: string;
@@ -118,20 +130,21 @@ export class LiveStats {
     } catch {
       return undefined;
     }
-    const dir = dirname(path);
-    let ok = this.dirs.get(dir);
-    if (!ok) {
-      this.rootReal ??= realpath(this.host.root);
-      const root = this.rootReal;
-      ok = Promise.all([root, realpath(dirname(real)).catch(() => undefined)]).then(([rootPath, actual]) => actual === join(rootPath, dir).replace(/(.)\/$/, '$1'));
-      this.dirs.set(dir, ok);
-    }
-    if (!(await ok)) return undefined;
+    if (!this.realDir(dirname(path))) return undefined;
     // Synchronous: one lstat is cheaper than a trip through the thread pool, and thousands of them are the no-op.
     try {
       return lstatSync(real, { bigint: true, throwIfNoEntry: false });
     } catch {
       return undefined;
     }
+  }
+}
+
+/** True when `path` is a directory itself (`lstat`: a symlink to one is not). */
+function isPlainDir(path: string): boolean {
+  try {
+    return lstatSync(path, { throwIfNoEntry: false })?.isDirectory() === true;
+  } catch {
+    return false;
   }
 }

@@ -5,7 +5,7 @@
  * rendered env files, which hold secrets.
  */
 import { access, link, mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { EdgeError } from '../errors.js';
@@ -85,6 +85,9 @@ export interface Pin {
 
 /** The private state dir of one agent. */
 export class StateStore {
+  /** Parsed generation metas by number, with the stamp of the file they were parsed from. */
+  private readonly metas = new Map<number, { stamp: string; meta: GenerationMeta }>();
+
   constructor(readonly dir: string) {}
 
   get journalPath(): string {
@@ -148,6 +151,11 @@ export class StateStore {
   /** The meta of generation `n`; a missing generation is GENERATION_MISSING, a damaged one STATE_DAMAGED. */
   async readGeneration(n: number): Promise<GenerationMeta> {
     const path = this.metaPath(n);
+    // A run asks for the live meta several times (binding, recovery, live record, pruning): parsed once while its
+    // file is the same (meta files are replaced by rename, never written in place, so inode and ctime tell).
+    const stamp = fileStamp(path);
+    const known = this.metas.get(n);
+    if (stamp && known?.stamp === stamp) return known.meta;
     const meta = await this.readJson<GenerationMeta>(path, `move ${join(this.generationsDir, String(n))} aside; history and rollback then skip it`);
     if (!meta) {
       throw new EdgeError('GENERATION_MISSING', `generation ${n} does not exist (${path} is missing)`, { stage: 'fetch', retry: 'stuck' });
@@ -155,6 +163,7 @@ export class StateStore {
     if (typeof meta !== 'object' || meta.generation !== n || !Array.isArray(meta.inventory) || typeof meta.revision !== 'string') {
       throw stateDamaged(path, 'it does not hold the meta of this generation', `move ${join(this.generationsDir, String(n))} aside`);
     }
+    if (stamp) this.metas.set(n, { stamp, meta: deepFreeze(meta) });
     return meta;
   }
 
@@ -353,4 +362,23 @@ export async function writeFileAtomic(path: string, content: string | Buffer, mo
   }
   await rename(temp, path);
   await syncDir(dirname(path));
+}
+
+/** What identifies one version of a file replaced by rename: inode, size, ctime; undefined when it is not there. */
+function fileStamp(path: string): string | undefined {
+  try {
+    const info = statSync(path, { bigint: true, throwIfNoEntry: false });
+    return info ? `${info.ino}:${info.size}:${info.ctimeNs}` : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Freezes a parsed JSON value all the way down: a meta handed out twice must not be changed by one reader. */
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
 }

@@ -10,6 +10,7 @@ import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import { copyExampleRepo, EXAMPLE_SECRETS, runCli, writeSecretsDir, type CliResult } from '../helpers/cli.js';
 import { EXAMPLE_REPO } from '../helpers/paths.js';
+import { exampleAppArgs } from '../helpers/app-repos.js';
 
 const HOSTS = ['caddy-router', 'lod-prod', 'lod-standby', 'model-gateway'];
 
@@ -78,7 +79,7 @@ describe('secret values never leak', function () {
         const root = await mkdtemp(join(tmpdir(), 'edge-root-'));
         cleanup.push(root);
         const result = await runCli(
-          ['apply', '--repo', repo, '--host', 'lod-prod', '--root', root, '--state-dir', join(root, 'state'), '--secrets-dir', secretsDir, '--dry-activate', '--log-format', format],
+          ['apply', '--repo', repo, '--host', 'lod-prod', '--root', root, '--state-dir', join(root, 'state'), '--secrets-dir', secretsDir, '--dry-activate', '--log-format', format, ...(await exampleAppArgs())],
           { env: { JOURNAL_STREAM: '' } },
         );
         assert.equal(result.exitCode, exit, result.stderr);

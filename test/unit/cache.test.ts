@@ -4,7 +4,7 @@
  * passing validator verdicts are reused only for the same files; a managed file whose stat changed is read again.
  */
 import assert from 'node:assert/strict';
-import { lstat, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readFile, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { appName, changeOneApp, generateWorkload } from '../../bench/generate.js';
@@ -310,6 +310,17 @@ describe('content-addressed caches', () => {
     const relinked = await LiveStats.open(host, cacheDir);
     assert.equal(await relinked.unchanged(entry), false);
     assert.equal(await relinked.anyDrift([entry]), true);
+
+    // A directory on the way swapped for a symlink to a copy: never vouched for, whatever the stats say.
+    await rm(join(app, 'current'));
+    await symlink('releases/aaa', join(app, 'current'));
+    await until('the link is older than the racy window', async () => ((await linkAgeMs(join(app, 'current'))) > Number(RACY_NS) / 1e6 ? true : undefined));
+    const again = await LiveStats.open(host, cacheDir);
+    assert.equal(await again.anyDrift([entry]), false);
+    await again.save();
+    await rename(join(root, 'srv/apps'), join(root, 'srv/elsewhere'));
+    await symlink('elsewhere', join(root, 'srv/apps'));
+    assert.equal(await (await LiveStats.open(host, cacheDir)).unchanged(entry), false, 'a symlinked /srv/apps vouches for nothing');
   });
 });
 
