@@ -10,6 +10,7 @@ import type { Logger, WaveGate } from '../run-context.js';
 import type { Redactor } from '../secrets/redact.js';
 import { isDescendant } from '../source/trust.js';
 import type { ForgeReporter } from '../fleet/forge-reporter.js';
+import { peerStatusUrls } from '../fleet/fleet-config.js';
 import { AgentWaveGate, type ForgeReports } from '../fleet/wave-gate.js';
 
 /** What the agent needs of the fleet. */
@@ -26,14 +27,6 @@ export interface FleetOptions {
   redact: () => Redactor;
   /** Told after each post to the forge (the metrics count them). */
   onPost?: (ok: boolean) => void;
-}
-
-/** The base URL of a peer's agent: `waves.peers[host]`, else `scheme://address:peerPort`. */
-export function peerUrl(config: Pick<HostConfig, 'waves'>, host: string, address: string | undefined): string | undefined {
-  const given = config.waves.peers[host];
-  if (given) return given;
-  if (!address) return undefined;
-  return `${config.waves.peerScheme}://${address.includes(':') ? `[${address}]` : address}:${config.waves.peerPort}`;
 }
 
 /** Sets up the gate and the reporter of a host config. */
@@ -61,7 +54,7 @@ export async function setupFleet(config: HostConfig, options: FleetOptions): Pro
         host: config.host,
         log: options.log,
         ...(forgeReports ? { forge: forgeReports } : {}),
-        peerUrl: (host, address) => peerUrl(config, host, address),
+        peerStatusUrl: peerStatusUrls(config),
         isDescendant: (ancestor, revision) => isDescendant(join(config.stateDir, 'repo.git'), ancestor, revision),
         timeoutSeconds: config.waves.timeoutSeconds,
       })

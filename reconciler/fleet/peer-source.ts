@@ -4,6 +4,7 @@
  * reports success; one whose recent runs refused or rolled the commit back reports failure; anything else
  * (it has not fetched it yet, it is held, it does not answer) is not done yet.
  */
+import { fetchPeerStatus } from './fleet-gather.js';
 import type { HostReport } from './waves.js';
 
 /** The results of a peer's run that condemn the commit it ran on. */
@@ -20,8 +21,8 @@ interface PeerStatus {
 
 /** Options of the peer source. */
 export interface PeerSourceOptions {
-  /** The base URL of each peer's agent (`http://100.64.0.21:9321`). */
-  urlOf: (host: string) => string | undefined;
+  /** The URL of each peer's `/status` (`http://100.64.0.21:9321/status`), as the fleet page dials it. */
+  statusUrlOf: (host: string) => string | undefined;
   /** Whether `revision` is `ancestor` or descends from it, by the local mirror (false when unknown). */
   isDescendant: (ancestor: string, revision: string) => Promise<boolean>;
   timeoutMs?: number;
@@ -34,16 +35,16 @@ export async function peerReports(hosts: readonly string[], revision: string, op
 }
 
 async function peerReport(host: string, revision: string, options: PeerSourceOptions): Promise<HostReport> {
-  const base = options.urlOf(host);
-  if (!base) return { state: 'unknown', detail: 'no address' };
+  const url = options.statusUrlOf(host);
+  if (!url) return { state: 'unknown', detail: 'no address' };
   let status: PeerStatus;
   try {
-    const response = await fetch(new URL('/status', base), { signal: AbortSignal.timeout(options.timeoutMs ?? PEER_TIMEOUT_MS) });
-    if (!response.ok) return { state: 'unknown', detail: `its /status answered ${response.status}` };
-    status = (await response.json()) as PeerStatus;
+    // The page's reader: JSON only, at most 1 MiB, no redirects, within the timeout.
+    status = (await fetchPeerStatus(url, options.timeoutMs ?? PEER_TIMEOUT_MS)) as PeerStatus;
   } catch (error) {
-    return { state: 'unknown', detail: `unreachable (${(error as Error).name === 'TimeoutError' ? 'timeout' : 'no answer'})` };
+    return { state: 'unknown', detail: `unreachable (${(error as Error).message})` };
   }
+  if (typeof status !== 'object' || status === null) return { state: 'unknown', detail: 'its /status is not a status document' };
   return judgePeer(status, revision, options.isDescendant);
 }
 

@@ -18,8 +18,8 @@ export interface WaveGateOptions {
   host: string;
   log: Logger;
   forge?: ForgeReports;
-  /** The base URL of a peer's agent, from its `address` in the inventory (and the config's peer settings). */
-  peerUrl: (host: string, address: string | undefined) => string | undefined;
+  /** The URL of a peer's `/status`, from its `address` in the inventory and the config (fleet-config's `peerStatusUrls`). */
+  peerStatusUrl: (host: string, address: string) => string | undefined;
   isDescendant: PeerSourceOptions['isDescendant'];
   /** How long a host waits for the earlier waves before it halts (0: for ever). */
   timeoutSeconds: number;
@@ -86,7 +86,7 @@ export class AgentWaveGate implements WaveGate {
   private async reports(revision: string, hosts: string[], desired: DesiredState): Promise<Map<string, HostReport>> {
     const peers = (): Promise<Map<string, HostReport>> =>
       peerReports(hosts, revision, {
-        urlOf: (name) => this.options.peerUrl(name, desired.hosts.get(name)?.address),
+        statusUrlOf: (name) => this.options.peerStatusUrl(name, desired.hosts.get(name)?.address ?? ''),
         isDescendant: this.options.isDescendant,
       });
     if (!this.options.forge) return peers();

@@ -10,7 +10,6 @@ import { join } from 'node:path';
 import { EdgeError, formatProblem } from '../../reconciler/errors.js';
 import { parseHostConfig } from '../../reconciler/config/host-config.js';
 import { forgeTarget } from '../../reconciler/config/forge-config.js';
-import { peerUrl } from '../../reconciler/agent/fleet.js';
 import { decideWave, describeDecision, type HostReport } from '../../reconciler/fleet/waves.js';
 import { judgePeer } from '../../reconciler/fleet/peer-source.js';
 import { AgentWaveGate } from '../../reconciler/fleet/wave-gate.js';
@@ -22,6 +21,7 @@ import { readStatus, recordRun } from '../../reconciler/state/status.js';
 import { TriggerBatch } from '../../reconciler/triggers/trigger-batch.js';
 import { StatusOutbox } from '../../reconciler/fleet/status-outbox.js';
 import { until } from '../helpers/wait.js';
+import { peerStatusUrls } from '../../reconciler/fleet/fleet-config.js';
 
 const WAVES = [['a1', 'a2'], ['b1'], ['c1']];
 const SHA = '1'.repeat(40);
@@ -66,7 +66,7 @@ describe('waves', () => {
       host: 'c1',
       log: silentLogger,
       forge: async () => reports(answer),
-      peerUrl: () => undefined,
+      peerStatusUrl: () => undefined,
       isDescendant: async () => false,
       timeoutSeconds: 60,
       now: () => now,
@@ -93,7 +93,7 @@ describe('waves', () => {
       forge: async () => {
         throw new Error('connect ECONNREFUSED');
       },
-      peerUrl: (host, address) => `http://${address}:9/${host}`,
+      peerStatusUrl: (host, address) => `http://${address}:9/${host}/status`,
       isDescendant: async () => false,
       timeoutSeconds: 0,
     });
@@ -174,10 +174,10 @@ describe('host config: forge and waves', () => {
       assert.equal(config.forge.token, value);
       assert.ok(!JSON.stringify(config).includes(value));
       assert.deepEqual(forgeTarget(config), { kind: 'gitea', apiUrl: 'https://gitea.example.com/api/v1', owner: 'acme', repo: 'desired-state' });
-      assert.equal(peerUrl(config, 'lod-standby', '100.64.0.22'), 'http://100.64.0.22:9321');
+      assert.equal(peerStatusUrls(config)('lod-standby', '100.64.0.22'), 'http://100.64.0.22:9321/status');
       const peers = await parseHostConfig(FILE, `${text}waves:\n  peerPort: 9400\n  peerScheme: https\n  peers:\n    caddy-router: http://127.0.0.1:9999\n`);
-      assert.equal(peerUrl(peers, 'lod-standby', 'fd7a::1'), 'https://[fd7a::1]:9400');
-      assert.equal(peerUrl(peers, 'caddy-router', '100.64.0.10'), 'http://127.0.0.1:9999');
+      assert.equal(peerStatusUrls(peers)('lod-standby', 'fd7a::1'), 'https://[fd7a::1]:9400/status');
+      assert.equal(peerStatusUrls(peers)('caddy-router', '100.64.0.10'), 'http://127.0.0.1:9999/status');
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
