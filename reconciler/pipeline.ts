@@ -129,12 +129,13 @@ export const APPLY_PIPELINE: readonly StageStep[] = [
 
 /**
  * Runs the stages in order; stops at the first error, which is always an EdgeError naming its stage. Each stage
- * logs one line with its duration (debug when it passed; warning when it refused, error when it failed).
+ * logs one line with its duration and the agent's CPU time in it (debug when it passed; warning when it refused, error when it failed).
  */
 export async function runStages(steps: readonly StageStep[], ctx: RunContext, state: RunState): Promise<RunState> {
   for (const step of steps) {
     ctx.signal?.throwIfAborted();
     const started = performance.now();
+    const cpuBefore = process.cpuUsage();
     let failure: EdgeError | undefined;
     try {
       await step.run(ctx, state);
@@ -144,7 +145,8 @@ export async function runStages(steps: readonly StageStep[], ctx: RunContext, st
     } finally {
       const durationMs = Math.round((performance.now() - started) * 100) / 100;
       state.durations[step.stage] = durationMs;
-      logStage(ctx, state, step.stage, durationMs, failure);
+      const cpu = process.cpuUsage(cpuBefore);
+      logStage(ctx, state, step.stage, durationMs, Math.round((cpu.user + cpu.system) / 10) / 100, failure);
     }
   }
   return state;
@@ -162,10 +164,11 @@ function stageError(error: unknown, step: StageStep, ctx: RunContext): EdgeError
 }
 
 /** The stage's line: the fields docs/logs.md names (revision and generation once known). */
-function logStage(ctx: RunContext, state: RunState, stage: string, durationMs: number, failure: EdgeError | undefined): void {
+function logStage(ctx: RunContext, state: RunState, stage: string, durationMs: number, cpuMs: number, failure: EdgeError | undefined): void {
   const fields = {
     stage,
     durationMs,
+    cpuMs,
     result: failure ? (failure.retry === 'refused' ? 'refused' : 'failed') : 'ok',
     ...(state.revision ? { revision: state.revision } : {}),
     ...(state.generation ? { generation: state.generation.generation } : {}),

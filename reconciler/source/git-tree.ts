@@ -3,6 +3,12 @@
  * (hooks), through `git archive`. The sizes are read first (`ls-tree -l`) and capped, so a huge blob is refused
  * by name before a byte of it is read.
  */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { closeSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { execa } from 'execa';
 import { EdgeError } from '../errors.js';
 import { fetchError } from './git-errors.js';
@@ -80,13 +86,7 @@ export async function readTree(gitDir: string, treeish: string, limits: TreeLimi
   if (entries.length === 0) return files;
   let out: Buffer;
   try {
-    const batch = await execa('git', ['-C', gitDir, 'cat-file', '--batch'], {
-      input: `${entries.map((entry) => entry.sha).join('\n')}\n`,
-      encoding: 'buffer',
-      // The blobs, plus one header line per blob.
-      maxBuffer: limits.maxTreeBytes + entries.length * 128 + 1024,
-    });
-    out = Buffer.from(batch.stdout);
+    out = await catBlobs(gitDir, entries.map((entry) => entry.sha));
   } catch (error) {
     throw fetchError(`cannot read the blobs of ${treeish}`, error);
   }
@@ -99,6 +99,30 @@ export async function readTree(gitDir: string, treeish: string, limits: TreeLimi
     offset = start + size + 1;
   }
   return files;
+}
+
+/**
+ * The output of `git cat-file --batch` for `shas`. git writes each blob with its own write(2), so a pipe would wake
+ * this process once per blob (thousands of reads for a large repo); its output goes to a private temp file instead,
+ * read back in one go.
+ */
+async function catBlobs(gitDir: string, shas: readonly string[]): Promise<Buffer> {
+  const scratch = await mkdtemp(join(tmpdir(), 'edge-blobs-'));
+  const file = join(scratch, 'batch');
+  const fd = openSync(file, 'wx', 0o600);
+  try {
+    const child = spawn('git', ['-C', gitDir, 'cat-file', '--batch', '--buffer'], { stdio: ['pipe', fd, 'pipe'] });
+    let stderr = '';
+    child.stderr?.setEncoding('utf8').on('data', (text: string) => (stderr = (stderr + text).slice(-4096)));
+    child.stdin?.on('error', () => undefined);
+    child.stdin?.end(`${shas.join('\n')}\n`);
+    const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
+    if (code !== 0) throw new Error(`git cat-file --batch ${signal ? `was killed by ${signal}` : `exited with ${code}`}${stderr ? `: ${stderr.trim()}` : ''}`);
+    return readFileSync(file);
+  } finally {
+    closeSync(fd);
+    rmSync(scratch, { recursive: true, force: true });
+  }
 }
 
 /** Writes the tree of `treeish` into `dir`. */
