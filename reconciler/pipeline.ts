@@ -31,7 +31,7 @@ export const PLAN_PIPELINE: readonly StageStep[] = [
       const { loadDesiredState } = await import('./stages/load.js');
       const caches = await cachesOf(ctx, state);
       // Schemas as cached standalone code: compiled once per engine and schema set, not once per process.
-      const standalone = caches?.repoValidators();
+      const standalone = await caches?.repoValidators();
       state.desired = await loadDesiredState(need(state.tree, 'exported tree'), state.treeFiles, {
         cache: caches?.yaml,
         scans: caches?.scans,

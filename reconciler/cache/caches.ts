@@ -26,11 +26,8 @@ export interface Caches {
   verdicts: VerdictCache;
   /** Blobs the secret scan found clean, by git blob id (source/repo-files.ts). */
   scans: ScanMemory;
-  /**
-   * The validators of edge.yaml, host and role files from cached ajv standalone code (schema-code.ts), loaded on
-   * first call; undefined where such code cannot run (the caller then compiles the schemas itself).
-   */
-  repoValidators(): Record<'edge' | 'host' | 'role', ValidateFunction> | undefined;
+  /** The validators of edge.yaml, host and role files from cached ajv standalone code (schema-code.ts), loaded on first call. */
+  repoValidators(): Promise<Record<'edge' | 'host' | 'role', ValidateFunction>>;
   /** Writes what changed; never throws (a cache that cannot be written only costs time). Returns the error, if any. */
   save(): Promise<Error | undefined>;
   /** Hits, misses and damaged entries per cache, for the log and the tests. */
@@ -41,18 +38,11 @@ const NAMESPACES = ['yaml', 'render', 'verdicts', 'scans', 'schemas'] as const;
 
 function assemble(packs: Record<(typeof NAMESPACES)[number], CachePack>): Caches {
   const render = new RenderCache(packs.render);
-  let validators: Record<'edge' | 'host' | 'role', ValidateFunction> | null | undefined;
+  let validators: Promise<Record<'edge' | 'host' | 'role', ValidateFunction>> | undefined;
   return {
     repoValidators() {
-      if (validators === undefined) {
-        try {
-          validators = schemaValidators(packs.schemas, { edge: edgeSchema, host: hostSchema, role: roleSchema() });
-        } catch {
-          // No standalone code here (the single executable): the caller compiles the schemas.
-          validators = null;
-        }
-      }
-      return validators ?? undefined;
+      validators ??= schemaValidators(packs.schemas, { edge: edgeSchema, host: hostSchema, role: roleSchema() });
+      return validators;
     },
     yaml: new YamlCache(packs.yaml),
     render,

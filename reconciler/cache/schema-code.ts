@@ -2,30 +2,43 @@
  * The repo's JSON Schema validators as ajv standalone code, kept in the cache dir: compiling the schemas (ajv's code
  * generation) is the largest fixed cost of loading a changed YAML file, while loading the generated code costs
  * almost nothing. Keyed by the schemas themselves (a new resource kind changes the role schema, so its key) and
- * the ajv version; the code is the pack's, checked by its hash like every entry. Where code cannot be loaded this
- * way (the single executable has no `require` of ajv's runtime files), the schemas are compiled as before.
+ * the engine version (which pins ajv in the executable); the code is the pack's, checked by its hash like every
+ * entry. The code's only imports are ajv's runtime helpers, handed to it from a fixed table, so it runs the same
+ * from `node dist` and from the single executable (which has no `require` of package files).
  */
-import { createRequire } from 'node:module';
 import type { ValidateFunction } from 'ajv';
+import * as equal from 'ajv/dist/runtime/equal.js';
+import * as ucs2length from 'ajv/dist/runtime/ucs2length.js';
+import * as uri from 'ajv/dist/runtime/uri.js';
+import * as validationError from 'ajv/dist/runtime/validation_error.js';
 import { cacheKey, type CachePack } from './pack.js';
 
 /** The ajv options of the repo's schemas: every error at once, no coercion, no defaults. */
 const AJV_OPTIONS = { allErrors: true, strict: false, useDefaults: false } as const;
 
+/** What the code may `require`: ajv's runtime helpers (CommonJS modules, each exporting `default`). */
+const RUNTIME: Record<string, unknown> = {
+  'ajv/dist/runtime/equal': commonJs(equal),
+  'ajv/dist/runtime/ucs2length': commonJs(ucs2length),
+  'ajv/dist/runtime/uri': commonJs(uri),
+  'ajv/dist/runtime/validation_error': commonJs(validationError),
+};
+
 type Validators<K extends string> = Record<K, ValidateFunction>;
 
 /** The validators of `schemas` (name → schema with an `$id`), from cached standalone code or compiled (and cached). */
-export function schemaValidators<K extends string>(pack: CachePack, schemas: Record<K, Record<string, unknown>>): Validators<K> {
-  const require = createRequire(import.meta.url);
-  const ajvVersion = (require('ajv/package.json') as { version: string }).version;
-  const key = cacheKey('schema-code', ajvVersion, JSON.stringify(AJV_OPTIONS), JSON.stringify(schemas));
+export async function schemaValidators<K extends string>(pack: CachePack, schemas: Record<K, Record<string, unknown>>): Promise<Validators<K>> {
+  const key = cacheKey('schema-code', JSON.stringify(AJV_OPTIONS), JSON.stringify(schemas));
+  const names = Object.keys(schemas) as K[];
   const cached = pack.get<string>(key);
   if (typeof cached === 'string') {
-    const loaded = evaluate<K>(cached, require, Object.keys(schemas) as K[]);
+    const loaded = evaluate<K>(cached, names);
     if (loaded) return loaded;
   }
-  const { default: Ajv } = require('ajv') as { default: new (options: object) => { addSchema(schema: object): unknown } };
-  const { default: standaloneCode } = require('ajv/dist/standalone') as { default: (ajv: unknown, refs: Record<string, string>) => string };
+  // ajv itself (a large module graph) loads only when there is code to generate.
+  const [{ Ajv }, standalone] = await Promise.all([import('ajv'), import('ajv/dist/standalone/index.js')]);
+  // The module is its function, which also carries itself as `default` (how TypeScript sees it).
+  const standaloneCode = standalone.default.default;
   const ajv = new Ajv({ ...AJV_OPTIONS, code: { source: true } });
   const refs: Record<string, string> = {};
   for (const [name, schema] of Object.entries(schemas) as [K, Record<string, unknown>][]) {
@@ -33,17 +46,25 @@ export function schemaValidators<K extends string>(pack: CachePack, schemas: Rec
     refs[name] = String(schema.$id);
   }
   const code = standaloneCode(ajv, refs);
-  const compiled = evaluate<K>(code, require, Object.keys(schemas) as K[]);
+  const compiled = evaluate<K>(code, names);
   if (!compiled) throw new Error('ajv standalone code did not load');
   pack.put(key, code);
   return compiled;
 }
 
-/** Runs standalone code (CommonJS) and returns its validators; undefined when one is missing. */
-function evaluate<K extends string>(code: string, require: NodeJS.Require, names: K[]): Validators<K> | undefined {
+/** Runs standalone code (CommonJS) and returns its validators; undefined when one is missing or it needs more. */
+function evaluate<K extends string>(code: string, names: K[]): Validators<K> | undefined {
   const module = { exports: {} as Record<string, unknown> };
-  // The code is ajv's own output for our schemas, read back from the private, hash-checked cache pack.
-  new Function('require', 'module', 'exports', code)(require, module, module.exports);
+  const require = (id: string) => {
+    if (!(id in RUNTIME)) throw new Error(`ajv standalone code requires ${id}, which is not in its runtime table`);
+    return RUNTIME[id];
+  };
+  try {
+    // The code is ajv's own output for our schemas, read back from the private, hash-checked cache pack.
+    new Function('require', 'module', 'exports', code)(require, module, module.exports);
+  } catch {
+    return undefined;
+  }
   const validators = {} as Validators<K>;
   for (const name of names) {
     const validate = module.exports[name];
@@ -51,4 +72,13 @@ function evaluate<K extends string>(code: string, require: NodeJS.Require, names
     validators[name] = validate as ValidateFunction;
   }
   return validators;
+}
+
+/**
+ * A CommonJS module's `exports` from its namespace as imported: Node (and esbuild for ESM importers) hand over
+ * `exports` as `default`; a bundler may instead flatten it (then `default` is the helper itself).
+ */
+function commonJs(namespace: { default?: unknown }): unknown {
+  const outer = namespace.default as { default?: unknown } | undefined;
+  return outer && typeof outer === 'object' && 'default' in outer ? outer : namespace;
 }
