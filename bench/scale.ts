@@ -11,9 +11,12 @@
  * CPU seconds are the steady figure on a shared machine: wall time grows with other load, CPU time much less.
  *
  *   node dist/bench/scale.js [--apps 100,1000] [--fleet 5,500] [--runs 3] [--out bench/scale-results.json]
- *                            [--cli OTHER/dist/reconciler/cli/main.js] [--check-max HOSTS]
+ *                            [--cli OTHER/dist/reconciler/cli/main.js | --executable] [--check-max HOSTS]
+ *
+ * `--executable` measures the single executable (dist-bin/edge-reconciler, `npm run dist`): what a VM runs.
  */
 import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -23,8 +26,11 @@ import { fleetHostApps, fleetHostName, generateFleetRepo, writeFleetSecrets } fr
 import { median } from './report.js';
 
 const PROJECT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-/** The CLI measured: this build's, or another build's (`--cli`, to compare with an older commit on the same load). */
-let CLI = join(PROJECT, 'dist', 'reconciler', 'cli', 'main.js');
+/**
+ * The command measured: this build's CLI under node, another build's (`--cli`, to compare with an older commit on
+ * the same load), or the single executable (`--executable`).
+ */
+let COMMAND: readonly string[] = [process.execPath, join(PROJECT, 'dist', 'reconciler', 'cli', 'main.js')];
 
 /** One process: wall and CPU seconds (user + sys, children included). */
 export interface Timing {
@@ -61,7 +67,7 @@ function commit(repo: string, message: string): void {
 
 /** Cold, no-op and one-change apply processes of `host` from `repo`; `change` makes and commits one change. */
 async function applyRows(workload: string, base: string, repo: string, secrets: string, host: string, runs: number, change: () => Promise<void>): Promise<ScaleRow[]> {
-  const apply = (sandbox: string) => [process.execPath, CLI, 'apply', '--repo', repo, '--host', host, '--root', join(sandbox, 'root'), '--state-dir', join(sandbox, 'state'), '--secrets-dir', secrets, '--dry-activate', '--quiet'];
+  const apply = (sandbox: string) => [...COMMAND, 'apply', '--repo', repo, '--host', host, '--root', join(sandbox, 'root'), '--state-dir', join(sandbox, 'state'), '--secrets-dir', secrets, '--dry-activate', '--quiet'];
   const fresh = async () => {
     const sandbox = await mkdtemp(join(base, 'sandbox-'));
     await mkdir(join(sandbox, 'root'));
@@ -122,7 +128,7 @@ export async function measureScale(options: { apps: number[]; fleet: number[]; r
       );
       if (hosts > (options.checkMax ?? Infinity)) continue;
       log(`scale: check of ${hosts + 1} hosts...`);
-      rows.push(row(workload, `check of all ${hosts + 1} hosts`, [timed([process.execPath, CLI, 'check', '--repo', repo, '--secrets-dir', join(dir, 'secrets')])]));
+      rows.push(row(workload, `check of all ${hosts + 1} hosts`, [timed([...COMMAND, 'check', '--repo', repo, '--secrets-dir', join(dir, 'secrets')])]));
       await rm(dir, { recursive: true, force: true });
     }
   } finally {
@@ -149,7 +155,12 @@ function listArg(argv: string[], name: string, fallback: number[]): number[] {
 
 async function main(argv: string[]): Promise<void> {
   const cli = argv.indexOf('--cli');
-  if (cli >= 0) CLI = argv[cli + 1] as string;
+  if (cli >= 0) COMMAND = [process.execPath, argv[cli + 1] as string];
+  if (argv.includes('--executable')) {
+    const executable = join(PROJECT, 'dist-bin', 'edge-reconciler');
+    if (!existsSync(executable)) throw new Error(`no ${executable}: run npm run dist first`);
+    COMMAND = [executable];
+  }
   const runs = Number(argv[argv.indexOf('--runs') + 1] ?? 3);
   const at = argv.indexOf('--out');
   const out = at >= 0 ? (argv[at + 1] as string) : join(PROJECT, 'bench', 'scale-results.json');
