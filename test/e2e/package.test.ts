@@ -93,6 +93,9 @@ describe('e2e package: the .deb and bootstrap.sh on a host without Node', functi
 
   it('takes one signed webhook to the next commit, live and healthy', async () => {
     const secret = (await edge.box.readFile('/etc/edge-reconciler/webhook-secret')).trim();
+    const schemaCode = `${AGENT.stateDir}/cache/schemas.json`;
+    const stamp = async () => (await edge.box.exec(['stat', '-c', '%Y.%i', schemaCode])).stdout.trim();
+    const codeBefore = await stamp();
     const next = await edge.commit('hosts/lod-prod.yaml', (text) => text.replace(/workers: \d+/, 'workers: 7'), 'lod: 7 workers');
     const answer = await edge.sendWebhook(next, secret, 'package-1');
     assert.equal(answer.status, 202, answer.body);
@@ -100,5 +103,8 @@ describe('e2e package: the .deb and bootstrap.sh on a host without Node', functi
     assert.equal(status.lastAttempted?.result, 'applied');
     assert.equal(await edge.box.unitState('lod.service'), 'active');
     assert.equal((await edge.lodEnv()).LOD_WORKERS, '7');
+    // The executable ran the schemas' cached standalone code (a changed host file is checked by it): had the code
+    // not loaded, the schemas would have been compiled again and the pack rewritten.
+    assert.equal(await stamp(), codeBefore, `${schemaCode} was rewritten: the executable could not use its cached schema code`);
   });
 });
