@@ -6,7 +6,7 @@
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ValidateFunction } from 'ajv';
-import { edgeSchema, hostSchema, roleSchema } from '../config/repo-schemas.js';
+import { repoSchemas } from '../config/repo-schemas.js';
 import { CachePack, cacheKey, type PackCounters } from './pack.js';
 import { schemaValidators } from './schema-code.js';
 import { RenderCache } from './render-cache.js';
@@ -41,7 +41,7 @@ function assemble(packs: Record<(typeof NAMESPACES)[number], CachePack>): Caches
   let validators: Promise<Record<'edge' | 'host' | 'role', ValidateFunction>> | undefined;
   return {
     repoValidators() {
-      validators ??= schemaValidators(packs.schemas, { edge: edgeSchema, host: hostSchema, role: roleSchema() });
+      validators ??= schemaValidators(packs.schemas, repoSchemas());
       return validators;
     },
     yaml: new YamlCache(packs.yaml),

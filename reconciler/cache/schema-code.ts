@@ -4,7 +4,8 @@
  * almost nothing. Keyed by the schemas themselves (a new resource kind changes the role schema, so its key) and
  * the engine version (which pins ajv in the executable); the code is the pack's, checked by its hash like every
  * entry. The code's only imports are ajv's runtime helpers, handed to it from a fixed table, so it runs the same
- * from `node dist` and from the single executable (which has no `require` of package files).
+ * from `node dist` and from the single executable (which has no `require` of package files). The executable carries
+ * the code of its own schemas, generated when it is built: even its first run compiles nothing.
  */
 import type { ValidateFunction } from 'ajv';
 import * as equal from 'ajv/dist/runtime/equal.js';
@@ -26,30 +27,46 @@ const RUNTIME: Record<string, unknown> = {
 
 type Validators<K extends string> = Record<K, ValidateFunction>;
 
-/** The validators of `schemas` (name → schema with an `$id`), from cached standalone code or compiled (and cached). */
+/** The executable's own copy of the code for the schemas it was built with (packaging/build-executable.mjs). */
+declare const EDGE_BUILTIN_SCHEMA_CODE: { schemas: string; code: string } | undefined;
+
+/**
+ * The validators of `schemas` (name → schema with an `$id`): the executable's built-in code when they are the
+ * schemas it was built with, else cached standalone code, else compiled (and cached).
+ */
 export async function schemaValidators<K extends string>(pack: CachePack, schemas: Record<K, Record<string, unknown>>): Promise<Validators<K>> {
-  const key = cacheKey('schema-code', JSON.stringify(AJV_OPTIONS), JSON.stringify(schemas));
+  const text = JSON.stringify(schemas);
   const names = Object.keys(schemas) as K[];
+  if (typeof EDGE_BUILTIN_SCHEMA_CODE === 'object' && EDGE_BUILTIN_SCHEMA_CODE.schemas === text) {
+    const builtin = evaluate<K>(EDGE_BUILTIN_SCHEMA_CODE.code, names);
+    if (builtin) return builtin;
+  }
+  const key = cacheKey('schema-code', JSON.stringify(AJV_OPTIONS), text);
   const cached = pack.get<string>(key);
   if (typeof cached === 'string') {
     const loaded = evaluate<K>(cached, names);
     if (loaded) return loaded;
   }
+  const code = await generateSchemaCode(schemas);
+  const compiled = evaluate<K>(code, names);
+  if (!compiled) throw new Error('ajv standalone code did not load');
+  pack.put(key, code);
+  return compiled;
+}
+
+/** ajv's standalone code (CommonJS, one export per schema name) for `schemas`. */
+export async function generateSchemaCode(schemas: Record<string, Record<string, unknown>>): Promise<string> {
   // ajv itself (a large module graph) loads only when there is code to generate.
   const [{ Ajv }, standalone] = await Promise.all([import('ajv'), import('ajv/dist/standalone/index.js')]);
   // The module is its function, which also carries itself as `default` (how TypeScript sees it).
   const standaloneCode = standalone.default.default;
   const ajv = new Ajv({ ...AJV_OPTIONS, code: { source: true } });
   const refs: Record<string, string> = {};
-  for (const [name, schema] of Object.entries(schemas) as [K, Record<string, unknown>][]) {
+  for (const [name, schema] of Object.entries(schemas)) {
     ajv.addSchema(schema);
     refs[name] = String(schema.$id);
   }
-  const code = standaloneCode(ajv, refs);
-  const compiled = evaluate<K>(code, names);
-  if (!compiled) throw new Error('ajv standalone code did not load');
-  pack.put(key, code);
-  return compiled;
+  return standaloneCode(ajv, refs);
 }
 
 /** Runs standalone code (CommonJS) and returns its validators; undefined when one is missing or it needs more. */

@@ -182,6 +182,11 @@ export function roleSchema(): Record<string, unknown> {
   };
 }
 
+/** The schemas the load stage checks files against, by what they check. */
+export function repoSchemas(): Record<'edge' | 'host' | 'role', Record<string, unknown>> {
+  return { edge: edgeSchema, host: hostSchema, role: roleSchema() };
+}
+
 /** Every schema by its file name under `desired-state/schema/`. */
 export function allSchemas(): Record<string, Record<string, unknown>> {
   return {

@@ -5,7 +5,7 @@
  * rendered env files, which hold secrets.
  */
 import { access, mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
-import { linkSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, fsync, linkSync, mkdirSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { dirname, join } from 'node:path';
@@ -357,16 +357,21 @@ export function stateDamaged(path: string, damage: string, fix: string, cause?: 
   return new EdgeError('STATE_DAMAGED', `${path} is damaged: ${damage}; ${fix}`, { stage: 'fetch', retry: 'stuck', cause });
 }
 
-/** Writes a new file (0600) and fsyncs it. */
+/**
+ * Writes a new file (0600) and fsyncs it. Open, write and close are synchronous (a generation is thousands of small
+ * files, each call cheaper than its trip through the thread pool); the fsync, which waits for the disk, is not.
+ */
 async function writeSynced(path: string, content: string | Buffer): Promise<void> {
-  const handle = await open(path, 'wx', 0o600);
+  const fd = openSync(path, 'wx', 0o600);
   try {
-    await handle.writeFile(content);
-    await handle.sync();
+    writeFileSync(fd, content);
+    await fsyncFd(fd);
   } finally {
-    await handle.close();
+    closeSync(fd);
   }
 }
+
+const fsyncFd = promisify(fsync);
 
 /** temp + fsync + rename + fsync of the directory. */
 export async function writeFileAtomic(path: string, content: string | Buffer, mode = 0o600): Promise<void> {
