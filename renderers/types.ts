@@ -167,7 +167,7 @@ export interface ValidateInput {
   files: RenderedFile[];
   /** Every file rendered for the host (validators that resolve imports need the others). */
   allFiles: RenderedFile[];
-  /** A temp directory that mirrors the host: `<stagingDir>/etc/caddy/Caddyfile`. */
+  /** A temp directory that mirrors the host (`<stagingDir>/etc/systemd/system/x.service`), for kinds that read it (`readsStaging`). */
   stagingDir: string;
   guards: Guards;
   externalExecPrefixes: string[];
@@ -195,6 +195,11 @@ export interface Renderer {
    * the host (caddy follows imports).
    */
   verdictScope?: 'file' | 'kind' | 'host';
+  /**
+   * The validator reads this kind's files from the staged tree (`stagingDir`); the files of other kinds are never
+   * written there (env files hold secrets, and a cold host has thousands of files).
+   */
+  readsStaging?: boolean;
 }
 
 /** Thrown by a renderer: the problems of one resource. */

@@ -51,7 +51,8 @@ export async function collectValidationProblems(
   if (pending.size === 0) return [];
   const stagingDir = await mkdtemp(join(tmpdir(), stagingPrefix()));
   try {
-    await stageFiles(stagingDir, [...pending.values()].flatMap((work) => work.files));
+    const staged = RENDERERS.filter((renderer) => renderer.readsStaging).flatMap((renderer) => pending.get(renderer.kind)?.files ?? []);
+    await stageFiles(stagingDir, staged);
     const results = await Promise.all(
       RENDERERS.map((renderer) => {
         const work = pending.get(renderer.kind);

@@ -12,4 +12,5 @@ export const systemdUnitRenderer: Renderer = {
   validate: (input) => validateSystemdUnits(input),
   // Verify reads the staged unit dir, which only systemd-unit may write (path policy): the verdict depends on these files only.
   verdictScope: 'kind',
+  readsStaging: true,
 };

@@ -12,4 +12,5 @@ export const ufwRenderer: Renderer = {
   validate: (input) => validateUfw(input),
   // The rules files alone: the verdict depends on these files only.
   verdictScope: 'kind',
+  readsStaging: true,
 };

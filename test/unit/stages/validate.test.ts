@@ -29,3 +29,46 @@ describe('changedKinds', () => {
     assert.deepEqual([...changedKinds(next, inventoryOf(live))].sort(), ['caddy', 'systemd-unit']);
   });
 });
+
+describe('staging for the validators', () => {
+  it('stages only the files whose validator reads them: the env files, which hold secrets, never reach it', async () => {
+    const { chmod, mkdtemp, readdir, readFile, rm } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { loadDesiredState } = await import('../../../reconciler/stages/load.js');
+    const { renderHost } = await import('../../../reconciler/stages/render.js');
+    const { collectValidationProblems } = await import('../../../reconciler/stages/validate.js');
+    const { DEFAULT_PATH_POLICY } = await import('../../../reconciler/host/path-policy.js');
+    const { EXAMPLE_REPO } = await import('../../helpers/paths.js');
+    const secret = 'staging-must-not-see-this-0123456789';
+    const state = await loadDesiredState(EXAMPLE_REPO);
+    const files = renderHost(state, 'lod-prod', { get: () => secret, description: 'test secrets' }, DEFAULT_PATH_POLICY).files;
+    const kinds = new Set(files.map((file) => file.kind));
+    assert.ok(kinds.has('env-file') && kinds.has('systemd-unit') && kinds.has('ufw'), [...kinds].join(', '));
+
+    const temp = await mkdtemp(join(tmpdir(), 'edge-staging-test-'));
+    // A TMPDIR like /tmp: the confined validators (other users) make their scratch dirs in it too.
+    await chmod(temp, 0o1777);
+    const saved = process.env.TMPDIR;
+    process.env.TMPDIR = temp;
+    try {
+      assert.deepEqual(await collectValidationProblems(state, files, { keepStaging: true }), []);
+    } finally {
+      if (saved === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = saved;
+    }
+    try {
+      const [staging] = await readdir(temp);
+      assert.ok(staging?.startsWith('edge-validate-'), `no staging dir in ${temp}`);
+      const staged = (await readdir(join(temp, staging), { recursive: true, withFileTypes: true }))
+        .filter((entry) => entry.isFile())
+        .map((entry) => join(entry.parentPath, entry.name).slice(join(temp, staging).length))
+        .sort();
+      const expected = files.filter((file) => file.kind === 'systemd-unit' || file.kind === 'ufw').map((file) => file.path).sort();
+      assert.deepEqual(staged, expected);
+      for (const path of staged) assert.ok(!(await readFile(join(temp, staging, path), 'utf8')).includes(secret), `${path} holds the secret`);
+    } finally {
+      await rm(temp, { recursive: true, force: true });
+    }
+  });
+});
