@@ -264,26 +264,24 @@ export class Host {
    * way is refused, naming it.
    */
   private async checkParents(path: string, operation: string, { mustExist = false } = {}): Promise<Parents> {
-    // join('/r', '/') is '/r/'; realpath never ends in a slash.
-    const expected = join(this.rootReal(), dirname(path)).replace(/(.)\/$/, '$1');
-    const actual = realpathOrUndefined(dirname(this.resolve(path)));
-    if (actual === expected) return 'present';
-    // Not the lexical path: find which directory on the way is not one, and name it.
+    this.resolve(path); // refuses a path that is not absolute and normal before anything is looked at
+    // One lstat per directory below the root (the root's own symlinks are its business): no exception is thrown
+    // for a directory that is simply not there yet, the common case on a fresh host.
     let current = '';
     for (const segment of dirname(path).split('/').filter(Boolean)) {
       current += `/${segment}`;
       const stat = lstatOrUndefined(this.resolve(current));
-      if (!stat) break;
+      if (!stat) {
+        if (!mustExist) return 'missing';
+        throw new SymlinkRefusedError(dirname(path), path, operation, `${dirname(path)} does not lead to ${join(this.rootReal(), dirname(path))}`);
+      }
       if (stat.isSymbolicLink()) throw new SymlinkRefusedError(current, path, operation);
       if (!stat.isDirectory()) {
         if (!mustExist) return 'missing';
         throw new HostPathError('PATH_NOT_DIRECTORY', current, `refusing to ${operation} ${path}: ${current} is not a directory`);
       }
     }
-    if (mustExist || actual !== undefined) {
-      throw new SymlinkRefusedError(dirname(path), path, operation, `${dirname(path)} does not lead to ${expected}`);
-    }
-    return 'missing';
+    return 'present';
   }
 
   /**

@@ -125,6 +125,8 @@ function unifiedDiff(path: string, old: string, next: string): string {
 
 interface UnitFiles {
   main?: UnitIntent;
+  /** The path of its unit file (the first, as listed). */
+  mainPath?: string;
   /** Managed paths of the unit (its file and drop-ins) and the files it reads. */
   watches: Set<string>;
   changed: string[];
@@ -158,13 +160,16 @@ export function planActivation(
     if (!file.unit) continue;
     const entry = units.get(file.unit.unit) ?? { watches: new Set<string>(), changed: [] };
     units.set(file.unit.unit, entry);
-    if (!file.unit.dropIn) entry.main = file.unit;
+    if (!file.unit.dropIn) {
+      entry.main = file.unit;
+      entry.mainPath ??= file.path;
+    }
     for (const path of [file.path, ...file.unit.environmentFiles, ...file.unit.restartOn]) entry.watches.add(path);
   }
   for (const [name, unit] of units) {
     unit.changed = [...unit.watches].filter((path) => changed.has(path)).sort();
     if (unit.changed.length === 0) continue;
-    const created = unit.main !== undefined && changed.get(unitFilePath(files, name) ?? '')?.action === 'create';
+    const created = unit.main !== undefined && changed.get(unit.mainPath ?? '')?.action === 'create';
     const runs = unit.main ? unit.main.start : true;
     if (created) {
       if (unit.main?.enable) activation.enable.push(name);
@@ -198,8 +203,4 @@ export function planActivation(
     activation[key] = [...new Set(activation[key])].sort();
   }
   return activation;
-}
-
-function unitFilePath(files: readonly ActivationSource[], unit: string): string | undefined {
-  return files.find((file) => file.unit?.unit === unit && !file.unit.dropIn)?.path;
 }
