@@ -11,9 +11,10 @@
  * CPU seconds are the steady figure on a shared machine: wall time grows with other load, CPU time much less.
  *
  *   node dist/bench/scale.js [--apps 100,1000] [--fleet 5,500] [--runs 3] [--out bench/scale-results.json]
- *                            [--cli OTHER/dist/reconciler/cli/main.js | --executable] [--check-max HOSTS]
+ *                            [--cli OTHER/dist/reconciler/cli/main.js | --executable [PATH]] [--check-max HOSTS]
  *
- * `--executable` measures the single executable (dist-bin/edge-reconciler, `npm run dist`): what a VM runs.
+ * `--executable` measures the single executable (dist-bin/edge-reconciler, `npm run dist`; or another build's):
+ * what a VM runs.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -75,8 +76,9 @@ async function applyRows(workload: string, base: string, repo: string, secrets: 
   };
   const cold: Timing[] = [];
   let sandbox = '';
+  // Each cold run in a fresh sandbox; the earlier ones stay until the end: removing thousands of files just before
+  // a cold run slows its file creation in the kernel (ext4 skips recently freed inodes), which no fresh VM pays.
   for (let k = 0; k < runs; k++) {
-    if (sandbox) await rm(sandbox, { recursive: true, force: true });
     sandbox = await fresh();
     cold.push(timed(apply(sandbox)));
   }
@@ -110,7 +112,6 @@ export async function measureScale(options: { apps: number[]; fleet: number[]; r
           commit(repo, `${appName(changed)}: release ${release}`);
         })),
       );
-      await rm(dir, { recursive: true, force: true });
     }
     for (const hosts of options.fleet) {
       log(`scale: fleet of ${hosts} hosts × 5 apps...`);
@@ -129,9 +130,9 @@ export async function measureScale(options: { apps: number[]; fleet: number[]; r
       if (hosts > (options.checkMax ?? Infinity)) continue;
       log(`scale: check of ${hosts + 1} hosts...`);
       rows.push(row(workload, `check of all ${hosts + 1} hosts`, [timed([...COMMAND, 'check', '--repo', repo, '--secrets-dir', join(dir, 'secrets')])]));
-      await rm(dir, { recursive: true, force: true });
     }
   } finally {
+    // Everything goes at the end (see the cold runs above).
     await rm(base, { recursive: true, force: true });
   }
   return rows;
@@ -156,8 +157,10 @@ function listArg(argv: string[], name: string, fallback: number[]): number[] {
 async function main(argv: string[]): Promise<void> {
   const cli = argv.indexOf('--cli');
   if (cli >= 0) COMMAND = [process.execPath, argv[cli + 1] as string];
-  if (argv.includes('--executable')) {
-    const executable = join(PROJECT, 'dist-bin', 'edge-reconciler');
+  const executableAt = argv.indexOf('--executable');
+  if (executableAt >= 0) {
+    const given = argv[executableAt + 1];
+    const executable = given && !given.startsWith('--') ? given : join(PROJECT, 'dist-bin', 'edge-reconciler');
     if (!existsSync(executable)) throw new Error(`no ${executable}: run npm run dist first`);
     COMMAND = [executable];
   }
