@@ -173,7 +173,8 @@ function allLines(doc: Document, counter: LineCounter): Record<string, number> {
     if (isMap(node)) {
       for (const pair of node.items) {
         const key = isScalar(pair.key) ? pair.key.value : pair.key;
-        visit(pair.value, `${pointer}/${String(key).replace(/~/g, '~0').replace(/\//g, '~1')}`);
+        const name = String(key);
+        visit(pair.value, `${pointer}/${name.includes('~') || name.includes('/') ? name.replace(/~/g, '~0').replace(/\//g, '~1') : name}`);
       }
     } else if (isSeq(node)) {
       node.items.forEach((item, index) => visit(item, `${pointer}/${index}`));

@@ -115,6 +115,17 @@ describe('load stage against hostile repos', () => {
     assert.deepEqual(codes(problems), ['SECRET_PRIVATE_KEY assets/x.bin']);
   });
 
+  it('names the right line of a secret after clean chunks and clean lines, scanned in chunks of any size', async () => {
+    const { SecretScanner } = await import('../../../reconciler/secrets/secret-scan.js');
+    const token = `ghp_${'a1B2'.repeat(9)}`;
+    const text = `${'clean: line\n'.repeat(500)}tail without end ${'x'.repeat(5000)}\nkey: ${token}\nclean again\n`;
+    for (const size of [1, 7, 100, 4096, text.length]) {
+      const scanner = new SecretScanner('roles/r/role.yaml');
+      for (let at = 0; at < text.length; at += size) scanner.push(Buffer.from(text.slice(at, at + size), 'latin1'));
+      assert.deepEqual(scanner.finish().map((p) => `${p.code}:${p.line}`), ['SECRET_TOKEN:502'], `chunks of ${size}`);
+    }
+  });
+
   it('follows a role folder that is a symlink inside the repo, on disk and in a tree', async () => {
     const role = stringify({ resources: [{ kind: 'file', name: 'conf', target: '/etc/sysctl.d/90-x.conf', content: 'a = 1\n' }] });
     const onDisk = await writeTinyRepo({ host: { roles: ['app', 'alias'] } });
