@@ -27,7 +27,7 @@ export function registerApply(program: Command): void {
       .requiredOption('--host <name>', 'this host\'s name (hosts/<name>.yaml)'),
   )
     .option('--ref <ref>', 'branch, tag or commit to apply (default: HEAD)')
-    .option('--secrets-dir <dir>', 'host-local secrets, one 0600 file per secret')
+    .option('--secrets-dir <dir>', 'host-local secrets, one 0600 file per secret (with --root /: /etc/edge-reconciler/secrets when it exists); without one, a template that asks for a secret fails, never a stand-in')
     .option('--deadman-seconds <n>', 'seconds before a new firewall reverts unless health passes', '120')
     .option('--keep <n>', 'generations to keep', '10')
     .option('--wait <seconds>', 'wait this long for another run\'s lock', '0')

@@ -3,6 +3,7 @@
  * `--dry-activate`), secrets, the state store and the logger.
  */
 import type { Command } from 'commander';
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { EdgeError } from '../errors.js';
 import { ExecRunner, Host, RecordingRunner } from '../host/host.js';
@@ -10,7 +11,7 @@ import { DEFAULT_PATH_POLICY } from '../host/path-policy.js';
 import type { RunContext } from '../run-context.js';
 import { StateStore } from '../state/state-store.js';
 import { refuseOtherHost } from '../state/host-binding.js';
-import { setupSecrets } from '../secrets/secrets.js';
+import { setupSecrets, type SecretsSetup } from '../secrets/secrets.js';
 import { createLogger, parseLogFormat } from './logger.js';
 
 /** The default state dir on a VM. */
@@ -81,7 +82,7 @@ export async function applyingContext(options: ApplyingOptions): Promise<RunCont
   const keepGenerations = wholeNumber('--keep', options.keep, 10, 1);
   const store = new StateStore(options.stateDir);
   await refuseOtherHost(store, options.host);
-  const secrets = await setupSecrets(options.secretsDir);
+  const secrets = await applyingSecrets(options);
   return {
     hostName: options.host,
     host: new Host(options.root),
@@ -97,6 +98,18 @@ export async function applyingContext(options: ApplyingOptions): Promise<RunCont
     keepGenerations,
     ...(options.appInsteadOf && options.appInsteadOf.length > 0 ? { apps: { insteadOf: insteadOfOption(options.appInsteadOf), auth: [] } } : {}),
   };
+}
+
+/**
+ * The secrets of a command that changes the host: `--secrets-dir`, else on a real host (`--root /`) the standard
+ * dir when it is there. Never placeholders: without a secrets dir, a template that asks for a secret fails to
+ * render (SECRET_MISSING, naming the secret), so no env file is ever written with a stand-in value.
+ */
+async function applyingSecrets(options: ApplyingOptions): Promise<SecretsSetup> {
+  const dir = options.secretsDir ?? (options.root === '/' && existsSync(DEFAULT_SECRETS_DIR) ? DEFAULT_SECRETS_DIR : undefined);
+  if (dir) return setupSecrets(dir);
+  const description = `any secrets dir: none was given (--secrets-dir${options.root === '/' ? `; ${DEFAULT_SECRETS_DIR} does not exist` : ''})`;
+  return { source: { get: () => undefined, description }, redact: (text) => text };
 }
 
 /** `--app-instead-of prefix=replacement`, repeated, as the host config's apps.insteadOf. */

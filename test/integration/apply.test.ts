@@ -4,7 +4,7 @@
  * real systemd in test/e2e.
  */
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -20,7 +20,7 @@ interface ApplyJson {
   generation?: number;
   changes: { path: string; action: string }[];
   commands: string[][];
-  error?: { code: string; stage: string; message: string };
+  error?: { code: string; stage: string; message: string; problems?: { code: string; message: string }[] };
 }
 
 describe('apply (sandbox root, activation recorded)', function () {
@@ -207,6 +207,17 @@ describe('apply (sandbox root, activation recorded)', function () {
     const { exitCode, json, stderr } = await apply();
     assert.equal(exitCode, 0, stderr);
     assert.equal(json.result, 'applied');
+  });
+
+  it('never writes a stand-in for a secret: without a secrets dir, the env files that need one fail to render and nothing is written', async () => {
+    const result = await runCli(['apply', '--repo', repo, '--host', 'lod-prod', '--root', root, '--state-dir', stateDir, ...appArgs, '--dry-activate', '--json', '--quiet']);
+    const json = JSON.parse(result.stdout || '{}') as ApplyJson;
+    assert.equal(result.exitCode, 1, result.stderr);
+    assert.equal(json.result, 'invalid');
+    const problems = json.error?.problems ?? [];
+    assert.ok(problems.length > 0 && problems.every((problem) => problem.code === 'SECRET_MISSING'), JSON.stringify(problems));
+    assert.match(problems[0]?.message ?? '', /none was given \(--secrets-dir\)/);
+    assert.deepEqual(await readdir(root), [], 'nothing was written to the host');
   });
 
   it('refuses --root without --dry-activate', async () => {
