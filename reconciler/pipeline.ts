@@ -31,11 +31,12 @@ export const PLAN_PIPELINE: readonly StageStep[] = [
       const { loadDesiredState } = await import('./stages/load.js');
       const caches = await cachesOf(ctx, state);
       // Schemas as cached standalone code: compiled once per engine and schema set, not once per process.
-      const standalone = await caches?.repoValidators();
+      const schemas = await caches?.repoValidators();
+      if (schemas) logAt(ctx.log, 'debug', { stage: 'load', schemaCode: schemas.origin }, `repo files are checked by ${schemas.origin} schema code`);
       state.desired = await loadDesiredState(need(state.tree, 'exported tree'), state.treeFiles, {
         cache: caches?.yaml,
         scans: caches?.scans,
-        ...(standalone ? { validators: () => standalone } : {}),
+        ...(schemas ? { validators: () => schemas.validators } : {}),
       });
     },
   },

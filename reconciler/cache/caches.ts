@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { ValidateFunction } from 'ajv';
 import { repoSchemas } from '../config/repo-schemas.js';
 import { CachePack, cacheKey, type PackCounters } from './pack.js';
-import { schemaValidators } from './schema-code.js';
+import { schemaValidators, type SchemaCodeOrigin } from './schema-code.js';
 import { RenderCache } from './render-cache.js';
 import { VerdictCache } from './verdict-cache.js';
 import { YamlCache } from './yaml-cache.js';
@@ -26,8 +26,11 @@ export interface Caches {
   verdicts: VerdictCache;
   /** Blobs the secret scan found clean, by git blob id (source/repo-files.ts). */
   scans: ScanMemory;
-  /** The validators of edge.yaml, host and role files from cached ajv standalone code (schema-code.ts), loaded on first call. */
-  repoValidators(): Promise<Record<'edge' | 'host' | 'role', ValidateFunction>>;
+  /**
+   * The validators of edge.yaml, host and role files as ajv standalone code (schema-code.ts), loaded on first call,
+   * and where the code came from.
+   */
+  repoValidators(): Promise<{ validators: Record<'edge' | 'host' | 'role', ValidateFunction>; origin: SchemaCodeOrigin }>;
   /** Writes what changed; never throws (a cache that cannot be written only costs time). Returns the error, if any. */
   save(): Promise<Error | undefined>;
   /** Hits, misses and damaged entries per cache, for the log and the tests. */
@@ -38,7 +41,7 @@ const NAMESPACES = ['yaml', 'render', 'verdicts', 'scans', 'schemas'] as const;
 
 function assemble(packs: Record<(typeof NAMESPACES)[number], CachePack>): Caches {
   const render = new RenderCache(packs.render);
-  let validators: Promise<Record<'edge' | 'host' | 'role', ValidateFunction>> | undefined;
+  let validators: ReturnType<Caches['repoValidators']> | undefined;
   return {
     repoValidators() {
       validators ??= schemaValidators(packs.schemas, repoSchemas());

@@ -27,6 +27,9 @@ const RUNTIME: Record<string, unknown> = {
 
 type Validators<K extends string> = Record<K, ValidateFunction>;
 
+/** Where validators came from: the executable's own code, the cache dir's, or compiled just now. */
+export type SchemaCodeOrigin = 'built-in' | 'cache' | 'compiled';
+
 /** The executable's own copy of the code for the schemas it was built with (packaging/build-executable.mjs). */
 declare const EDGE_BUILTIN_SCHEMA_CODE: { schemas: string; code: string } | undefined;
 
@@ -34,24 +37,27 @@ declare const EDGE_BUILTIN_SCHEMA_CODE: { schemas: string; code: string } | unde
  * The validators of `schemas` (name → schema with an `$id`): the executable's built-in code when they are the
  * schemas it was built with, else cached standalone code, else compiled (and cached).
  */
-export async function schemaValidators<K extends string>(pack: CachePack, schemas: Record<K, Record<string, unknown>>): Promise<Validators<K>> {
+export async function schemaValidators<K extends string>(
+  pack: CachePack,
+  schemas: Record<K, Record<string, unknown>>,
+): Promise<{ validators: Validators<K>; origin: SchemaCodeOrigin }> {
   const text = JSON.stringify(schemas);
   const names = Object.keys(schemas) as K[];
   if (typeof EDGE_BUILTIN_SCHEMA_CODE === 'object' && EDGE_BUILTIN_SCHEMA_CODE.schemas === text) {
     const builtin = evaluate<K>(EDGE_BUILTIN_SCHEMA_CODE.code, names);
-    if (builtin) return builtin;
+    if (builtin) return { validators: builtin, origin: 'built-in' };
   }
   const key = cacheKey('schema-code', JSON.stringify(AJV_OPTIONS), text);
   const cached = pack.get<string>(key);
   if (typeof cached === 'string') {
     const loaded = evaluate<K>(cached, names);
-    if (loaded) return loaded;
+    if (loaded) return { validators: loaded, origin: 'cache' };
   }
   const code = await generateSchemaCode(schemas);
   const compiled = evaluate<K>(code, names);
   if (!compiled) throw new Error('ajv standalone code did not load');
   pack.put(key, code);
-  return compiled;
+  return { validators: compiled, origin: 'compiled' };
 }
 
 /** ajv's standalone code (CommonJS, one export per schema name) for `schemas`. */

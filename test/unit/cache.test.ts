@@ -158,7 +158,7 @@ describe('content-addressed caches', () => {
     }, dir);
     const problemsWith = async (caches?: Caches) => {
       try {
-        const validators = await caches?.repoValidators();
+        const validators = (await caches?.repoValidators())?.validators;
         await loadDesiredState(repo, undefined, validators ? { validators: () => validators } : {});
         return [];
       } catch (error) {
@@ -173,7 +173,8 @@ describe('content-addressed caches', () => {
     assert.equal(await writer.save(), undefined);
     const reader = await openCaches(cacheDir);
     assert.deepEqual(await problemsWith(reader), expected, 'loaded from the cached code');
-    const validators = await reader.repoValidators();
+    const { validators, origin } = await reader.repoValidators();
+    assert.equal(origin, 'cache');
     assert.deepEqual(await loadDesiredState(EXAMPLE_REPO, undefined, { validators: () => validators }).then((state) => [...state.hosts.keys()]), [
       'caddy-router',
       'lod-prod',
