@@ -30,7 +30,7 @@ export const PLAN_PIPELINE: readonly StageStep[] = [
     async run(ctx, state) {
       const { loadDesiredState } = await import('./stages/load.js');
       const caches = await cachesOf(ctx, state);
-      // Schemas as cached standalone code: compiled once per engine and schema set, not once per process.
+      // Schemas as ajv standalone code (the executable's own, else cached): compiled at most once per engine and schema set.
       const schemas = await caches?.repoValidators();
       if (schemas) logAt(ctx.log, 'debug', { stage: 'load', schemaCode: schemas.origin }, `repo files are checked by ${schemas.origin} schema code`);
       state.desired = await loadDesiredState(need(state.tree, 'exported tree'), state.treeFiles, {

@@ -350,7 +350,8 @@ function readlinkOrEmpty(path: string): string {
   }
 }
 
-const fsyncFd = promisify(fsync);
+/** fsyncs an open descriptor through the thread pool: the one call here that waits for the disk. */
+export const fsyncFd = promisify(fsync);
 
 /** Temp files are hidden, named after their target, and recognisable for clean-up after a crash. */
 export const TEMP_PREFIX = '.edge-tmp.';

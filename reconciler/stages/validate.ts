@@ -2,16 +2,16 @@
  * The validate stage: stages a host's rendered files in a private temp dir that mirrors the host, then runs every
  * kind's real validator on them. Never touches the live host; all problems of all kinds are reported together.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { InvalidRevisionError, type Problem } from '../errors.js';
 import type { DesiredState, ResourceKind } from '../model.js';
 import { contentHash, type InventoryEntry } from '../state/inventory.js';
 import { RENDERERS } from '../../renderers/registry.js';
 import type { RenderedFile } from '../../renderers/types.js';
 import { stagingPrefix } from '../state/leftovers.js';
+import { writeFileTree } from '../host/file-tree.js';
 import type { Redactor } from '../secrets/redact.js';
 import type { VerdictCache, VerdictContext } from '../cache/verdict-cache.js';
 
@@ -123,18 +123,7 @@ export function changedKinds(files: readonly RenderedFile[], previous: readonly 
   return kinds;
 }
 
-/**
- * Writes each file under `stagingDir` at its target path; private modes, since env files hold secrets.
- * Synchronously: thousands of small files in a private temp dir, each cheaper than its trip through the thread pool.
- */
+/** Writes each file under `stagingDir` at its target path; private modes (a kind's files may hold secrets). */
 export async function stageFiles(stagingDir: string, files: RenderedFile[]): Promise<void> {
-  const made = new Set<string>();
-  for (const file of files) {
-    const staged = join(stagingDir, file.path);
-    if (!made.has(dirname(staged))) {
-      mkdirSync(dirname(staged), { recursive: true, mode: 0o700 });
-      made.add(dirname(staged));
-    }
-    writeFileSync(staged, file.content, { mode: 0o600 });
-  }
+  writeFileTree(stagingDir, files, { dirMode: 0o700, fileMode: 0o600 });
 }

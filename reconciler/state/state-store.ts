@@ -5,14 +5,14 @@
  * rendered env files, which hold secrets.
  */
 import { access, mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
-import { closeSync, fsync, linkSync, mkdirSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, linkSync, mkdirSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { EdgeError } from '../errors.js';
 import { crashPoint } from '../host/crash-points.js';
-import { syncDir } from '../host/host.js';
+import { fsyncFd, syncDir } from '../host/host.js';
 import { contentHash, sha256, type InventoryEntry, type ManagedFile } from './inventory.js';
 import { acquireLock, type Unlock } from './lock.js';
 import type { HealthCheckSpec } from '../model.js';
@@ -370,8 +370,6 @@ async function writeSynced(path: string, content: string | Buffer): Promise<void
     closeSync(fd);
   }
 }
-
-const fsyncFd = promisify(fsync);
 
 /** temp + fsync + rename + fsync of the directory. */
 export async function writeFileAtomic(path: string, content: string | Buffer, mode = 0o600): Promise<void> {

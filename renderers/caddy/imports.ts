@@ -2,8 +2,8 @@
  * Makes a staged Caddy tree self-contained for `caddy validate`: absolute `import /etc/caddy/...` lines would read
  * the live host's files, so a validation copy rewrites them to point into the copy instead.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
+import { writeFileTree } from '../../reconciler/host/file-tree.js';
 import { isUnder } from '../../reconciler/host/path-policy.js';
 import type { RenderedFile } from '../types.js';
 
@@ -28,17 +28,8 @@ export function rewriteAbsoluteImports(content: string, root: string): string {
  * numbers stay the same.
  */
 export async function writeValidationTree(root: string, files: RenderedFile[]): Promise<void> {
-  // Synchronously: a router holds a site file per app, each write cheaper than its trip through the thread pool.
-  const made = new Set<string>();
-  for (const file of files) {
-    if (!isUnder(file.path, CADDY_ROOT)) continue;
-    const copy = join(root, file.path);
-    if (!made.has(dirname(copy))) {
-      mkdirSync(dirname(copy), { recursive: true });
-      made.add(dirname(copy));
-    }
-    writeFileSync(copy, rewriteAbsoluteImports(file.content, root), { mode: 0o644 });
-  }
+  const caddyFiles = files.filter((file) => isUnder(file.path, CADDY_ROOT));
+  writeFileTree(root, caddyFiles.map((file) => ({ path: file.path, content: rewriteAbsoluteImports(file.content, root) })), { dirMode: 0o777, fileMode: 0o644 });
 }
 
 /** A Caddyfile that imports every site file, for hosts whose main Caddyfile the repo does not manage. */
