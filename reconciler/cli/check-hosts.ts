@@ -15,6 +15,7 @@ import { memoryCaches } from '../cache/caches.js';
 import { renderHost } from '../stages/render.js';
 import { collectValidationProblems } from '../stages/validate.js';
 import { setupSecrets } from '../secrets/secrets.js';
+import { inLanes } from '../lanes.js';
 
 /** The verdict for one host. */
 export interface HostVerdict {
@@ -42,21 +43,15 @@ export async function checkSlice(slice: CheckSlice): Promise<HostVerdict[]> {
   const secrets = await setupSecrets(slice.secretsDir);
   const caches = memoryCaches();
   const verdicts: HostVerdict[] = new Array<HostVerdict>(hosts.length);
-  let next = 0;
-  const lane = async (): Promise<void> => {
-    while (next < hosts.length) {
-      const index = next++;
-      const name = hosts[index] as string;
-      try {
-        const { files } = renderHost(state, name, secrets.source, DEFAULT_PATH_POLICY, { cache: caches.render });
-        verdicts[index] = { host: name, files: files.length, problems: await collectValidationProblems(state, files, { redact: secrets.redact, verdicts: caches.verdicts }) };
-      } catch (error) {
-        if (!(error instanceof EdgeError) || error.problems.length === 0) throw error;
-        verdicts[index] = { host: name, files: 0, problems: error.problems };
-      }
+  await inLanes(hosts, HOSTS_AT_ONCE, async (name, index) => {
+    try {
+      const { files } = renderHost(state, name, secrets.source, DEFAULT_PATH_POLICY, { cache: caches.render });
+      verdicts[index] = { host: name, files: files.length, problems: await collectValidationProblems(state, files, { redact: secrets.redact, verdicts: caches.verdicts }) };
+    } catch (error) {
+      if (!(error instanceof EdgeError) || error.problems.length === 0) throw error;
+      verdicts[index] = { host: name, files: 0, problems: error.problems };
     }
-  };
-  await Promise.all(Array.from({ length: Math.min(HOSTS_AT_ONCE, hosts.length) }, lane));
+  });
   return verdicts;
 }
 

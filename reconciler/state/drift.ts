@@ -5,6 +5,7 @@
 import { stat } from 'node:fs/promises';
 import { HostPathError, type Host } from '../host/host.js';
 import { sha256, type InventoryEntry } from './inventory.js';
+import { inLanes } from '../lanes.js';
 
 /** How a managed file differs from the live generation's inventory. */
 export type DriftKind = 'modified' | 'removed' | 'mode' | 'owner';
@@ -50,14 +51,5 @@ async function compareLink(host: Host, entry: InventoryEntry, type: string, targ
  * the search.
  */
 export async function anyDrift(host: Host, entries: readonly InventoryEntry[], width = 16): Promise<boolean> {
-  let next = 0;
-  let found = false;
-  const worker = async (): Promise<void> => {
-    while (!found && next < entries.length) {
-      const entry = entries[next++] as InventoryEntry;
-      if (await compareWithInventory(host, entry)) found = true;
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(width, entries.length) }, worker));
-  return found;
+  return inLanes(entries, width, async (entry) => ((await compareWithInventory(host, entry)) ? 'stop' : undefined));
 }

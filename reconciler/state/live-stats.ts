@@ -13,6 +13,7 @@ import { CachePack } from '../cache/pack.js';
 import type { Host } from '../host/host.js';
 import { compareWithInventory } from './drift.js';
 import type { InventoryEntry } from './inventory.js';
+import { inLanes } from '../lanes.js';
 
 /** A stat younger than this (ns, ten times the coarsest kernel clock tick) is not recorded: a write in the same tick could leave it equal. */
 export const RACY_NS = 100_000_000n;
@@ -56,17 +57,10 @@ export class LiveStats {
    * stat is recorded when the content matched). Up to `width` files at once; the first difference ends the search.
    */
   async anyDrift(entries: readonly InventoryEntry[], width = 16): Promise<boolean> {
-    let next = 0;
-    let found = false;
-    const worker = async (): Promise<void> => {
-      while (!found && next < entries.length) {
-        const entry = entries[next++] as InventoryEntry;
-        if (await this.unchanged(entry)) continue;
-        if (!(await this.verify(entry))) found = true;
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(width, entries.length) }, worker));
-    return found;
+    return inLanes(entries, width, async (entry) => {
+      if (await this.unchanged(entry)) return;
+      if (!(await this.verify(entry))) return 'stop';
+    });
   }
 
   /** Compares the file's content with `entry` (drift.ts); on a match, records its stat for next time. */

@@ -6,19 +6,55 @@
 import { join } from 'node:path';
 import { execa } from 'execa';
 import type { Problem } from '../../reconciler/errors.js';
+import { inLanes } from '../../reconciler/lanes.js';
 import type { RenderedFile, ValidateInput } from '../types.js';
 import { UNIT_DIR, unitOfName } from './render.js';
 import { activatedUnit } from './unit-file.js';
-import { originOf, verifyProblems, type VerifyTarget } from './verify-output.js';
+import { originOf, verifyProblems, type VerifyContext, type VerifyTarget } from './verify-output.js';
 
 /** How long one `systemd-analyze verify` may take. */
 export const VERIFY_TIMEOUT_MS = 30_000;
 
-/** Validates the staged unit files; `binary` is the systemd-analyze executable (tests point it elsewhere). */
-export async function validateSystemdUnits(input: ValidateInput, binary = 'systemd-analyze'): Promise<Problem[]> {
+/**
+ * Units per `systemd-analyze verify` run. Verify queues a start job for each unit it is given and every new job is
+ * weighed against the queued ones, so one run's cost grows with the square of its units: 1000 units cost 1.3 s of
+ * CPU in one run, 0.65 s in five runs of 200 (each run pays ~35 ms to start).
+ */
+export const VERIFY_BATCH = 200;
+
+/** Runs of verify at once: the machine's two cores. */
+const VERIFY_PARALLEL = 2;
+
+export interface VerifyOptions {
+  /** The systemd-analyze executable (tests point it elsewhere). */
+  binary?: string;
+  /** Units per run ({@link VERIFY_BATCH}). */
+  batch?: number;
+}
+
+/** Validates the staged unit files. */
+export async function validateSystemdUnits(input: ValidateInput, options: VerifyOptions = {}): Promise<Problem[]> {
+  const { binary = 'systemd-analyze', batch = VERIFY_BATCH } = options;
   const targets = verifyTargets(input.files);
   if (targets.size === 0) return [];
   const units = [...targets.keys()].sort();
+  const batches: string[][] = [];
+  for (let start = 0; start < units.length; start += batch) batches.push(units.slice(start, start + batch));
+  const context: VerifyContext = {
+    stagingDir: input.stagingDir,
+    byPath: new Map(input.allFiles.map((file) => [file.path, file])),
+    targets,
+    externalExecPrefixes: input.externalExecPrefixes,
+  };
+  const verdicts: Problem[][] = [];
+  await inLanes(batches, VERIFY_PARALLEL, async (some, index) => {
+    verdicts[index] = await verifyBatch(input, binary, some, context);
+  });
+  return distinct(verdicts.flat());
+}
+
+/** One `systemd-analyze verify` run over some of the units. */
+async function verifyBatch(input: ValidateInput, binary: string, units: string[], context: VerifyContext): Promise<Problem[]> {
   const result = await execa(binary, ['verify', '--man=no', '--generators=no', '--', ...units], {
     reject: false,
     all: true,
@@ -35,15 +71,22 @@ export async function validateSystemdUnits(input: ValidateInput, binary = 'syste
     },
     cwd: input.stagingDir,
   });
-  const first = input.files[0];
-  if (result.failed && result.exitCode === undefined) return [runFailure(result, binary, units, first)];
-  const problems = verifyProblems(result.all ?? '', {
-    stagingDir: input.stagingDir,
-    byPath: new Map(input.allFiles.map((file) => [file.path, file])),
-    targets,
-    externalExecPrefixes: input.externalExecPrefixes,
+  if (result.failed && result.exitCode === undefined) return [runFailure(result, binary, units, input.files[0])];
+  return verifyProblems(result.all ?? '', context);
+}
+
+/**
+ * The problems without repeats: a unit that units of several runs depend on is loaded, and its lines printed, by
+ * each of those runs.
+ */
+function distinct(problems: Problem[]): Problem[] {
+  const seen = new Set<string>();
+  return problems.filter((problem) => {
+    const key = JSON.stringify([problem.code, problem.file, problem.line, problem.message]);
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
   });
-  return problems;
 }
 
 /**

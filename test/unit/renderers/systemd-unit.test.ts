@@ -157,7 +157,7 @@ describe('systemd-unit renderer', () => {
       await rm(stagingDir, { recursive: true, force: true });
     });
 
-    async function validate(files: RenderedFile[], options: { binary?: string; external?: string[] } = {}) {
+    async function validate(files: RenderedFile[], options: { binary?: string; batch?: number; external?: string[] } = {}) {
       for (const file of files) {
         await mkdir(dirname(join(stagingDir, file.path)), { recursive: true });
         await writeFile(join(stagingDir, file.path), file.content);
@@ -170,7 +170,7 @@ describe('systemd-unit renderer', () => {
           guards: { allowManagementCut: false, allowSshFromAnywhere: false, managementInterface: 'tailscale0' },
           externalExecPrefixes: options.external ?? ['/srv/apps', '/opt'],
         },
-        options.binary,
+        { binary: options.binary, batch: options.batch },
       );
     }
 
@@ -228,6 +228,32 @@ describe('systemd-unit renderer', () => {
             'ghost.service (the parent of drop-in /etc/systemd/system/ghost.service.d/x.conf) is neither in the repo nor on the host',
         },
       ]);
+    });
+
+    it('verifies many units in batches and reports a shared broken dependency once', async () => {
+      // Five services, two per verify run: each run loads the broken base.service its units want.
+      const users = ['a', 'b', 'c', 'd', 'e'].flatMap((name) =>
+        render(`${name}.service`, { content: `[Unit]\nWants=base.service\n[Service]\nExecStart=/bin/true\n` }),
+      );
+      const files = [...users, ...render('base.service', { content: '[Service]\nExecStart=/bin/true\nBogus=1\n' })];
+      const expected = [
+        {
+          code: 'UNIT_INVALID',
+          file: 'roles/app/role.yaml',
+          message: "/etc/systemd/system/base.service line 3: unknown key 'Bogus' in section [Service], ignoring",
+        },
+      ];
+      assert.deepEqual(await validate(files, { batch: 2 }), expected);
+      assert.deepEqual(await validate(files), expected);
+      // A broken unit in a later run is reported too, after the shared one.
+      const broken = files.map((file) => (file.path.endsWith('/d.service') ? { ...file, content: `${file.content}Nope=1\n` } : file));
+      assert.deepEqual(
+        (await validate(broken, { batch: 2 })).map((p) => p.message),
+        [
+          "/etc/systemd/system/base.service line 3: unknown key 'Bogus' in section [Service], ignoring",
+          "/etc/systemd/system/d.service line 5: unknown key 'Nope' in section [Service], ignoring",
+        ],
+      );
     });
 
     it('reports a line about no managed unit instead of dropping it', async () => {
