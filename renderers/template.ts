@@ -9,6 +9,7 @@
 import Handlebars from 'handlebars';
 import type { ResourceDecl, ResourceKind } from '../reconciler/model.js';
 import type { Problem } from '../reconciler/errors.js';
+import { planTemplate, Unplain } from './template-plan.js';
 import { RenderProblems, type RenderedText, type TemplateData, type Templates } from './types.js';
 
 /** Where secret values come from. In `check` without a secrets dir, placeholders stand in for them. */
@@ -89,6 +90,9 @@ function escapeAll(node: unknown): void {
   }
 }
 
+/** The helpers a plain template calls itself: pure, and blind to handlebars's options argument. */
+const PLAIN_HELPERS: ReadonlySet<string> = new Set(['secret', 'eq', 'ne', 'json', 'join', 'lookupOr']);
+
 /** Renders a resource's `template:` (a file under `roles/<role>/templates/`) or inline `content:`. */
 export class TemplateEngine implements Templates {
   private readonly compiled = new Map<string, Compiled>();
@@ -97,9 +101,14 @@ export class TemplateEngine implements Templates {
   private missing = new Set<string>();
   private allowSecrets = false;
 
+  /**
+   * `plain: false` compiles every template with handlebars (the tests compare both ways); by default, plain templates
+   * run as steps (template-plan.ts).
+   */
   constructor(
     private readonly templates: ReadonlyMap<string, string>,
     private readonly secrets: SecretSource,
+    private readonly options: { plain?: boolean } = {},
   ) {
     this.registerHelpers();
   }
@@ -161,8 +170,23 @@ export class TemplateEngine implements Templates {
     if (!fn) {
       const ast = this.hb.parse(source);
       escapeAll(ast);
-      const template = this.hb.compile(ast, { strict: true, noEscape: false, knownHelpersOnly: false });
-      fn = (data) => template(data);
+      let template: HandlebarsTemplateDelegate | undefined;
+      const compiled = (data: TemplateData) => {
+        template ??= this.hb.compile(ast, { strict: true, noEscape: false, knownHelpersOnly: false });
+        return template(data);
+      };
+      const plain = this.options.plain === false ? undefined : planTemplate(ast, { all: this.hb.helpers, callable: PLAIN_HELPERS }, checkedValue);
+      fn = plain
+        ? (data) => {
+            try {
+              return plain(data as unknown as Record<string, unknown>);
+            } catch (error) {
+              // Off the plain path (a missing or inherited name, a function value): handlebars decides, as it always did.
+              if (error instanceof Unplain) return compiled(data);
+              throw error;
+            }
+          }
+        : compiled;
       this.compiled.set(key, fn);
     }
     return fn;
