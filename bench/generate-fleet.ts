@@ -141,6 +141,8 @@ export async function generateFleetRepo(dir: string, hosts: number): Promise<voi
   git('init', '-q', '-b', 'main');
   git('add', '-A');
   git('commit', '-q', '-m', `fleet workload: ${hosts} hosts`);
+  // Packed, as a clone is (generate.ts).
+  git('gc', '--quiet');
 }
 
 /** The fleet's secrets dir (every pool app's token), for any of its hosts. */

@@ -6,6 +6,7 @@
  * again (and the pack rewritten). A pack that cannot be read is an empty pack. Written temp + rename, mode 0600 in a
  * 0700 dir (rendered env files hold secrets, as generations do).
  */
+import * as crypto from 'node:crypto';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -28,9 +29,12 @@ export interface PackCounters {
   corrupt: number;
 }
 
-/** The sha256 of a text, hex. */
+/** Node's one-shot hash (20.12 and later): two to three times cheaper than a Hash object for the short texts here. */
+const oneShot = (crypto as { hash?: (algorithm: string, data: string | Buffer, encoding: 'hex') => string }).hash;
+
+/** The sha256 of a text, hex. A run hashes ~15 000 keys and texts at 1000 apps: the one-shot call where there is one. */
 export function digestOf(text: string | Buffer): string {
-  return createHash('sha256').update(text).digest('hex');
+  return oneShot ? oneShot('sha256', text, 'hex') : createHash('sha256').update(text).digest('hex');
 }
 
 /** A cache key: the hash of the engine version, the namespace and the parts that decide the entry. */

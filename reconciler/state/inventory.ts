@@ -2,7 +2,7 @@
  * The inventory: what a generation manages on a host, file by file, with enough to plan deletions and their
  * activation (stop and disable a removed unit) without the repo at hand.
  */
-import { createHash } from 'node:crypto';
+import { digestOf } from '../cache/pack.js';
 import type { ResourceKind } from '../model.js';
 import type { OnChange, RenderedFile, UnitIntent } from '../../renderers/types.js';
 
@@ -29,7 +29,7 @@ export interface ManagedFile extends Omit<InventoryEntry, 'sha256'> {
 
 /** The sha256 of a file's content, hex. */
 export function sha256(content: string | Buffer): string {
-  return createHash('sha256').update(content).digest('hex');
+  return digestOf(content);
 }
 
 const contentHashes = new WeakMap<object, string>();
