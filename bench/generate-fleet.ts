@@ -141,8 +141,9 @@ export async function generateFleetRepo(dir: string, hosts: number): Promise<voi
   git('init', '-q', '-b', 'main');
   git('add', '-A');
   git('commit', '-q', '-m', `fleet workload: ${hosts} hosts`);
-  // Packed, as a clone is (generate.ts).
-  git('gc', '--quiet');
+  // Packed, as a clone is, without deleting the loose copies (generate.ts).
+  git('config', 'gc.auto', '0');
+  git('repack', '-a', '-q');
 }
 
 /** The fleet's secrets dir (every pool app's token), for any of its hosts. */
