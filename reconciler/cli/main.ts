@@ -4,19 +4,11 @@
  * or a hook should not pay for the agent, the validators and the git source); `--help` and unknown commands load
  * them all, so the help lists every command.
  */
-import { setFlagsFromString } from 'node:v8';
 import { Command } from 'commander';
 import { EdgeError } from '../errors.js';
 import { printError } from './io.js';
 import { ENGINE_VERSION } from '../version.js';
 
-/**
- * V8 hands a function to its optimizing compiler once it has run ~132 KB of bytecode. A command lives a second or
- * two: at 1000 apps that compiler spent ~0.35 s of CPU on background threads in a one-change run (a fifth of the
- * run), mostly on code the process then barely used. Eight times the budget leaves only truly hot code to it: one
- * change ~15% less CPU, measured as pairs (bench/README.md). Set before any command's modules are loaded.
- */
-setFlagsFromString('--interrupt-budget=1048576');
 
 type Register = (program: Command) => void;
 
