@@ -75,6 +75,7 @@ export const PLAN_PIPELINE: readonly StageStep[] = [
           previous: state.previous,
           redact: ctx.redact,
           verdicts: (await cachesOf(ctx, state))?.verdicts,
+          ...(state.cleanups ? { defer: (cleanup: () => Promise<void>) => state.cleanups?.push(cleanup) } : {}),
         });
       } finally {
         await saveCaches(ctx, state);

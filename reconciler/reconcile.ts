@@ -121,7 +121,7 @@ async function underLock(
 ): Promise<ReconcileOutcome> {
   const store = need(ctx.store, 'state store');
   const started = performance.now();
-  const state: RunState = { previous: [], commands: [], durations: {} };
+  const state: RunState = { previous: [], commands: [], durations: {}, cleanups: [] };
   let unlock: () => Promise<void>;
   try {
     await store.init();
@@ -152,6 +152,8 @@ async function underLock(
           });
     return finish(ctx, state, { result: 'failed', revision: state.revision, error: edge, recovery }, started);
   } finally {
+    // What the stages left for the end (the validators' temp trees): never a reason for the run to fail.
+    for (const cleanup of state.cleanups ?? []) await cleanup().catch(() => undefined);
     if (state.tree) await rm(state.tree, { recursive: true, force: true });
     await unlock();
   }

@@ -166,6 +166,11 @@ export interface RunState {
   caches?: Caches;
   /** Milliseconds per stage that ran. */
   durations: Partial<Record<Stage, number>>;
+  /**
+   * Work the stages left for the end of the run (removing the validators' temp trees), run by its owner once the
+   * run is over. Absent: the stages do it at once (`plan`, which runs the stages itself).
+   */
+  cleanups?: (() => Promise<void>)[];
 }
 
 /** One named stage. */

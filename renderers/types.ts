@@ -177,6 +177,11 @@ export interface ValidateInput {
   templates?: ReadonlyMap<string, string>;
   /** How long one repo-supplied command (a file's `validate`) may run; its kind's default when absent. */
   commandTimeoutMs?: number;
+  /**
+   * Takes work that may wait until the run ends (removing a validator's temp tree); without it, the validator does it
+   * before it returns.
+   */
+  defer?: (cleanup: () => Promise<void>) => void;
 }
 
 /** A resource kind. */

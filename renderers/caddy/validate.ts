@@ -60,7 +60,8 @@ export async function validateCaddy(input: ValidateInput, binary = 'caddy'): Pro
       ...(input.templates ? { templates: input.templates } : {}),
     });
   } finally {
-    await scratch.remove();
+    if (input.defer) input.defer(scratch.remove);
+    else await scratch.remove();
   }
 }
 

@@ -4,7 +4,7 @@
  * real systemd in test/e2e.
  */
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -69,6 +69,19 @@ describe('apply (sandbox root, activation recorded)', function () {
     assert.ok(run.includes('systemctl enable lod-backup.timer lod.service prometheus-node-exporter.service'));
     assert.ok(run.includes('systemctl start lod.service'));
     assert.ok(!run.some((command) => command.includes('restart lod.service')));
+  });
+
+  it("leaves none of the validators' temp trees behind (removed when the run ends, after the apply)", async () => {
+    const temp = await mkdtemp(join(tmpdir(), 'edge-tmpdir-'));
+    cleanup.push(temp);
+    // A TMPDIR like /tmp: the confined validators (other users) make their scratch dirs in it too.
+    await chmod(temp, 0o1777);
+    const result = await runCli(['apply', '--repo', repo, '--host', 'caddy-router', '--root', root, '--state-dir', stateDir, '--secrets-dir', secretsDir, '--dry-activate', '--json', '--quiet'], {
+      env: { TMPDIR: temp },
+    });
+    assert.equal(result.exitCode, 0, result.stderr);
+    assert.equal((JSON.parse(result.stdout) as ApplyJson).result, 'applied');
+    assert.deepEqual((await readdir(temp)).filter((name) => name.startsWith('edge-validate-')), []);
   });
 
   it('does nothing on a second run of the same commit', async () => {

@@ -38,28 +38,30 @@ describe('staging for the validators', () => {
     const { loadDesiredState } = await import('../../../reconciler/stages/load.js');
     const { renderHost } = await import('../../../reconciler/stages/render.js');
     const { collectValidationProblems } = await import('../../../reconciler/stages/validate.js');
+    const { stagingPrefix } = await import('../../../reconciler/state/leftovers.js');
     const { DEFAULT_PATH_POLICY } = await import('../../../reconciler/host/path-policy.js');
     const { EXAMPLE_REPO } = await import('../../helpers/paths.js');
     const secret = 'staging-must-not-see-this-0123456789';
     const state = await loadDesiredState(EXAMPLE_REPO);
-    const files = renderHost(state, 'lod-prod', { get: () => secret, description: 'test secrets' }, DEFAULT_PATH_POLICY).files;
+    const render = (host: string) => renderHost(state, host, { get: () => secret, description: 'test secrets' }, DEFAULT_PATH_POLICY).files;
+    // lod-prod's files and the router's Caddy files: every kind, and a validator (caddy) with a temp tree of its own.
+    const files = [...render('lod-prod'), ...render('caddy-router').filter((file) => file.kind === 'caddy')];
     const kinds = new Set(files.map((file) => file.kind));
-    assert.ok(kinds.has('env-file') && kinds.has('systemd-unit') && kinds.has('ufw'), [...kinds].join(', '));
+    assert.ok(kinds.has('env-file') && kinds.has('systemd-unit') && kinds.has('ufw') && kinds.has('caddy'), [...kinds].join(', '));
 
     const temp = await mkdtemp(join(tmpdir(), 'edge-staging-test-'));
     // A TMPDIR like /tmp: the confined validators (other users) make their scratch dirs in it too.
     await chmod(temp, 0o1777);
     const saved = process.env.TMPDIR;
     process.env.TMPDIR = temp;
+    const deferred: (() => Promise<void>)[] = [];
     try {
-      assert.deepEqual(await collectValidationProblems(state, files, { keepStaging: true }), []);
-    } finally {
-      if (saved === undefined) delete process.env.TMPDIR;
-      else process.env.TMPDIR = saved;
-    }
-    try {
-      const [staging] = await readdir(temp);
-      assert.ok(staging?.startsWith('edge-validate-'), `no staging dir in ${temp}`);
+      // Deferred, as a reconcile does: the temp trees stay until the run ends.
+      assert.deepEqual(await collectValidationProblems(state, files, { defer: (cleanup) => deferred.push(cleanup) }), []);
+      const left = await readdir(temp);
+      const staging = left.find((name) => name.startsWith(stagingPrefix()));
+      assert.ok(staging, `no staging dir in ${temp}: ${left.join(', ')}`);
+      assert.ok(left.some((name) => name.startsWith('edge-validate-caddy-')), `caddy's copy was removed early: ${left.join(', ')}`);
       const staged = (await readdir(join(temp, staging), { recursive: true, withFileTypes: true }))
         .filter((entry) => entry.isFile())
         .map((entry) => join(entry.parentPath, entry.name).slice(join(temp, staging).length))
@@ -67,7 +69,14 @@ describe('staging for the validators', () => {
       const expected = files.filter((file) => file.kind === 'systemd-unit' || file.kind === 'ufw').map((file) => file.path).sort();
       assert.deepEqual(staged, expected);
       for (const path of staged) assert.ok(!(await readFile(join(temp, staging, path), 'utf8')).includes(secret), `${path} holds the secret`);
+      for (const cleanup of deferred) await cleanup();
+      assert.deepEqual(await readdir(temp), []);
+      // Not deferred: nothing is left once the validation returns.
+      assert.deepEqual(await collectValidationProblems(state, files), []);
+      assert.deepEqual(await readdir(temp), []);
     } finally {
+      if (saved === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = saved;
       await rm(temp, { recursive: true, force: true });
     }
   });
