@@ -20,13 +20,13 @@ import type { RenderedFile } from '../renderers/types.js';
 /**
  * V8 hands a function to its optimizing compiler once it has run ~132 KB of bytecode. A reconcile lives a second or
  * two: at 1000 apps that compiler spent ~0.35 s of CPU on background threads in a one-change run (a fifth of the
- * run), mostly on code the process then barely used. Eight times the budget leaves only truly hot code to it. Set
- * when the plan stages start, not at start-up: a no-op never pays for it, and the modules of node itself that
- * start-up loads keep their code cache (V8 refuses a cache made under other flags: set at start-up, it cost a small
- * run ~50 ms).
+ * run) and ~0.06 s in a no-op, mostly on code the process then barely used. Eight times the budget leaves only
+ * truly hot code to it. Set when the plan stages start, or when a no-op meets a big inventory (reconcile.ts), not at
+ * start-up: V8 refuses a code cache made under other flags, and set at start-up it cost every small run ~45 ms
+ * (node's own modules loaded after it compiled afresh).
  */
 let shortRuns = false;
-function preferShortRuns(): void {
+export function preferShortRuns(): void {
   if (shortRuns) return;
   shortRuns = true;
   setFlagsFromString('--interrupt-budget=1048576');
