@@ -21,6 +21,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { appName, BENCH_HOST, changeOneApp, generateWorkloadRepo, writeWorkloadSecrets } from './generate.js';
 import { fleetHostApps, fleetHostName, generateFleetRepo, writeFleetSecrets } from './generate-fleet.js';
@@ -66,8 +67,14 @@ function commit(repo: string, message: string): void {
   execFileSync('git', ['-C', repo, '-c', 'user.name=bench', '-c', 'user.email=bench@example.com', 'commit', '-q', '-a', '-m', message], { stdio: 'ignore' });
 }
 
+/** How long a big workload's cold run waits first: past ext4's 30 s window for recently freed inodes. */
+const SETTLE_SECONDS = 35;
+
+/** From this many apps a cold run waits SETTLE_SECONDS (the temp trees of a run before are thousands of files). */
+const SETTLE_FROM_APPS = 1000;
+
 /** Cold, no-op and one-change apply processes of `host` from `repo`; `change` makes and commits one change. */
-async function applyRows(workload: string, base: string, repo: string, secrets: string, host: string, runs: number, change: () => Promise<void>): Promise<ScaleRow[]> {
+async function applyRows(workload: string, base: string, repo: string, secrets: string, host: string, runs: number, change: () => Promise<void>, settleSeconds = 0): Promise<ScaleRow[]> {
   const apply = (sandbox: string) => [...COMMAND, 'apply', '--repo', repo, '--host', host, '--root', join(sandbox, 'root'), '--state-dir', join(sandbox, 'state'), '--secrets-dir', secrets, '--dry-activate', '--quiet'];
   const fresh = async () => {
     const sandbox = await mkdtemp(join(base, 'sandbox-'));
@@ -77,8 +84,11 @@ async function applyRows(workload: string, base: string, repo: string, secrets: 
   const cold: Timing[] = [];
   let sandbox = '';
   // Each cold run in a fresh sandbox; the earlier ones stay until the end: removing thousands of files just before
-  // a cold run slows its file creation in the kernel (ext4 skips recently freed inodes), which no fresh VM pays.
+  // a cold run slows its file creation in the kernel (ext4 without a journal skips inodes freed in the last 30 s),
+  // which no fresh VM pays. For the same reason a big workload's cold runs wait `settleSeconds` first: the run
+  // before (or the workload before) removed its validators' temp trees, thousands of files, as it ended.
   for (let k = 0; k < runs; k++) {
+    if (settleSeconds > 0) await sleep(settleSeconds * 1000);
     sandbox = await fresh();
     cold.push(timed(apply(sandbox)));
   }
@@ -107,10 +117,19 @@ export async function measureScale(options: { apps: number[]; fleet: number[]; r
       await writeWorkloadSecrets(join(dir, 'secrets'), apps);
       const changed = Math.ceil(apps / 2);
       rows.push(
-        ...(await applyRows(`1 host × ${apps} apps`, dir, repo, join(dir, 'secrets'), BENCH_HOST, options.runs, async () => {
-          const release = await changeOneApp(repo, changed);
-          commit(repo, `${appName(changed)}: release ${release}`);
-        })),
+        ...(await applyRows(
+          `1 host × ${apps} apps`,
+          dir,
+          repo,
+          join(dir, 'secrets'),
+          BENCH_HOST,
+          options.runs,
+          async () => {
+            const release = await changeOneApp(repo, changed);
+            commit(repo, `${appName(changed)}: release ${release}`);
+          },
+          apps >= SETTLE_FROM_APPS ? SETTLE_SECONDS : 0,
+        )),
       );
     }
     for (const hosts of options.fleet) {
