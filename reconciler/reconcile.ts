@@ -324,10 +324,10 @@ function newRelease(state: RunState, live: GenerationMeta | undefined): boolean 
   return (state.releases ?? []).some((release) => live?.releases?.find((old) => old.app === release.app)?.sha !== release.sha);
 }
 
-/** True when `revision` is the live generation's, rendered from the same inputs, and the host still matches it. */
 /** A live generation with this many files makes even a no-op long enough to tune V8 for (preferShortRuns). */
 const MANY_FILES = 500;
 
+/** True when `revision` is the live generation's, rendered from the same inputs, and the host still matches it. */
 async function liveIsCurrent(ctx: RunContext, live: GenerationMeta, revision: string): Promise<boolean> {
   if (live.revision !== revision || !live.inputs) return false;
   // Checking a big inventory is hot enough for V8's optimizing compiler to start on it, for nothing (pipeline.ts).

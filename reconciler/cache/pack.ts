@@ -7,7 +7,6 @@
  * 0700 dir (rendered env files hold secrets, as generations do).
  */
 import * as crypto from 'node:crypto';
-import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ENGINE_VERSION } from '../version.js';
@@ -34,7 +33,7 @@ const oneShot = (crypto as { hash?: (algorithm: string, data: string | Buffer, e
 
 /** The sha256 of a text, hex. A run hashes ~15 000 keys and texts at 1000 apps: the one-shot call where there is one. */
 export function digestOf(text: string | Buffer): string {
-  return oneShot ? oneShot('sha256', text, 'hex') : createHash('sha256').update(text).digest('hex');
+  return oneShot ? oneShot('sha256', text, 'hex') : crypto.createHash('sha256').update(text).digest('hex');
 }
 
 /** A cache key: the hash of the engine version, the namespace and the parts that decide the entry. */
@@ -124,7 +123,7 @@ export class CachePack {
     const body = [header, ...[...this.used].map(([key, value]) => `${key}\t${value}`)].join('\n');
     const dir = join(this.file, '..');
     await mkdir(dir, { recursive: true, mode: 0o700 });
-    const temp = `${this.file}.tmp-${randomBytes(4).toString('hex')}`;
+    const temp = `${this.file}.tmp-${crypto.randomBytes(4).toString('hex')}`;
     try {
       await writeFile(temp, `${digestOf(body)}\n${body}`, { mode: 0o600 });
       await rename(temp, this.file);

@@ -9,7 +9,6 @@ import { EdgeError } from '../errors.js';
 import { printError } from './io.js';
 import { ENGINE_VERSION } from '../version.js';
 
-
 type Register = (program: Command) => void;
 
 const apply = async (): Promise<Register> => (await import('./apply.js')).registerApply;
