@@ -138,9 +138,15 @@ export async function startAgent(config: HostConfig, options: AgentOptions): Pro
   );
   const fleetView = sharedGatherer(() => gatherFleet(fleetSourceFromConfig(config, selfStatus, (text) => redactNow(text))));
 
+  /** What the watchers go by (drift's inventory, the followed app branches), as the live generation now has them. */
+  const refreshWatches = async (): Promise<void> => {
+    live = await liveInventory(store, config.host).catch(() => live);
+    followed = await followedApps(store, config).catch(() => followed);
+  };
   const run = async (request: RunRequest): Promise<RunReport> => {
     const started = performance.now();
     applying = true;
+    let refreshed = false;
     try {
       const mode = runMode(config, request.reasons);
       let ctx: RunContext;
@@ -151,6 +157,9 @@ export async function startAgent(config: HostConfig, options: AgentOptions): Pro
         return await recordSetupFailure(store, config.host, error, started, log);
       }
       const outcome = await reconcile(ctx, { mode, force: request.force, ignoreWaves: request.ignoreWaves === true, lockWaitMs: 60_000 });
+      // Before the outcome is told: a push to an app this run made live, sent by someone who saw it, is not ignored.
+      await refreshWatches();
+      refreshed = true;
       logOutcome(log, outcome, request.reasons);
       metrics.observe({
         result: outcome.result,
@@ -165,8 +174,7 @@ export async function startAgent(config: HostConfig, options: AgentOptions): Pro
       reportToFleet(outcome);
       return { result: outcome.result, retry: outcome.error?.retry, revision: outcome.revision, durationMs: outcome.durationMs };
     } finally {
-      live = await liveInventory(store, config.host).catch(() => live);
-      followed = await followedApps(store, config).catch(() => followed);
+      if (!refreshed) await refreshWatches();
       applying = false;
       await drift?.refresh();
     }

@@ -82,6 +82,8 @@ describe('serve: follow mode with app push webhooks', function () {
     const url = await until('the agent to listen', async () => logs.find((line) => line.url)?.url);
     const live = () => readlink(join(root, 'srv/apps/lod/current')).catch(() => '');
     await until('v1 live', async () => ((await live()) === `releases/${v1}` ? true : undefined));
+    // The link switches during apply: the push goes out once the run has ended (its log line), as a person would.
+    await until('the run that started lod', async () => (logs.some((line) => line.commands?.some((command) => command.includes('lod.service'))) ? true : undefined));
 
     const v2 = await app.release('v2');
     const payload = JSON.stringify({ ref: 'refs/heads/main', after: v2, repository: { full_name: 'edge/lod', clone_url: 'https://git.example.com/edge/lod.git' } });
