@@ -118,9 +118,27 @@ function describeDiff(file: RenderedFile, old: string | undefined): string {
 let diffModule: typeof import('diff') | undefined;
 
 function unifiedDiff(path: string, old: string, next: string): string {
-  if (!diffModule) throw new Error('plan bug: the diff module is not loaded');
-  const patch = diffModule.createTwoFilesPatch(`a${path}`, `b${path}`, old, next, '', '', { context: 3 });
+  let patch: string;
+  if (old === '') {
+    patch = creationPatch(path, next);
+  } else {
+    if (!diffModule) throw new Error('plan bug: the diff module is not loaded');
+    patch = diffModule.createTwoFilesPatch(`a${path}`, `b${path}`, old, next, '', '', { context: 3 });
+  }
   return patch.replace(/^=+\n/, '').replace(/^((?:---|\+\+\+) \S+)\t$/gm, '$1').trimEnd();
+}
+
+/**
+ * The patch jsdiff's createTwoFilesPatch prints for a file that had no content, without diffing: every line added.
+ * A fresh host's plan is all creations (3000 at 1000 apps), where jsdiff's diff of "" against each file cost ~80 ms.
+ */
+export function creationPatch(path: string, next: string): string {
+  const header = `${'='.repeat(67)}\n--- a${path}\t\n+++ b${path}\t\n`;
+  if (next === '') return header;
+  const lines = next.split('\n');
+  const ended = lines[lines.length - 1] === '';
+  if (ended) lines.pop();
+  return `${header}@@ -0,0 +1,${lines.length} @@\n+${lines.join('\n+')}\n${ended ? '' : '\\ No newline at end of file\n'}`;
 }
 
 interface UnitFiles {
