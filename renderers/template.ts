@@ -9,7 +9,7 @@
 import Handlebars from 'handlebars';
 import type { ResourceDecl, ResourceKind } from '../reconciler/model.js';
 import type { Problem } from '../reconciler/errors.js';
-import { planTemplate, Unplain } from './template-plan.js';
+import { planTemplate, scanPlainTemplate, Unplain } from './template-plan.js';
 import { RenderProblems, type RenderedText, type TemplateData, type Templates } from './types.js';
 
 /** Where secret values come from. In `check` without a secrets dir, placeholders stand in for them. */
@@ -168,14 +168,23 @@ export class TemplateEngine implements Templates {
     const key = `${file}\0${source}`;
     let fn = this.compiled.get(key);
     if (!fn) {
-      const ast = this.hb.parse(source);
-      escapeAll(ast);
+      let ast: hbs.AST.Program | undefined;
+      const parsed = (): hbs.AST.Program => {
+        if (!ast) {
+          ast = this.hb.parse(source);
+          escapeAll(ast);
+        }
+        return ast;
+      };
       let template: HandlebarsTemplateDelegate | undefined;
       const compiled = (data: TemplateData) => {
-        template ??= this.hb.compile(ast, { strict: true, noEscape: false, knownHelpersOnly: false });
+        template ??= this.hb.compile(parsed(), { strict: true, noEscape: false, knownHelpersOnly: false });
         return template(data);
       };
-      const plain = this.options.plain === false ? undefined : planTemplate(ast, { all: this.hb.helpers, callable: PLAIN_HELPERS }, checkedValue);
+      // The AST of a plain template comes from the scanner when it can read it, else from handlebars's parser (a
+      // template it cannot parse throws here or at its first render: both inside render's try, the same problem).
+      const helpers = { all: this.hb.helpers, callable: PLAIN_HELPERS };
+      const plain = this.options.plain === false ? undefined : planTemplate(scanPlainTemplate(source) ?? parsed(), helpers, checkedValue);
       fn = plain
         ? (data) => {
             try {

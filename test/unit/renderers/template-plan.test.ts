@@ -9,7 +9,7 @@ import { join, relative } from 'node:path';
 import Handlebars from 'handlebars';
 import { ReadLog, tracked } from '../../../reconciler/cache/tracked-values.js';
 import type { ResourceDecl, ResourceKind } from '../../../reconciler/model.js';
-import { planTemplate } from '../../../renderers/template-plan.js';
+import { planTemplate, scanPlainTemplate } from '../../../renderers/template-plan.js';
 import { TemplateEngine, type SecretSource } from '../../../renderers/template.js';
 import { RenderProblems } from '../../../renderers/types.js';
 import { PROJECT_ROOT } from '../../helpers/paths.js';
@@ -128,5 +128,51 @@ describe('plain templates (template-plan.ts)', () => {
     // The steps print what the data holds.
     const steps = planTemplate(Handlebars.parse('{{a.b}}-{{json a}}-{{secret "A"}}'), helpers, String);
     assert.equal(steps?.({ a: { b: 2 } }), '2-{"b":2}-S');
+  });
+
+  it("scan plain templates into handlebars's own AST, and leave the rest to its parser", () => {
+    const scanned = (text: string) => {
+      const program = scanPlainTemplate(text);
+      return program && JSON.parse(JSON.stringify(program.body)) as unknown;
+    };
+    const parsed = (text: string) => {
+      const program = Handlebars.parse(text);
+      return JSON.parse(JSON.stringify(program.body)) as unknown;
+    };
+    const plainTexts = [
+      '', 'text only\n', '{{a}}', '{{ a.b-c.$d_e }}', 'x {{a}}{{b}} y\n{{c.d}}\n\n  {{e}}\n',
+      '{{secret "NAME"}} {{json a 1 -2 3.5 true false null undefined \'s q\' "" b.c}}', '{{eq\ta\t"x" }}', 'a }} b } c {',
+      'é {{a}} ✓\n{{b}}',
+    ];
+    for (const text of plainTexts) assert.deepEqual(scanned(text), parsed(text), text);
+    const templates = repoTemplates();
+    const scannable = templates.filter(({ text }) => scanPlainTemplate(text) !== undefined);
+    assert.ok(scannable.length >= templates.length / 2, `scanned ${scannable.length} of ${templates.length} repo templates`);
+    for (const { name, text } of scannable) assert.deepEqual(scanned(text), parsed(text), name);
+    for (const text of CASES) {
+      const body = scanned(text);
+      if (body !== undefined) assert.deepEqual(body, parsed(text), text);
+    }
+    const handedOver = [
+      '{{! c }}', '{{{a}}}', '{{a}}}', '{{~a}}', '{{a~}}', '\\{{a}}', '{{#if a}}b{{/if}}', '{{a b=c}}', '{{a (b c)}}', '{{@root.a}}',
+      '{{../a}}', '{{this.a}}', '{{./a}}', '{{a.[b c]}}', '{{true}}', '{{else}}', '{{a "x\\"y"}}', '{{a 1b}}', '{{a 1.2.3}}', '{{a',
+      '{{a}}\r\n', '{{a\nb}}', '{{> p}}', '{{&a}}', '{{a.0}}', '{{1}}', '{{é}}',
+    ];
+    for (const text of handedOver) assert.equal(scanPlainTemplate(text), undefined, text);
+  });
+
+  it('scan generated templates as handlebars parses them', () => {
+    let seed = 11;
+    const next = () => (seed = (seed * 48271) % 2147483647) / 2147483647;
+    const pieces = ['{{a}}', '{{a.b}}', '{{ x-y }}', '{{secret "N"}}', "{{json a 'q'}}", '{{eq a 1}}', '{{eq a -1.5 true}}', '{{a null}}', 'text', ' ', '\n', '}', '{', '}}', '{{', '\\', '"', '{{#if a}}', '{{/if}}', '{{!c}}', '{{~a}}', '{{a 1x}}'];
+    let compared = 0;
+    for (let count = 0; count < 2000; count++) {
+      const text = Array.from({ length: 1 + Math.floor(next() * 8) }, () => pieces[Math.floor(next() * pieces.length)]).join('');
+      const program = scanPlainTemplate(text);
+      if (!program) continue;
+      compared++;
+      assert.deepEqual(JSON.parse(JSON.stringify(program.body)), JSON.parse(JSON.stringify(Handlebars.parse(text).body)), text);
+    }
+    assert.ok(compared > 200, `only ${compared} generated templates were plain`);
   });
 });
