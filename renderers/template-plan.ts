@@ -11,6 +11,7 @@
  */
 // `hbs.AST` is the global namespace of handlebars's type declarations.
 import type {} from 'handlebars';
+import { LineIndex } from '../reconciler/text-lines.js';
 
 type Node = hbs.AST.Node;
 type Expression = hbs.AST.Expression;
@@ -150,14 +151,8 @@ const NEXT_ARGUMENT = new RegExp(`[ \\t]+(${ARGUMENT})`, 'y');
  */
 export function scanPlainTemplate(source: string): hbs.AST.Program | undefined {
   if (source.includes('\r') || source.includes('\0')) return undefined;
-  const lineStarts = [0];
-  for (let at = source.indexOf('\n'); at !== -1; at = source.indexOf('\n', at + 1)) lineStarts.push(at + 1);
-  const position = (offset: number): hbs.AST.Position => {
-    let line = 0;
-    while (line + 1 < lineStarts.length && (lineStarts[line + 1] as number) <= offset) line++;
-    return { line: line + 1, column: offset - (lineStarts[line] as number) };
-  };
-  const loc = (start: number, end: number): hbs.AST.SourceLocation => ({ start: position(start), end: position(end) }) as hbs.AST.SourceLocation;
+  const lines = new LineIndex(source);
+  const loc = (start: number, end: number): hbs.AST.SourceLocation => ({ start: lines.position(start), end: lines.position(end) }) as hbs.AST.SourceLocation;
   const body: hbs.AST.Statement[] = [];
   let offset = 0;
   while (offset < source.length) {

@@ -22,6 +22,7 @@
  */
 import { load, Schema, Type, type State } from 'js-yaml';
 import { Document, isScalar, type ParseOptions, type ScalarTag } from 'yaml';
+import { LineIndex } from '../text-lines.js';
 
 /** A value read on the fast path, with the 1-based line of each node by JSON pointer (as YamlSource.lines). */
 export interface FastYaml {
@@ -109,11 +110,11 @@ export function readFast(text: string): FastYaml | undefined {
 
 /** The line of every node of a read document, checked against its value. */
 class LineMap {
-  private readonly starts: number[] = [0];
+  private readonly index: LineIndex;
   private readonly lines: Record<string, number> = {};
 
   constructor(private readonly text: string) {
-    for (let at = text.indexOf('\n'); at !== -1; at = text.indexOf('\n', at + 1)) this.starts.push(at + 1);
+    this.index = new LineIndex(text);
   }
 
   of(root: SeenNode, value: unknown): Record<string, number> {
@@ -173,13 +174,6 @@ class LineMap {
   }
 
   private lineAt(offset: number): number {
-    let low = 0;
-    let high = this.starts.length - 1;
-    while (low < high) {
-      const middle = (low + high + 1) >> 1;
-      if ((this.starts[middle] ?? 0) <= offset) low = middle;
-      else high = middle - 1;
-    }
-    return low + 1;
+    return this.index.position(offset).line;
   }
 }

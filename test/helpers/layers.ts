@@ -8,7 +8,7 @@ import { dirname, join, relative, resolve, sep } from 'node:path';
 
 /** The floors, lowest first. An entry ending in `/` is a folder, otherwise one file. */
 export const LAYERS: readonly (readonly string[])[] = [
-  ['reconciler/errors.ts', 'reconciler/model.ts', 'reconciler/version.ts', 'reconciler/lanes.ts'],
+  ['reconciler/errors.ts', 'reconciler/model.ts', 'reconciler/version.ts', 'reconciler/lanes.ts', 'reconciler/text-lines.ts'],
   ['reconciler/host/'],
   ['hooks/'],
   ['renderers/'],
