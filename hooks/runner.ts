@@ -76,9 +76,6 @@ const MAX_ERROR_CHARS = 2_000;
 /** The exit code of a hook the timeout or a cancel killed (128 + SIGKILL). */
 const KILLED_EXIT = 128 + osConstants.signals.SIGKILL;
 
-/** The scratch dir's name; `edge-validate-` like the staging dirs, so what a killed run leaves is cleaned with them. */
-const SCRATCH_PREFIX = 'edge-validate-hook-';
-
 /** Starts the hook in the copy of its role folder, its stderr joined to its stdout (the sandbox's own stays apart). */
 const LAUNCH = 'cd "$1" || exit 125; exec "$2" 2>&1';
 
@@ -195,7 +192,7 @@ async function runHook(
     return { ...base(phase, hook), exitCode: refused.exitCode, output: redact(refused.message), skipped: false };
   }
   const timeoutMs = options.timeoutMs ?? DEFAULT_HOOK_TIMEOUT_MS;
-  const scratch = await makeScratchDir(SCRATCH_PREFIX);
+  const scratch = await makeScratchDir('hook');
   try {
     // A copy: the exported tree is root's and stays out of the sandbox's reach. Symlinks are copied as they are,
     // so one pointing out of the role folder resolves inside the sandbox, as nobody, to what nobody may read.

@@ -12,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { access, chmod, chown, lchown, mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
+import { runTempPrefix, type RunTempKind } from './run-temp.js';
 
 /** The uid and gid confined commands run as (`nobody`). */
 export const SANDBOX_ID = 65534;
@@ -131,7 +132,7 @@ async function probeConfinement(): Promise<Confinement> {
     }
   }
   const root = process.getuid?.() === 0;
-  const scratch = await mkdtemp(join(tmpdir(), 'edge-validate-probe-'));
+  const scratch = await mkdtemp(join(tmpdir(), runTempPrefix('probe')));
   try {
     await prepareScratch(scratch, root);
     const trial = (mode: ConfinementMode) =>
@@ -178,11 +179,11 @@ export interface ScratchDir {
 
 /**
  * A fresh scratch dir, writable by the sandbox user. It sits under a root-owned 0711 dir with an unguessable
- * name, so no other process of the sandbox user on the host can reach what a command leaves in it. Its name starts
- * with `edge-validate-`, like the staging dirs, so what a killed run leaves behind is cleaned with them.
+ * name, so no other process of the sandbox user on the host can reach what a command leaves in it. It is named
+ * after this process, like the staging dirs (run-temp.ts), so what a killed run leaves behind is cleaned with them.
  */
-export async function makeScratchDir(prefix = 'edge-validate-sandbox-'): Promise<ScratchDir> {
-  const parent = await mkdtemp(join(tmpdir(), prefix));
+export async function makeScratchDir(kind: RunTempKind = 'sandbox'): Promise<ScratchDir> {
+  const parent = await mkdtemp(join(tmpdir(), runTempPrefix(kind)));
   const path = join(parent, randomBytes(12).toString('hex'));
   await mkdir(path, { mode: 0o700 });
   const { mode } = await confinement();

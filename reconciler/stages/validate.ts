@@ -10,7 +10,7 @@ import type { DesiredState, ResourceKind } from '../model.js';
 import { contentHash, type InventoryEntry } from '../state/inventory.js';
 import { RENDERERS } from '../../renderers/registry.js';
 import type { RenderedFile } from '../../renderers/types.js';
-import { stagingPrefix } from '../state/leftovers.js';
+import { runTempPrefix } from '../host/run-temp.js';
 import { writeFileTree } from '../host/file-tree.js';
 import type { Redactor } from '../secrets/redact.js';
 import type { VerdictCache, VerdictContext } from '../cache/verdict-cache.js';
@@ -54,7 +54,7 @@ export async function collectValidationProblems(
   const kinds = changedKinds(files, options.previous);
   const pending = pendingValidation(files, kinds, { guards: state.edge.guards, externalExecPrefixes: state.edge.externalExecPrefixes }, options.verdicts);
   if (pending.size === 0) return [];
-  const stagingDir = await mkdtemp(join(tmpdir(), stagingPrefix()));
+  const stagingDir = await mkdtemp(join(tmpdir(), runTempPrefix('staging')));
   try {
     const staged = RENDERERS.filter((renderer) => renderer.readsStaging).flatMap((renderer) => pending.get(renderer.kind)?.files ?? []);
     await stageFiles(stagingDir, staged);

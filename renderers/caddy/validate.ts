@@ -24,7 +24,7 @@ export async function validateCaddy(input: ValidateInput, binary = 'caddy'): Pro
   if (input.files.length === 0) return [];
   const confinedImports = importProblems(input.allFiles);
   if (confinedImports.length > 0) return confinedImports;
-  const scratch = await makeScratchDir('edge-validate-caddy-');
+  const scratch = await makeScratchDir('caddy');
   const workDir = scratch.path;
   try {
     const tree = join(workDir, 'tree');

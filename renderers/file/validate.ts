@@ -25,7 +25,7 @@ export async function validateFiles(input: ValidateInput): Promise<Problem[]> {
 async function runValidateCommand(file: RenderedFile, input: ValidateInput): Promise<Problem | undefined> {
   const declared = file.validateCommand ?? [];
   const timeoutMs = input.commandTimeoutMs ?? FILE_VALIDATE_TIMEOUT_MS;
-  const scratchDir = await makeScratchDir('edge-validate-file-');
+  const scratchDir = await makeScratchDir('file');
   const scratch = scratchDir.path;
   try {
     const staged = join(scratch, file.path);

@@ -9,6 +9,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { runTempPrefix } from '../../reconciler/host/run-temp.js';
 import { confinement, makeScratchDir, runWith } from '../../reconciler/host/sandbox.js';
 import type { DesiredState } from '../../reconciler/model.js';
 import { redactorFor } from '../../reconciler/secrets/redact.js';
@@ -117,7 +118,7 @@ describe('repo-supplied commands run confined', function () {
     const [problem] = await validateFiles(inputOf([file], work));
     assert.equal(problem?.code, 'FILE_VALIDATE');
     assert.match(problem?.message ?? '', /No space left on device/);
-    assert.deepEqual((await readdir(tmpdir())).filter((name) => name.startsWith('edge-validate-file-')), []);
+    assert.deepEqual((await readdir(tmpdir())).filter((name) => name.startsWith(runTempPrefix('file'))), []);
   });
 
   it('where confinement is unavailable, still kills the command and what it started at its timeout', async () => {

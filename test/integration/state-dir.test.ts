@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { execa } from 'execa';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, unlink, utimes, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +13,7 @@ import { CLI } from '../helpers/paths.js';
 import { writeSecretsDir } from '../helpers/cli.js';
 import { exampleAppArgs } from '../helpers/app-repos.js';
 import { commitEdit, exampleGitRepo } from '../helpers/git-repo.js';
+import { runTempPrefix } from '../../reconciler/host/run-temp.js';
 import { StateStore } from '../../reconciler/state/state-store.js';
 
 interface Outcome {
@@ -229,25 +230,36 @@ describe('the state dir under faults', function () {
     });
   }
 
-  it('removes the leftovers of a killed run at the next start: temp files, partial generations, staging dirs', async () => {
+  it('removes the leftovers of a killed run at the next start: temp files, partial generations, staging and scratch dirs', async () => {
     const dead = execa(process.execPath, ['-e', '']);
     await dead;
-    const staging = join(tmpdir(), `edge-validate-${dead.pid}-x1y2z3`);
+    const kinds = ['staging', 'probe', 'sandbox', 'file', 'caddy', 'hook'] as const;
+    const temps = kinds.map((kind) => join(tmpdir(), `${runTempPrefix(kind, dead.pid)}x1y2z3`));
+    // Named by an earlier version (no pid): removed once older than any validation, kept while it may be in use.
+    const oldUnowned = join(tmpdir(), 'edge-validate-caddy-a1b2c3');
+    const freshUnowned = join(tmpdir(), 'edge-validate-file-d4e5f6');
+    // A live process's dirs (this test's, as a `check` beside the agent would have) are not leftovers.
+    const alive = join(tmpdir(), `${runTempPrefix('caddy')}g7h8i9`);
     const planted = [
       join(stateDir, 'status.json.tmp-0a1b2c3d'),
       join(stateDir, 'generations/.2.0a1b2c3d/files/etc/edge-reconciler/env/lod.env'),
       join(stateDir, 'generations/.pruned-7.0a1b2c3d/meta.json'),
       join(stateDir, 'staging/tree-abc/edge.yaml'),
-      join(staging, 'etc/edge-reconciler/env/lod.env'),
+      ...temps.map((dir) => join(dir, 'etc/edge-reconciler/env/lod.env')),
+      join(oldUnowned, 'Caddyfile'),
     ];
-    for (const path of planted) {
+    const kept = [join(freshUnowned, 'lod.env'), join(alive, 'Caddyfile')];
+    for (const path of [...planted, ...kept]) {
       await mkdir(join(path, '..'), { recursive: true });
       await writeFile(path, 'SESSION_SECRET=sess-Kk29SessionSecretValue\n');
     }
-    cleanup.push(staging);
+    const twoHoursAgo = new Date(Date.now() - 2 * 3600_000);
+    await utimes(oldUnowned, twoHoursAgo, twoHoursAgo);
+    cleanup.push(...temps, oldUnowned, freshUnowned, alive);
     assert.equal((await recover()).exitCode, 0);
     for (const path of planted) assert.ok(!existsSync(path), `${path} is still there`);
-    assert.ok(!existsSync(staging));
+    for (const dir of [...temps, oldUnowned]) assert.ok(!existsSync(dir), `${dir} is still there`);
+    for (const path of kept) assert.ok(existsSync(path), `${path} was removed`);
   });
 
   it('names a state dir it cannot create instead of crashing with a stack trace', async () => {

@@ -38,7 +38,7 @@ describe('staging for the validators', () => {
     const { loadDesiredState } = await import('../../../reconciler/stages/load.js');
     const { renderHost } = await import('../../../reconciler/stages/render.js');
     const { collectValidationProblems } = await import('../../../reconciler/stages/validate.js');
-    const { stagingPrefix } = await import('../../../reconciler/state/leftovers.js');
+    const { runTempPrefix } = await import('../../../reconciler/host/run-temp.js');
     const { DEFAULT_PATH_POLICY } = await import('../../../reconciler/host/path-policy.js');
     const { EXAMPLE_REPO } = await import('../../helpers/paths.js');
     const secret = 'staging-must-not-see-this-0123456789';
@@ -59,9 +59,9 @@ describe('staging for the validators', () => {
       // Deferred, as a reconcile does: the temp trees stay until the run ends.
       assert.deepEqual(await collectValidationProblems(state, files, { defer: (cleanup) => deferred.push(cleanup) }), []);
       const left = await readdir(temp);
-      const staging = left.find((name) => name.startsWith(stagingPrefix()));
+      const staging = left.find((name) => name.startsWith(runTempPrefix('staging')));
       assert.ok(staging, `no staging dir in ${temp}: ${left.join(', ')}`);
-      assert.ok(left.some((name) => name.startsWith('edge-validate-caddy-')), `caddy's copy was removed early: ${left.join(', ')}`);
+      assert.ok(left.some((name) => name.startsWith(runTempPrefix('caddy'))), `caddy's copy was removed early: ${left.join(', ')}`);
       const staged = (await readdir(join(temp, staging), { recursive: true, withFileTypes: true }))
         .filter((entry) => entry.isFile())
         .map((entry) => join(entry.parentPath, entry.name).slice(join(temp, staging).length))
