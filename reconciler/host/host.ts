@@ -7,6 +7,8 @@
  *
  * The calls are synchronous except the fsyncs, which wait for the disk: an apply makes a dozen calls per file for
  * thousands of files, and each is cheaper than its trip through Node's thread pool (and it keeps their order plain).
+ * A write, switch or removal fsyncs its directory at once, or, given a {@link DirSyncs}, once per directory when
+ * the batch is flushed: an apply of a thousand files in one folder syncs that folder once, not a thousand times.
  */
 import {
   chmodSync,
@@ -52,6 +54,14 @@ export interface LiveFile {
 export interface IdResolver {
   uid(name: string): number | undefined;
   gid(name: string): number | undefined;
+}
+
+/** A file written beside its target by {@link Host.stageWrite}, waiting to be renamed over it. */
+export interface StagedWrite {
+  /** The host path it will replace. */
+  readonly path: string;
+  /** Where it is now, on this machine's filesystem. */
+  readonly temp: string;
 }
 
 /** What the parent check found: the directories are all there, or one is missing (nothing can be at the path). */
@@ -106,9 +116,24 @@ export class Host {
 
   /**
    * Writes `content` to `path` atomically: a temp file beside the target, owner and mode set, fsynced, renamed
-   * into place, the directory fsynced. Parent directories are created (0755, root) and must not be symlinks.
+   * into place, the directory fsynced (now, or by `syncs`). Parent directories are created (0755, root) and must not
+   * be symlinks.
    */
-  async writeAtomic(path: string, content: Buffer | string, mode: number, uid: number, gid: number): Promise<void> {
+  async writeAtomic(path: string, content: Buffer | string, mode: number, uid: number, gid: number, syncs?: DirSyncs): Promise<void> {
+    await this.commitWrite(await this.writeTemp(path, content, mode, uid, gid, true), syncs);
+  }
+
+  /**
+   * The first half of {@link writeAtomic}: the temp file beside `path`, written, owner and mode set, but neither
+   * fsynced nor renamed (a batch makes all of them durable at once, then commits each). Until it is committed the
+   * target is untouched, and a crash leaves a temp file that recovery removes by name.
+   */
+  async stageWrite(path: string, content: Buffer | string, mode: number, uid: number, gid: number): Promise<StagedWrite> {
+    return this.writeTemp(path, content, mode, uid, gid, false);
+  }
+
+  /** The temp file of a write, fsynced when `sync`. */
+  private async writeTemp(path: string, content: Buffer | string, mode: number, uid: number, gid: number, sync: boolean): Promise<StagedWrite> {
     await this.makeParents(path);
     const real = this.resolve(path);
     const temp = join(dirname(real), `${TEMP_PREFIX}${basename(real)}.${randomBytes(4).toString('hex')}`);
@@ -117,7 +142,7 @@ export class Host {
       writeFileSync(fd, content);
       if (this.canChown) fchownSync(fd, uid, gid);
       fchmodSync(fd, mode);
-      await fsyncFd(fd);
+      if (sync) await fsyncFd(fd);
     } catch (error) {
       closeSync(fd);
       try {
@@ -128,6 +153,12 @@ export class Host {
       throw error;
     }
     closeSync(fd);
+    return { path, temp };
+  }
+
+  /** The second half of {@link writeAtomic}: the durable temp file renamed over its target. */
+  async commitWrite({ path, temp }: StagedWrite, syncs?: DirSyncs): Promise<void> {
+    const real = this.resolve(path);
     // Refused here, the temp file stays where it was written: unlinking it by path could reach outside the root.
     await this.checkParents(path, 'write', { mustExist: true });
     if (lstatOrUndefined(real)?.isDirectory()) {
@@ -135,7 +166,7 @@ export class Host {
       throw new HostPathError('PATH_NOT_FILE', path, `${path} is a directory; refusing to replace it with a file`);
     }
     renameSync(temp, real);
-    await syncDir(dirname(real));
+    await syncParent(real, syncs);
   }
 
   /**
@@ -143,7 +174,7 @@ export class Host {
    * leaves nothing recovery does not clean), renamed over the old one with rename(2), the directory fsynced. A crash
    * leaves the old link or the new one, never none. A directory standing at `path` is refused, never replaced.
    */
-  async switchSymlink(path: string, target: string): Promise<void> {
+  async switchSymlink(path: string, target: string, syncs?: DirSyncs): Promise<void> {
     await this.makeParents(path);
     const real = this.resolve(path);
     const temp = join(dirname(real), `${TEMP_PREFIX}${basename(real)}.${randomBytes(4).toString('hex')}`);
@@ -155,7 +186,7 @@ export class Host {
       throw new HostPathError('PATH_NOT_FILE', path, `${path} is a directory; refusing to replace it with a symlink`);
     }
     renameSync(temp, real);
-    await syncDir(dirname(real));
+    await syncParent(real, syncs);
   }
 
   /** Sets mode and owner of an existing file without rewriting it, through a descriptor of the file itself. */
@@ -175,7 +206,7 @@ export class Host {
   }
 
   /** Removes a managed file (never a directory); no error when it is already gone. */
-  async remove(path: string): Promise<void> {
+  async remove(path: string, syncs?: DirSyncs): Promise<void> {
     if ((await this.checkParents(path, 'remove')) === 'missing') return;
     const real = this.resolve(path);
     const stat = lstatOrUndefined(real);
@@ -183,7 +214,7 @@ export class Host {
     if (stat.isDirectory()) throw new HostPathError('PATH_NOT_FILE', path, `${path} is a directory; refusing to remove it`);
     await this.checkParents(path, 'remove', { mustExist: true });
     unlinkSync(real);
-    await syncDir(dirname(real));
+    await syncParent(real, syncs);
   }
 
   /** Removes the directory `dir` when it is empty (never a symlink, never anything in it); true when removed. */
@@ -384,9 +415,40 @@ export class SymlinkRefusedError extends HostPathError {
   }
 }
 
+/**
+ * The directories whose entries a batch of writes, switches and removals changed, each fsynced once by `flush`.
+ * Until then the new entries are live but not yet durable: a batch is flushed before anything records it done (the
+ * transaction's journal stays until then, so a power cut in between is undone like any other interrupted apply).
+ */
+export class DirSyncs {
+  private readonly dirs = new Set<string>();
+
+  add(dir: string): void {
+    this.dirs.add(dir);
+  }
+
+  /** fsyncs every directory added since the last flush. */
+  async flush(): Promise<void> {
+    const dirs = [...this.dirs].sort();
+    this.dirs.clear();
+    for (const dir of dirs) await syncDir(dir);
+  }
+}
+
+/** fsyncs the directory of `real` now, or leaves it to `syncs`. */
+async function syncParent(real: string, syncs: DirSyncs | undefined): Promise<void> {
+  if (syncs) syncs.add(dirname(real));
+  else await syncDir(dirname(real));
+}
+
 /** fsyncs a directory so a rename in it survives power loss. */
 export async function syncDir(dir: string): Promise<void> {
-  const fd = openSync(dir, 'r');
+  await fsyncPath(dir);
+}
+
+/** fsyncs what is at `path` (a file or a directory; never through a symlink). */
+export async function fsyncPath(path: string): Promise<void> {
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
   try {
     await fsyncFd(fd);
   } finally {
