@@ -5,14 +5,15 @@
  * rendered env files, which hold secrets.
  */
 import { access, mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
-import { closeSync, linkSync, mkdirSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { EdgeError } from '../errors.js';
 import { crashPoint } from '../host/crash-points.js';
-import { fsyncFd, syncDir } from '../host/host.js';
+import { makeDurable } from '../host/durable.js';
+import { syncDir } from '../host/host.js';
 import { contentHash, sha256, type InventoryEntry, type ManagedFile } from './inventory.js';
 import { acquireLock, type Unlock } from './lock.js';
 import type { HealthCheckSpec } from '../model.js';
@@ -186,8 +187,9 @@ export class StateStore {
   }
 
   /**
-   * Stores a new generation: the content of every file and its meta, written and fsynced into a temp dir that is
-   * renamed into place, so a generation dir is either complete or absent, and survives a power cut once renamed.
+   * Stores a new generation: the content of every file and its meta, written into a temp dir, made durable at once
+   * (host/durable.ts), and renamed into place, so a generation dir is either complete or absent, and survives a
+   * power cut once renamed.
    */
   async createGeneration(
     meta: Omit<GenerationMeta, 'generation'>,
@@ -202,8 +204,9 @@ export class StateStore {
     // Files unchanged since `reuse` are hard links to its copies (a one-file change stores one file), but only
     // a copy that still matches its hash: a damaged one is written afresh, not carried forward.
     const unchanged = new Map((reuse?.inventory ?? []).map((entry) => [entry.path, entry.sha256]));
-    const dirs = new Set<string>([join(temp, 'files')]);
-    // Synchronous links and directories: thousands of them, each cheaper than its trip through the thread pool.
+    const dirs = new Set<string>([temp, join(temp, 'files')]);
+    const written: string[] = [];
+    // Synchronous links, directories and writes: thousands of them, each cheaper than its trip through the thread pool.
     for (const file of files) {
       const path = join(temp, 'files', file.path);
       if (!dirs.has(dirname(path))) mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
@@ -213,10 +216,12 @@ export class StateStore {
         const source = join(this.generationsDir, String(reuse.generation), 'files', file.path);
         if (readIntact(source, hash) && linked(source, path)) continue;
       }
-      await writeSynced(path, file.content);
+      writeFileSync(path, file.content, { flag: 'wx', mode: 0o600 });
+      written.push(path);
     }
-    await writeSynced(join(temp, 'meta.json'), `${JSON.stringify(full, null, 2)}\n`);
-    for (const dir of [...dirs, temp].sort((x, y) => y.length - x.length)) await syncDir(dir);
+    writeFileSync(join(temp, 'meta.json'), `${JSON.stringify(full, null, 2)}\n`, { flag: 'wx', mode: 0o600 });
+    written.push(join(temp, 'meta.json'));
+    await makeDurable(written, [...dirs]);
     await rename(temp, join(this.generationsDir, String(generation)));
     await syncDir(this.generationsDir);
     return full;
@@ -355,20 +360,6 @@ const PRUNED_PREFIX = '.pruned-';
 /** A file of the state dir that cannot be used as it is: names the file, the damage and the way out. */
 export function stateDamaged(path: string, damage: string, fix: string, cause?: unknown): EdgeError {
   return new EdgeError('STATE_DAMAGED', `${path} is damaged: ${damage}; ${fix}`, { stage: 'fetch', retry: 'stuck', cause });
-}
-
-/**
- * Writes a new file (0600) and fsyncs it. Open, write and close are synchronous (a generation is thousands of small
- * files, each call cheaper than its trip through the thread pool); the fsync, which waits for the disk, is not.
- */
-async function writeSynced(path: string, content: string | Buffer): Promise<void> {
-  const fd = openSync(path, 'wx', 0o600);
-  try {
-    writeFileSync(fd, content);
-    await fsyncFd(fd);
-  } finally {
-    closeSync(fd);
-  }
 }
 
 /** temp + fsync + rename + fsync of the directory. */

@@ -2,13 +2,14 @@
  * The transaction: how a set of files goes live so that a crash at any point leaves the host on exactly the old
  * or the new generation. Before anything changes, every file that will be overwritten or removed is copied into
  * the state dir and a journal lists every step with the before and after state of each path. Each file then goes
- * in atomically (temp beside the target, fsync, rename). At startup a leftover journal is undone from the
+ * in atomically (temp beside the target, made durable, renamed over it). At startup a leftover journal is undone from the
  * backups, byte for byte; a health failure undoes it the same way.
  */
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { dirname, join, posix } from 'node:path';
 import { crashPoint } from '../host/crash-points.js';
-import type { Host, LiveFile } from '../host/host.js';
+import { makeDurable } from '../host/durable.js';
+import { DirSyncs, type Host, type LiveFile, type StagedWrite } from '../host/host.js';
 import { sha256, type ManagedFile } from './inventory.js';
 import type { ResourceKind } from '../model.js';
 import { stateDamaged, writeFileAtomic, type StateStore } from './state-store.js';
@@ -136,19 +137,31 @@ export class Transaction {
     return new Transaction(store, host, journal);
   }
 
-  /** Writes and removes the files, op by op, each atomically. */
+  /**
+   * Puts the files in place. Every new file is first written beside its target and all of them are made durable at
+   * once (host/durable.ts); then, op by op, each is renamed over its target or the path removed; the directories are
+   * fsynced once each at the end. The journal stays until the transaction commits, so a power cut anywhere in
+   * between is undone, temp files included.
+   */
   async applyFiles(contentOf: (path: string) => string): Promise<void> {
+    const staged = new Map<JournalOp, StagedWrite>();
+    for (const op of this.journal.ops) {
+      if (op.action === 'write' && op.after && !op.link) {
+        staged.set(op, await this.host.stageWrite(op.path, contentOf(op.path), op.after.mode, op.after.uid, op.after.gid));
+      }
+    }
+    await makeDurable([...staged.values()].map((write) => write.temp));
+    crashPoint('apply:staged');
+    const syncs = new DirSyncs();
     let index = 0;
     for (const op of this.journal.ops) {
-      if (op.action === 'write' && op.after && op.link) {
-        await this.host.switchSymlink(op.path, contentOf(op.path));
-      } else if (op.action === 'write' && op.after) {
-        await this.host.writeAtomic(op.path, contentOf(op.path), op.after.mode, op.after.uid, op.after.gid);
-      } else {
-        await this.host.remove(op.path);
-      }
+      const write = staged.get(op);
+      if (write) await this.host.commitWrite(write, syncs);
+      else if (op.action === 'write' && op.after) await this.host.switchSymlink(op.path, contentOf(op.path), syncs);
+      else await this.host.remove(op.path, syncs);
       crashPoint(`apply:op:${index++}`);
     }
+    await syncs.flush();
   }
 
   /** Records progress; undo is the same from every phase, the phase is for status and logs. */
@@ -169,6 +182,7 @@ export class Transaction {
    */
   async undo(): Promise<JournalOp[]> {
     const restored: JournalOp[] = [];
+    const syncs = new DirSyncs();
     let index = 0;
     for (const op of [...this.journal.ops].reverse()) {
       crashPoint(`undo:op:${index++}`);
@@ -176,17 +190,18 @@ export class Transaction {
       const now = liveState(await this.host.read(op.path), op.link);
       if (sameState(now, op.before)) continue;
       if (op.before === null) {
-        await this.host.remove(op.path);
+        await this.host.remove(op.path, syncs);
       } else if (op.link) {
-        await this.host.switchSymlink(op.path, (await this.backupOf(op.path, op.before.sha256)).toString('utf8'));
+        await this.host.switchSymlink(op.path, (await this.backupOf(op.path, op.before.sha256)).toString('utf8'), syncs);
       } else if (now?.sha256 === op.before.sha256) {
         await this.host.setAttributes(op.path, op.before.mode, op.before.uid, op.before.gid);
       } else {
         const content = await this.backupOf(op.path, op.before.sha256);
-        await this.host.writeAtomic(op.path, content, op.before.mode, op.before.uid, op.before.gid);
+        await this.host.writeAtomic(op.path, content, op.before.mode, op.before.uid, op.before.gid, syncs);
       }
       restored.push(op);
     }
+    await syncs.flush();
     for (const dir of [...(this.journal.createdDirs ?? [])].reverse()) await this.host.removeEmptyDir(dir);
     return restored;
   }

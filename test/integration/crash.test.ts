@@ -127,10 +127,10 @@ describe('crash safety: SIGKILL at every step boundary', function () {
     await Promise.all(cleanup.map((dir) => rm(dir, { recursive: true, force: true })));
   });
 
-  it('passes every kind of boundary: backups, journal, each file, activation, firewall, health, record', () => {
+  it('passes every kind of boundary: backups, journal, the staged files, each file, activation, firewall, health, record', () => {
     assert.notDeepEqual(differences(roots.A, roots.B), [], 'commit B must change the host');
     assert.ok(differences(roots.AC, roots.ABC).some((path) => path.startsWith('etc/sysctl.d')), 'B leaves a directory that C does not remove');
-    for (const expected of ['apply:generation', 'apply:backups', 'apply:journal', 'apply:deactivated', 'apply:op:0', 'apply:done', 'activate:daemon-reload', 'activate:restart', 'activate:firewall-armed', 'activate:firewall', 'health:checked', 'record:good', 'record:committed']) {
+    for (const expected of ['apply:generation', 'apply:backups', 'apply:journal', 'apply:deactivated', 'apply:staged', 'apply:op:0', 'apply:done', 'activate:daemon-reload', 'activate:restart', 'activate:firewall-armed', 'activate:firewall', 'health:checked', 'record:good', 'record:committed']) {
       assert.ok(points.includes(expected), `no boundary ${expected} in ${points.join(', ')}`);
     }
     assert.ok(points.filter((point) => point.startsWith('apply:op:')).length >= 5);
