@@ -7,8 +7,9 @@
  *
  * The calls are synchronous except the fsyncs, which wait for the disk: an apply makes a dozen calls per file for
  * thousands of files, and each is cheaper than its trip through Node's thread pool (and it keeps their order plain).
- * A write, switch or removal fsyncs its directory at once, or, given a {@link DirSyncs}, once per directory when
- * the batch is flushed: an apply of a thousand files in one folder syncs that folder once, not a thousand times.
+ * A write, switch or removal fsyncs its directory at once, or, given a {@link HostBatch}, once per directory when
+ * the batch is flushed (an apply of a thousand files in one folder syncs that folder once, not a thousand times),
+ * and checks a directory that only root can change once per batch, not at every step.
  */
 import {
   chmodSync,
@@ -116,11 +117,11 @@ export class Host {
 
   /**
    * Writes `content` to `path` atomically: a temp file beside the target, owner and mode set, fsynced, renamed
-   * into place, the directory fsynced (now, or by `syncs`). Parent directories are created (0755, root) and must not
+   * into place, the directory fsynced (now, or by `batch`). Parent directories are created (0755, root) and must not
    * be symlinks.
    */
-  async writeAtomic(path: string, content: Buffer | string, mode: number, uid: number, gid: number, syncs?: DirSyncs): Promise<void> {
-    await this.commitWrite(await this.writeTemp(path, content, mode, uid, gid, true), syncs);
+  async writeAtomic(path: string, content: Buffer | string, mode: number, uid: number, gid: number, batch?: HostBatch): Promise<void> {
+    await this.commitWrite(await this.writeTemp(path, content, mode, uid, gid, true, batch), batch);
   }
 
   /**
@@ -128,13 +129,13 @@ export class Host {
    * fsynced nor renamed (a batch makes all of them durable at once, then commits each). Until it is committed the
    * target is untouched, and a crash leaves a temp file that recovery removes by name.
    */
-  async stageWrite(path: string, content: Buffer | string, mode: number, uid: number, gid: number): Promise<StagedWrite> {
-    return this.writeTemp(path, content, mode, uid, gid, false);
+  async stageWrite(path: string, content: Buffer | string, mode: number, uid: number, gid: number, batch?: HostBatch): Promise<StagedWrite> {
+    return this.writeTemp(path, content, mode, uid, gid, false, batch);
   }
 
   /** The temp file of a write, fsynced when `sync`. */
-  private async writeTemp(path: string, content: Buffer | string, mode: number, uid: number, gid: number, sync: boolean): Promise<StagedWrite> {
-    await this.makeParents(path);
+  private async writeTemp(path: string, content: Buffer | string, mode: number, uid: number, gid: number, sync: boolean, batch: HostBatch | undefined): Promise<StagedWrite> {
+    await this.makeParents(path, batch);
     const real = this.resolve(path);
     const temp = join(dirname(real), `${TEMP_PREFIX}${basename(real)}.${randomBytes(4).toString('hex')}`);
     const fd = openSync(temp, 'wx', 0o600);
@@ -157,16 +158,16 @@ export class Host {
   }
 
   /** The second half of {@link writeAtomic}: the durable temp file renamed over its target. */
-  async commitWrite({ path, temp }: StagedWrite, syncs?: DirSyncs): Promise<void> {
+  async commitWrite({ path, temp }: StagedWrite, batch?: HostBatch): Promise<void> {
     const real = this.resolve(path);
     // Refused here, the temp file stays where it was written: unlinking it by path could reach outside the root.
-    await this.checkParents(path, 'write', { mustExist: true });
+    await this.checkParents(path, 'write', { mustExist: true, batch });
     if (lstatOrUndefined(real)?.isDirectory()) {
       unlinkSync(temp);
       throw new HostPathError('PATH_NOT_FILE', path, `${path} is a directory; refusing to replace it with a file`);
     }
     renameSync(temp, real);
-    await syncParent(real, syncs);
+    await syncParent(real, batch);
   }
 
   /**
@@ -174,19 +175,19 @@ export class Host {
    * leaves nothing recovery does not clean), renamed over the old one with rename(2), the directory fsynced. A crash
    * leaves the old link or the new one, never none. A directory standing at `path` is refused, never replaced.
    */
-  async switchSymlink(path: string, target: string, syncs?: DirSyncs): Promise<void> {
-    await this.makeParents(path);
+  async switchSymlink(path: string, target: string, batch?: HostBatch): Promise<void> {
+    await this.makeParents(path, batch);
     const real = this.resolve(path);
     const temp = join(dirname(real), `${TEMP_PREFIX}${basename(real)}.${randomBytes(4).toString('hex')}`);
     symlinkSync(target, temp);
     crashPoint('link:created');
-    await this.checkParents(path, 'switch', { mustExist: true });
+    await this.checkParents(path, 'switch', { mustExist: true, batch });
     if (lstatOrUndefined(real)?.isDirectory()) {
       unlinkSync(temp);
       throw new HostPathError('PATH_NOT_FILE', path, `${path} is a directory; refusing to replace it with a symlink`);
     }
     renameSync(temp, real);
-    await syncParent(real, syncs);
+    await syncParent(real, batch);
   }
 
   /** Sets mode and owner of an existing file without rewriting it, through a descriptor of the file itself. */
@@ -206,15 +207,15 @@ export class Host {
   }
 
   /** Removes a managed file (never a directory); no error when it is already gone. */
-  async remove(path: string, syncs?: DirSyncs): Promise<void> {
-    if ((await this.checkParents(path, 'remove')) === 'missing') return;
+  async remove(path: string, batch?: HostBatch): Promise<void> {
+    if ((await this.checkParents(path, 'remove', { batch })) === 'missing') return;
     const real = this.resolve(path);
     const stat = lstatOrUndefined(real);
     if (!stat) return;
     if (stat.isDirectory()) throw new HostPathError('PATH_NOT_FILE', path, `${path} is a directory; refusing to remove it`);
-    await this.checkParents(path, 'remove', { mustExist: true });
+    await this.checkParents(path, 'remove', { mustExist: true, batch });
     unlinkSync(real);
-    await syncParent(real, syncs);
+    await syncParent(real, batch);
   }
 
   /** Removes the directory `dir` when it is empty (never a symlink, never anything in it); true when removed. */
@@ -264,9 +265,9 @@ export class Host {
   }
 
   /** Creates the directories on the way to `path` (0755) under the root; refuses a symlink or a file among them. */
-  private async makeParents(path: string): Promise<void> {
+  private async makeParents(path: string, batch?: HostBatch): Promise<void> {
     mkdirSync(this.root, { recursive: true });
-    if ((await this.checkParents(path, 'write')) === 'present') return;
+    if ((await this.checkParents(path, 'write', { batch })) === 'present') return;
     let current = '';
     for (const segment of dirname(path).split('/').filter(Boolean)) {
       current += `/${segment}`;
@@ -292,15 +293,18 @@ export class Host {
   /**
    * The one parent check: every directory from the root down to `path`'s is a real directory, not a symlink.
    * `missing` when one does not exist (nothing can be at `path`), unless `mustExist`; a symlink or a file on the
-   * way is refused, naming it.
+   * way is refused, naming it. Within a `batch`, a directory it has seen that only root can change is not looked at
+   * again (see {@link HostBatch}).
    */
-  private async checkParents(path: string, operation: string, { mustExist = false } = {}): Promise<Parents> {
+  private async checkParents(path: string, operation: string, { mustExist = false, batch }: { mustExist?: boolean; batch?: HostBatch } = {}): Promise<Parents> {
     this.resolve(path); // refuses a path that is not absolute and normal before anything is looked at
     // One lstat per directory below the root (the root's own symlinks are its business): no exception is thrown
     // for a directory that is simply not there yet, the common case on a fresh host.
     let current = '';
+    let rootOnly = true;
     for (const segment of dirname(path).split('/').filter(Boolean)) {
       current += `/${segment}`;
+      if (rootOnly && batch?.rootOnly.has(current)) continue;
       const stat = lstatOrUndefined(this.resolve(current));
       if (!stat) {
         if (!mustExist) return 'missing';
@@ -311,6 +315,8 @@ export class Host {
         if (!mustExist) return 'missing';
         throw new HostPathError('PATH_NOT_DIRECTORY', current, `refusing to ${operation} ${path}: ${current} is not a directory`);
       }
+      rootOnly &&= stat.uid === 0 && (stat.mode & 0o022) === 0;
+      if (rootOnly) batch?.rootOnly.add(current);
     }
     return 'present';
   }
@@ -416,14 +422,23 @@ export class SymlinkRefusedError extends HostPathError {
 }
 
 /**
- * The directories whose entries a batch of writes, switches and removals changed, each fsynced once by `flush`.
- * Until then the new entries are live but not yet durable: a batch is flushed before anything records it done (the
- * transaction's journal stays until then, so a power cut in between is undone like any other interrupted apply).
+ * A batch of writes, switches and removals (one transaction's), holding the host lock. It keeps two things:
+ *
+ * - the directories whose entries it changed, each fsynced once by `flush`. Until then the new entries are live but
+ *   not yet durable: a batch is flushed before anything records it done (the transaction's journal stays until
+ *   then, so a power cut in between is undone like any other interrupted apply);
+ * - the directories found to be real, owned by root and writable by no one else, as were all above them: only root
+ *   can swap such a directory for a symlink, so within the batch it is checked once, not at every step (a thousand
+ *   files in /etc/systemd/system were ~10 lstats each). A directory another user can write (an app's own data dir)
+ *   and all below it are checked at every step, as outside a batch.
  */
-export class DirSyncs {
+export class HostBatch {
   private readonly dirs = new Set<string>();
+  /** Host paths of directories only root can change (see above). */
+  readonly rootOnly = new Set<string>();
 
-  add(dir: string): void {
+  /** Leaves the fsync of `dir` to `flush`. */
+  syncLater(dir: string): void {
     this.dirs.add(dir);
   }
 
@@ -435,9 +450,9 @@ export class DirSyncs {
   }
 }
 
-/** fsyncs the directory of `real` now, or leaves it to `syncs`. */
-async function syncParent(real: string, syncs: DirSyncs | undefined): Promise<void> {
-  if (syncs) syncs.add(dirname(real));
+/** fsyncs the directory of `real` now, or leaves it to `batch`. */
+async function syncParent(real: string, batch: HostBatch | undefined): Promise<void> {
+  if (batch) batch.syncLater(dirname(real));
   else await syncDir(dirname(real));
 }
 

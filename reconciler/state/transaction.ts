@@ -9,7 +9,7 @@ import { mkdir, readFile, rm } from 'node:fs/promises';
 import { dirname, join, posix } from 'node:path';
 import { crashPoint } from '../host/crash-points.js';
 import { makeDurable } from '../host/durable.js';
-import { DirSyncs, type Host, type LiveFile, type StagedWrite } from '../host/host.js';
+import { HostBatch, type Host, type LiveFile, type StagedWrite } from '../host/host.js';
 import { sha256, type ManagedFile } from './inventory.js';
 import type { ResourceKind } from '../model.js';
 import { stateDamaged, writeFileAtomic, type StateStore } from './state-store.js';
@@ -144,24 +144,24 @@ export class Transaction {
    * between is undone, temp files included.
    */
   async applyFiles(contentOf: (path: string) => string): Promise<void> {
+    const batch = new HostBatch();
     const staged = new Map<JournalOp, StagedWrite>();
     for (const op of this.journal.ops) {
       if (op.action === 'write' && op.after && !op.link) {
-        staged.set(op, await this.host.stageWrite(op.path, contentOf(op.path), op.after.mode, op.after.uid, op.after.gid));
+        staged.set(op, await this.host.stageWrite(op.path, contentOf(op.path), op.after.mode, op.after.uid, op.after.gid, batch));
       }
     }
     await makeDurable([...staged.values()].map((write) => write.temp));
     crashPoint('apply:staged');
-    const syncs = new DirSyncs();
     let index = 0;
     for (const op of this.journal.ops) {
       const write = staged.get(op);
-      if (write) await this.host.commitWrite(write, syncs);
-      else if (op.action === 'write' && op.after) await this.host.switchSymlink(op.path, contentOf(op.path), syncs);
-      else await this.host.remove(op.path, syncs);
+      if (write) await this.host.commitWrite(write, batch);
+      else if (op.action === 'write' && op.after) await this.host.switchSymlink(op.path, contentOf(op.path), batch);
+      else await this.host.remove(op.path, batch);
       crashPoint(`apply:op:${index++}`);
     }
-    await syncs.flush();
+    await batch.flush();
   }
 
   /** Records progress; undo is the same from every phase, the phase is for status and logs. */
@@ -182,7 +182,7 @@ export class Transaction {
    */
   async undo(): Promise<JournalOp[]> {
     const restored: JournalOp[] = [];
-    const syncs = new DirSyncs();
+    const batch = new HostBatch();
     let index = 0;
     for (const op of [...this.journal.ops].reverse()) {
       crashPoint(`undo:op:${index++}`);
@@ -190,18 +190,18 @@ export class Transaction {
       const now = liveState(await this.host.read(op.path), op.link);
       if (sameState(now, op.before)) continue;
       if (op.before === null) {
-        await this.host.remove(op.path, syncs);
+        await this.host.remove(op.path, batch);
       } else if (op.link) {
-        await this.host.switchSymlink(op.path, (await this.backupOf(op.path, op.before.sha256)).toString('utf8'), syncs);
+        await this.host.switchSymlink(op.path, (await this.backupOf(op.path, op.before.sha256)).toString('utf8'), batch);
       } else if (now?.sha256 === op.before.sha256) {
         await this.host.setAttributes(op.path, op.before.mode, op.before.uid, op.before.gid);
       } else {
         const content = await this.backupOf(op.path, op.before.sha256);
-        await this.host.writeAtomic(op.path, content, op.before.mode, op.before.uid, op.before.gid, syncs);
+        await this.host.writeAtomic(op.path, content, op.before.mode, op.before.uid, op.before.gid, batch);
       }
       restored.push(op);
     }
-    await syncs.flush();
+    await batch.flush();
     for (const dir of [...(this.journal.createdDirs ?? [])].reverse()) await this.host.removeEmptyDir(dir);
     return restored;
   }

@@ -4,10 +4,10 @@
  * included) refuse with PATH_SYMLINK naming the link, and leaves what is outside byte for byte as it was.
  */
 import assert from 'node:assert/strict';
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Host, HostPathError, TEMP_PREFIX } from '../../reconciler/host/host.js';
+import { Host, HostBatch, HostPathError, TEMP_PREFIX } from '../../reconciler/host/host.js';
 import { compareWithInventory } from '../../reconciler/state/drift.js';
 import { sha256 } from '../../reconciler/state/inventory.js';
 
@@ -109,6 +109,39 @@ describe('host adapter: no operation goes through a symlinked directory', functi
       });
     });
   }
+
+  describe('within a batch (one transaction)', () => {
+    const uid = process.getuid?.() ?? 0;
+    const gid = process.getgid?.() ?? 0;
+    const writeIn = async (batch: HostBatch, path: string) => host.commitWrite(await host.stageWrite(path, 'new\n', 0o644, uid, gid, batch), batch);
+
+    for (const [who, share] of [
+      ['another user owns', async (dir: string) => chown(dir, 4242, 4242)],
+      ['anyone can write', async (dir: string) => chmod(dir, 0o777)],
+    ] as const) {
+      it(`checks at every step a directory ${who}, and all below it: swapped for a symlink mid-batch, it is refused`, async () => {
+        await mkdir(join(root, 'srv/apps/lod/conf'), { recursive: true, mode: 0o755 });
+        await share(join(root, 'srv/apps/lod'));
+        const batch = new HostBatch();
+        await writeIn(batch, '/srv/apps/lod/conf/one.conf');
+        await writeIn(batch, '/etc/caddy/Caddyfile');
+        for (const [dir, swapped] of [['/srv/apps/lod/conf', '/srv/apps/lod/conf'], ['/srv/apps/lod', '/srv/apps/lod']] as const) {
+          await rm(join(root, dir), { recursive: true, force: true });
+          await mkdir(join(outside, 'conf'), { recursive: true });
+          await symlink(dir.endsWith('conf') ? join(outside, 'conf') : outside, join(root, dir));
+          const before = await snapshot(outside);
+          await assert.rejects(writeIn(batch, '/srv/apps/lod/conf/two.conf'), refusedAt(swapped));
+          await assert.rejects(host.remove('/srv/apps/lod/conf/one.conf', batch), refusedAt(swapped));
+          assert.deepEqual(await snapshot(outside), before);
+          await rm(join(root, dir));
+          await mkdir(join(root, '/srv/apps/lod/conf'), { recursive: true, mode: 0o755 });
+          await share(join(root, 'srv/apps/lod'));
+        }
+        await batch.flush();
+        assert.equal(await readFile(join(root, 'etc/caddy/Caddyfile'), 'utf8'), 'new\n');
+      });
+    }
+  });
 
   it('refuses to change mode and owner through a symlink that stands at the file itself', async () => {
     await mkdir(join(root, 'etc/caddy'), { recursive: true });
