@@ -81,26 +81,30 @@ export interface ConfinedResult {
 
 // Runs inside the new namespaces as root (of a user namespace, for self-userns): as real root, put a copy of the
 // scratch dir on a tmpfs of SCRATCH_SIZE (nosuid, nodev) mounted over it, so what the command writes is bounded and
-// gone with the namespace (self-userns binds the scratch dir itself, nosuid, nodev); make every other mount
-// read-only; then drop every capability, as real root first becoming the sandbox user. For nobody-userns that user then enters a user namespace where it is root (mapped to itself outside), still
-// without capabilities: tools such as systemd-tmpfiles may then "chown root" what they create in their scratch root.
-// A mount that cannot be made read-only fails the run (exit 125) rather than run open.
+// gone with the namespace (self-userns binds the scratch dir itself, nosuid, nodev); make every other mount that is
+// not read-only yet read-only, one mount(8) each (util-linux before 2.39 cannot do it recursively); then drop every
+// capability, as real root first becoming the sandbox user. For nobody-userns that user then enters a user namespace
+// where it is root (mapped to itself outside), still without capabilities: tools such as systemd-tmpfiles may then
+// "chown root" what they create in their scratch root. A mount that cannot be made read-only fails the run (exit
+// 125) rather than run open. Forks are what a confined command costs most, so the script makes no subshell per
+// mount (an escaped mount point only) and no dirname.
 const SETUP_SCRIPT = `set -eu
 scratch=$1; id=$2; mode=$3; persist=$4; gid=$5; shift 5
 if [ "$mode" = self-userns ] || [ "$persist" = 1 ]; then
   mount --bind "$scratch" "$scratch"
   mount -o remount,bind,nosuid,nodev "$scratch"
 else
-  work=$(mktemp -d -p "$(dirname "$scratch")")
+  work=$(mktemp -d -p "\${scratch%/*}")
   mount -t tmpfs -o size=${SCRATCH_SIZE},nosuid,nodev,mode=0700,uid=$id,gid=$id edge-scratch "$work"
   cp -a "$scratch/." "$work/"
   mount --move "$work" "$scratch"
   rmdir "$work"
 fi
-while read -r _ _ _ _ mp _; do
-  mp=$(printf '%b' "$mp")
+while read -r _ _ _ _ mp opts _; do
+  case "$mp" in *\\*) mp=$(printf '%b' "$mp");; esac
   [ "$mp" = "$scratch" ] && continue
   case "$mp" in /proc|/proc/*) continue;; esac
+  case ",$opts," in *,ro,*) continue;; esac
   mount -o remount,bind,ro "$mp" 2>/dev/null || { echo "edge-reconciler sandbox: cannot make $mp read-only" >&2; exit 125; }
 done < /proc/self/mountinfo
 cd "$scratch"

@@ -104,6 +104,14 @@ describe('repo-supplied commands run confined', function () {
     assert.equal(requests, 0);
   });
 
+  it('a validate command cannot write to any mount: /dev/shm, world-writable on the host, is read-only too', async () => {
+    const script = 'echo pwned > /dev/shm/edge-confined-escape-$$ || echo "error: shm refused"; exit 1';
+    const problems = await validateFiles(inputOf([fileWith('/etc/logrotate.d/x', 'x\n', ['/bin/sh', '-c', script])], work));
+    assert.equal(problems.length, 1);
+    assert.match(problems[0]?.message ?? '', /\/dev\/shm\/edge-confined-escape-\d+: Read-only file system/);
+    assert.deepEqual((await readdir('/dev/shm')).filter((name) => name.startsWith('edge-confined-escape-')), []);
+  });
+
   it('kills a validate command that never exits, with everything it started, at its timeout', async () => {
     const marker = `98${process.pid}7`;
     const file = fileWith('/etc/logrotate.d/x', 'x\n', ['/bin/sh', '-c', `trap "" TERM; sleep ${marker} & sleep ${marker}; wait`]);
