@@ -82,7 +82,7 @@ export interface ConfinedResult {
 // Runs inside the new namespaces as root (of a user namespace, for self-userns): as real root, put a copy of the
 // scratch dir on a tmpfs of SCRATCH_SIZE (nosuid, nodev) mounted over it, so what the command writes is bounded and
 // gone with the namespace (self-userns binds the scratch dir itself, nosuid, nodev); make every other mount that is
-// not read-only yet read-only, one mount(8) each (util-linux before 2.39 cannot do it recursively); then drop every
+// not read-only yet read-only, one mount(8) each (the old mount API cannot do a tree at once); then drop every
 // capability, as real root first becoming the sandbox user. For nobody-userns that user then enters a user namespace
 // where it is root (mapped to itself outside), still without capabilities: tools such as systemd-tmpfiles may then
 // "chown root" what they create in their scratch root. A mount that cannot be made read-only fails the run (exit
