@@ -2,7 +2,7 @@
  * Makes a batch of new files durable at once: one syncfs(2) per filesystem they are on (coreutils `sync -f`), as
  * OSTree commits its objects, instead of an fsync per file. Each fsync is its own trip to the disk with a cache
  * flush; a cold apply of a thousand apps writes six thousand files (the live ones and the generation's copies), and
- * their fsyncs were a quarter of its CPU and most of its wall time. syncfs writes them in one sweep, flushes once,
+ * their fsyncs (9040 with the directories') were about a sixth of its CPU and half its wall time. syncfs writes them in one sweep, flushes once,
  * and reports a write error of any of them (Linux 5.8+).
  *
  * A small batch (a one-file change) is still fsynced file by file: that costs less than starting `sync`, and syncfs

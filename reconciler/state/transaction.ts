@@ -2,8 +2,8 @@
  * The transaction: how a set of files goes live so that a crash at any point leaves the host on exactly the old
  * or the new generation. Before anything changes, every file that will be overwritten or removed is copied into
  * the state dir and a journal lists every step with the before and after state of each path. Each file then goes
- * in atomically (temp beside the target, made durable, renamed over it). At startup a leftover journal is undone from the
- * backups, byte for byte; a health failure undoes it the same way.
+ * in atomically (temp beside the target, made durable, renamed over it). At startup a leftover journal is undone
+ * from the backups, byte for byte; a health failure undoes it the same way.
  */
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { dirname, join, posix } from 'node:path';

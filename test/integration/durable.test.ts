@@ -10,6 +10,7 @@ import { statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { assertStrace } from '../helpers/assertions.js';
 
 const DURABLE = fileURLToPath(new URL('../../reconciler/host/durable.js', import.meta.url));
 
@@ -25,9 +26,7 @@ describe('making a batch of new files durable', function () {
   let dir: string;
 
   before(async () => {
-    // strace comes with systemd/install-deps.sh --e2e; CI never skips a test.
-    const strace = await execa('strace', ['-V'], { reject: false }).catch(() => undefined);
-    assert.equal(strace?.exitCode, 0, 'strace is needed: bash systemd/install-deps.sh --e2e');
+    await assertStrace();
   });
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), 'edge-durable-'));

@@ -9,6 +9,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, stat, unlink, utimes, writeFile 
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { assertStrace } from '../helpers/assertions.js';
 import { CLI } from '../helpers/paths.js';
 import { writeSecretsDir } from '../helpers/cli.js';
 import { exampleAppArgs } from '../helpers/app-repos.js';
@@ -100,9 +101,7 @@ describe('the state dir under faults', function () {
   });
 
   it('fsyncs every stored file and directory of a new generation before it is renamed into place', async function () {
-    // strace comes with systemd/install-deps.sh --e2e; CI never skips a test.
-    const strace = await execa('strace', ['-V'], { reject: false }).catch(() => undefined);
-    assert.equal(strace?.exitCode, 0, 'strace is needed: bash systemd/install-deps.sh --e2e');
+    await assertStrace();
     await commitEdit(repo, 'hosts/lod-prod.yaml', (text) => text.replace('workers: 4', 'workers: 6'));
     const trace = `${stateDir}.strace`;
     cleanup.push(trace);
