@@ -6,12 +6,13 @@
  * Where none can be had (no util-linux, namespaces refused), the command runs in its own process group with the
  * same timeout, and `confinement()` says why so that `check` can print it.
  */
-import { spawn } from 'node:child_process';
-import { constants } from 'node:fs';
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import { closeSync, constants, openSync, unlinkSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { access, chmod, chown, lchown, mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
+import type { Readable } from 'node:stream';
 import { runTempPrefix, type RunTempKind } from './run-temp.js';
 
 /** The uid and gid confined commands run as (`nobody`). */
@@ -79,35 +80,46 @@ export interface ConfinedResult {
   confinement: Confinement;
 }
 
-// Runs inside the new namespaces as root (of a user namespace, for self-userns): as real root, put a copy of the
-// scratch dir on a tmpfs of SCRATCH_SIZE (nosuid, nodev) mounted over it, so what the command writes is bounded and
-// gone with the namespace (self-userns binds the scratch dir itself, nosuid, nodev); make every other mount that is
-// not read-only yet read-only, one mount(8) each (the old mount API cannot do a tree at once); then drop every
-// capability, as real root first becoming the sandbox user. For nobody-userns that user then enters a user namespace
-// where it is root (mapped to itself outside), still without capabilities: tools such as systemd-tmpfiles may then
-// "chown root" what they create in their scratch root. A mount that cannot be made read-only fails the run (exit
-// 125) rather than run open. Forks are what a confined command costs most, so the script makes no subshell per
-// mount (an escaped mount point only) and no dirname.
+// Runs inside the new namespaces as root (of a user namespace, for self-userns): as real root, mount a tmpfs of
+// SCRATCH_SIZE (nosuid, nodev) over the scratch dir and copy what it held into it (the shell's working directory
+// is still the dir underneath), so what the command writes is bounded and gone with the namespace (self-userns and
+// persist bind the scratch dir itself, nosuid, nodev); make every other mount that is not read-only yet read-only:
+// the old mount API cannot do a tree at once, but one `mount -a` over a table of remounts does them all in one
+// process ("/", which `mount -a` always skips, on its own). The table goes to fd 3, an unlinked file the agent
+// opened (mount(8) reads a table from a regular file only), closed before the command starts. Then drop every
+// capability, as real root first becoming the sandbox user. For nobody-userns that user then enters a user
+// namespace where it is root (mapped to itself outside), still without capabilities: tools such as
+// systemd-tmpfiles may then "chown root" what they create in their scratch root. A mount that cannot be made
+// read-only fails the run (exit 125) rather than run open. Processes are what a confined command costs most (a
+// mount(8) per mount point was two thirds of them), so the script starts as few as it can: no subshell per mount
+// line (an escaped mount point only), no mktemp, no rmdir.
 const SETUP_SCRIPT = `set -eu
 scratch=$1; id=$2; mode=$3; persist=$4; gid=$5; shift 5
-if [ "$mode" = self-userns ] || [ "$persist" = 1 ]; then
-  mount --bind "$scratch" "$scratch"
-  mount -o remount,bind,nosuid,nodev "$scratch"
-else
-  work=$(mktemp -d -p "\${scratch%/*}")
-  mount -t tmpfs -o size=${SCRATCH_SIZE},nosuid,nodev,mode=0700,uid=$id,gid=$id edge-scratch "$work"
-  cp -a "$scratch/." "$work/"
-  mount --move "$work" "$scratch"
-  rmdir "$work"
-fi
-while read -r _ _ _ _ mp opts _; do
-  case "$mp" in *\\*) mp=$(printf '%b' "$mp");; esac
-  [ "$mp" = "$scratch" ] && continue
-  case "$mp" in /proc|/proc/*) continue;; esac
-  case ",$opts," in *,ro,*) continue;; esac
-  mount -o remount,bind,ro "$mp" 2>/dev/null || { echo "edge-reconciler sandbox: cannot make $mp read-only" >&2; exit 125; }
-done < /proc/self/mountinfo
 cd "$scratch"
+if [ "$mode" = self-userns ] || [ "$persist" = 1 ]; then
+  mount --bind -o nosuid,nodev "$scratch" "$scratch"
+else
+  mount -t tmpfs -o size=${SCRATCH_SIZE},nosuid,nodev,mode=0700,uid=$id,gid=$id edge-scratch "$scratch"
+  cp -a ./. "$scratch/"
+fi
+cd "$scratch"
+root=0; remounts=''
+while read -r _ _ _ _ mp opts _; do
+  path=$mp
+  case "$mp" in *\\*) path=$(printf '%b' "$mp");; esac
+  [ "$path" = "$scratch" ] && continue
+  case "$path" in /proc|/proc/*) continue;; esac
+  case ",$opts," in *,ro,*) continue;; esac
+  if [ "$path" = / ]; then root=1; else remounts="$remounts
+none $mp none remount,bind,ro 0 0"; fi
+done < /proc/self/mountinfo
+refuse() { echo "edge-reconciler sandbox: cannot make $1 read-only" >&2; exit 125; }
+if [ "$root" = 1 ]; then mount -o remount,bind,ro / || refuse /; fi
+if [ -n "$remounts" ]; then
+  printf '%s\n' "$remounts" >&3
+  mount -a -T /dev/fd/3 || refuse 'every mount'
+fi
+exec 3>&-
 if [ "$mode" = self-userns ]; then
   exec setpriv --inh-caps=-all --bounding-set=-all --no-new-privs -- "$@"
 fi
@@ -140,7 +152,7 @@ async function probeConfinement(): Promise<Confinement> {
   try {
     await prepareScratch(scratch, root);
     const trial = (mode: ConfinementMode) =>
-      spawnCollect(sandboxArgv(scratch, mode, ['/bin/sh', '-c', 'id -u']), {}, 10_000).then((result) => ({
+      spawnCollect(sandboxArgv(scratch, mode, ['/bin/sh', '-c', 'id -u']), { mountTable: true }, 10_000).then((result) => ({
         ok: result.exitCode === 0 && result.stdout.trim() === (mode === 'nobody' ? String(SANDBOX_ID) : '0'),
         why: (result.stderr.trim().split('\n').pop() ?? '') || `exit ${result.exitCode ?? result.signal ?? 'unknown'}`,
       }));
@@ -237,7 +249,7 @@ export async function runWith(command: ConfinedCommand, mode: Confinement): Prom
     return { ...emptyResult(mode), startError: exists ? 'EACCES' : 'ENOENT' };
   }
   const argv = mode.confined && mode.mode ? sandboxArgv(command.scratchDir, mode.mode, [resolved, ...args], command) : [resolved, ...args];
-  const result = await spawnCollect(argv, { env, cwd: command.scratchDir, signal: command.signal }, command.timeoutMs);
+  const result = await spawnCollect(argv, { env, cwd: command.scratchDir, signal: command.signal, mountTable: mode.confined }, command.timeoutMs);
   return { ...result, confinement: mode };
 }
 
@@ -263,24 +275,40 @@ export async function findExecutable(name: string, path = process.env.PATH ?? '/
   return undefined;
 }
 
+/** An unlinked file for a sandbox's table of remounts (fd 3 of its set-up script): it goes with its last descriptor. */
+function openMountTable(): number {
+  const path = join(tmpdir(), `${runTempPrefix('sandbox')}mounts-${randomBytes(6).toString('hex')}`);
+  const fd = openSync(path, 'wx+', 0o600);
+  unlinkSync(path);
+  return fd;
+}
+
 /**
- * Spawns `argv` as the leader of its own process group and collects the tails of its output. On timeout or abort
+ * Spawns `argv` as the leader of its own process group and collects the tails of its output; with `mountTable`, an
+ * empty file for the sandbox's table of remounts is its fd 3. On timeout or abort
  * the whole group gets SIGKILL (under `unshare --kill-child` that ends the whole PID namespace); when the leader
  * exits, whatever it left in its group is killed too, so nothing outlives the call.
  */
 function spawnCollect(
   argv: readonly string[],
-  options: { env?: Record<string, string>; cwd?: string; signal?: AbortSignal },
+  options: { env?: Record<string, string>; cwd?: string; signal?: AbortSignal; mountTable?: boolean },
   timeoutMs: number,
 ): Promise<Omit<ConfinedResult, 'confinement'>> {
   return new Promise((resolve) => {
     const [program = '', ...args] = argv;
-    const child = spawn(program, args, {
-      cwd: options.cwd,
-      env: options.env ?? { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' },
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const table = options.mountTable ? openMountTable() : undefined;
+    let child: ChildProcessByStdio<null, Readable, Readable>;
+    try {
+      child = spawn(program, args, {
+        cwd: options.cwd,
+        env: options.env ?? { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' },
+        detached: true,
+        stdio: ['ignore', 'pipe', 'pipe', ...(table === undefined ? [] : [table])],
+      }) as ChildProcessByStdio<null, Readable, Readable>;
+    } finally {
+      // The child has its own descriptor now.
+      if (table !== undefined) closeSync(table);
+    }
     const stdout = new Tail();
     const stderr = new Tail();
     child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));

@@ -4,7 +4,7 @@
  * imports cannot leave /etc/caddy; and `check` says when confinement is not available.
  */
 import assert from 'node:assert/strict';
-import { chmod, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -110,6 +110,30 @@ describe('repo-supplied commands run confined', function () {
     assert.equal(problems.length, 1);
     assert.match(problems[0]?.message ?? '', /\/dev\/shm\/edge-confined-escape-\d+: Read-only file system/);
     assert.deepEqual((await readdir('/dev/shm')).filter((name) => name.startsWith('edge-confined-escape-')), []);
+  });
+
+  it('a validate command sees every mount read-only but its scratch dir and /proc, one with a space in its name too, and no descriptor of the set-up', async () => {
+    // A writable mount of its own whose name mountinfo escapes (\040): the set-up must name it right.
+    const spaced = join(work, 'mount with space');
+    await mkdir(spaced);
+    await chmod(work, 0o755);
+    await execa('mount', ['-t', 'tmpfs', '-o', 'size=1m,mode=1777', 'edge-test', spaced]);
+    try {
+      // One line: the mounts left writable (the one on top at each mount point: a mount hidden under another is out
+      // of reach), whether fd 3 (the set-up's table of remounts) is still open, and what writing to the new mount did.
+      const script = [
+        `w=$( { echo pwned > '${spaced}/x'; } 2>&1 ) && w=written`,
+        `rw=$(awk -v pwd="$PWD" '{ top[$5] = $6 } END { for (m in top) if (m !~ /^\\/proc(\\/|$)/ && m != pwd && ("," top[m] ",") !~ /,ro,/) printf "%s ", m }' /proc/self/mountinfo)`,
+        '[ -e /proc/self/fd/3 ] && fd=open || fd=closed',
+        'echo "error: writable [$rw] fd 3 $fd; $w" >&2; exit 1',
+      ].join('\n');
+      const [problem, ...more] = await validateFiles(inputOf([fileWith('/etc/logrotate.d/x', 'x\n', ['/bin/sh', '-c', script])], work));
+      assert.deepEqual(more, []);
+      assert.match(problem?.message ?? '', /: error: writable \[\] fd 3 closed; .*mount with space\/x: Read-only file system$/);
+      await assert.rejects(stat(join(spaced, 'x')), { code: 'ENOENT' });
+    } finally {
+      await execa('umount', [spaced]);
+    }
   });
 
   it('kills a validate command that never exits, with everything it started, at its timeout', async () => {
