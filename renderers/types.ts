@@ -201,6 +201,11 @@ export interface Renderer {
    */
   verdictScope?: 'file' | 'kind' | 'host';
   /**
+   * What of a file's content the validator's verdict depends on (default: all of it): files that differ only where
+   * the tool cannot see, such as comments, share a verdict.
+   */
+  verdictText?(content: string): string;
+  /**
    * The validator reads this kind's files from the staged tree (`stagingDir`); the files of other kinds are never
    * written there (env files hold secrets, and a cold host has thousands of files).
    */

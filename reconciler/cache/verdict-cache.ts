@@ -1,11 +1,13 @@
 /**
  * The validator verdict cache: a kind's validator passed on exactly these staged files (every field of the files
  * of that kind, their content by hash, and the path, kind and hash of every other file of the host, which a
- * validator may read: caddy imports), with these guard rails. Only passes are kept; a failure is always found again
- * by the real tool, so its problems are always current.
+ * validator may read: caddy imports), with these guard rails. A content hash covers what the kind's validator
+ * judges (renderers/types.ts `verdictText`: a Caddyfile without its comment lines). Only passes are kept; a
+ * failure is always found again by the real tool, so its problems are always current.
  */
 import type { Guards, ResourceKind } from '../model.js';
 import type { RenderedFile } from '../../renderers/types.js';
+import { rendererFor } from '../../renderers/registry.js';
 import { cacheKey, digestOf, type CachePack } from './pack.js';
 
 /** What a validator is given besides the files. */
@@ -43,7 +45,8 @@ export class VerdictCache {
   private hash(file: RenderedFile): string {
     let hash = this.hashes.get(file);
     if (!hash) {
-      hash = digestOf(file.content);
+      const judged = rendererFor(file.kind).verdictText;
+      hash = digestOf(judged ? judged(file.content) : file.content);
       this.hashes.set(file, hash);
     }
     return hash;

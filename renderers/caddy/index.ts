@@ -3,6 +3,7 @@ import type { Renderer } from '../types.js';
 import { renderCaddy } from './render.js';
 import { caddySchema } from './schema.js';
 import { validateCaddy } from './validate.js';
+import { caddyVerdictText } from './verdict-text.js';
 
 /** Renders and validates caddy resources. */
 export const caddyRenderer: Renderer = {
@@ -10,4 +11,5 @@ export const caddyRenderer: Renderer = {
   schema: caddySchema,
   render: renderCaddy,
   validate: (input) => validateCaddy(input),
+  verdictText: caddyVerdictText,
 };

@@ -232,6 +232,26 @@ describe('content-addressed caches', () => {
     assert.ok(problems.some((problem) => problem.code.startsWith('CADDY')), JSON.stringify(problems));
   });
 
+  it('shares a Caddyfile verdict with files that differ only in a comment line, never with one that differs in a directive', async () => {
+    await generateWorkload(dir, 2);
+    const caches = memoryCaches();
+    const state = await loadDesiredState(dir);
+    const files = render(state, HOST, secretsOf({}));
+    const withMain = (edit: (text: string) => string) => files.map((file) => (file.path === '/etc/caddy/Caddyfile' ? { ...file, content: edit(file.content) } : file));
+    assert.deepEqual(await collectValidationProblems(state, files, { verdicts: caches.verdicts }), []);
+    const first = caches.counters().verdicts;
+    // Another host's Caddyfile: its comment names that host, and it has a comment line more.
+    const commented = withMain((text) => `${text.replace(HOST, 'edge-017')}\n\t# added by hand\n`);
+    assert.deepEqual(await collectValidationProblems(state, commented, { verdicts: caches.verdicts }), []);
+    const second = caches.counters().verdicts;
+    assert.equal(second.misses, first.misses, 'no verdict was missing: caddy did not run again');
+    assert.ok(second.hits > first.hits);
+    const otherAdmin = withMain((text) => text.replace('admin localhost:2019', 'admin localhost:2020'));
+    assert.notEqual(otherAdmin.find((file) => file.path === '/etc/caddy/Caddyfile')?.content, files.find((file) => file.path === '/etc/caddy/Caddyfile')?.content);
+    assert.deepEqual(await collectValidationProblems(state, otherAdmin, { verdicts: caches.verdicts }), []);
+    assert.ok(caches.counters().verdicts.misses > second.misses, 'a changed directive is validated again');
+  });
+
   it('reads a managed file again once its stat changed, and trusts an unchanged stat only after a full match', async () => {
     const root = join(dir, 'root');
     await mkdir(join(root, 'etc'), { recursive: true });

@@ -153,6 +153,28 @@ describe('caddy renderer', () => {
     });
   });
 
+  describe('verdictText', () => {
+    const verdictText = caddyRenderer.verdictText ?? ((text: string) => text);
+
+    it('drops the lines that are blank or only a comment, and nothing else', () => {
+      const text = '# Managed on edge-001\n{\n\t# note\n\tadmin localhost:2019 # inline stays\n}\n\t\nimport sites/*.caddy\n';
+      assert.equal(verdictText(text), '{\n\tadmin localhost:2019 # inline stays\n}\nimport sites/*.caddy');
+      assert.equal(verdictText(text.replace('edge-001', 'edge-417')), verdictText(text));
+    });
+
+    it('keeps whole a file where a "#" line may not be a comment, a comment may reach the next line, or one names an import', () => {
+      const cases = [
+        ':80 {\n\trespond "ok\n# inside a quoted token\n"\n}\n',
+        ':80 {\n\trespond `ok\n# inside a raw token\n`\n}\n',
+        ':80 {\n\t# a comment \\\n\tcontinued\n}\n',
+        ':80 {\n\trespond <<EOF\n# heredoc text\nEOF\n}\n',
+        '# {$SITE_NOTE}\n:80\n',
+        '# {import /etc/shadow\n:80\n',
+      ];
+      for (const text of cases) assert.equal(verdictText(text), text, text);
+    });
+  });
+
   describe('validate (real caddy)', function () {
     this.timeout(180_000);
     let stagingDir: string;
