@@ -68,11 +68,12 @@ export class CachePack {
   /** Reads `<dir>/<namespace>.json`; missing, damaged or of another engine: an empty pack. */
   static async open(dir: string, namespace: string): Promise<CachePack> {
     const file = join(dir, `${namespace}.json`);
-    const text = await readFile(file, 'utf8').catch(() => undefined);
-    if (text === undefined) return new CachePack(file, {}, false);
-    const newline = text.indexOf('\n');
-    const body = text.slice(newline + 1);
-    if (newline !== 64 || digestOf(body) !== text.slice(0, newline)) return new CachePack(file, {}, true);
+    // Bytes first: the hash is checked on them, not on a string converted back to UTF-8 (megabytes at 1000 apps).
+    const data = await readFile(file).catch(() => undefined);
+    if (data === undefined) return new CachePack(file, {}, false);
+    const newline = data.indexOf(0x0a);
+    if (newline !== 64 || digestOf(data.subarray(newline + 1)) !== data.toString('latin1', 0, newline)) return new CachePack(file, {}, true);
+    const body = data.toString('utf8', newline + 1);
     // The body: a header line, then one `key<TAB>value JSON` line per entry (JSON text never holds a raw newline).
     const lines = body.split('\n');
     let header: Partial<PackHeader>;
@@ -120,12 +121,12 @@ export class CachePack {
     const unusedDropped = Object.keys(this.stored).some((key) => !this.used.has(key));
     if (!this.dirty && !unusedDropped) return;
     const header = JSON.stringify({ format: PACK_FORMAT, engine: ENGINE_VERSION } satisfies PackHeader);
-    const body = [header, ...[...this.used].map(([key, value]) => `${key}\t${value}`)].join('\n');
+    const body = Buffer.from([header, ...[...this.used].map(([key, value]) => `${key}\t${value}`)].join('\n'));
     const dir = join(this.file, '..');
     await mkdir(dir, { recursive: true, mode: 0o700 });
     const temp = `${this.file}.tmp-${crypto.randomBytes(4).toString('hex')}`;
     try {
-      await writeFile(temp, `${digestOf(body)}\n${body}`, { mode: 0o600 });
+      await writeFile(temp, Buffer.concat([Buffer.from(`${digestOf(body)}\n`), body]), { mode: 0o600 });
       await rename(temp, this.file);
     } catch (error) {
       await rm(temp, { force: true });
