@@ -10,6 +10,7 @@ import { SymlinkRefusedError } from '../host/host.js';
 import { inventoryOf, type ManagedFile } from '../state/inventory.js';
 import { inputsFingerprint } from '../source/inputs.js';
 import { need, type RunContext, type RunState } from '../run-context.js';
+import { CopyStats } from '../state/copy-stats.js';
 import type { GenerationMeta } from '../state/state-store.js';
 import { Transaction } from '../state/transaction.js';
 import type { RenderedFile } from '../../renderers/types.js';
@@ -113,6 +114,7 @@ export async function applyChanges(ctx: RunContext, state: RunState): Promise<vo
   await refuseSymlinks(ctx, plan.changes.map((change) => change.path));
   const links = new Set([...files.filter((file) => file.link).map((file) => file.path), ...state.previous.filter((entry) => entry.link).map((entry) => entry.path)]);
   await refuseOddObjects(ctx, changedPaths, links);
+  const copies = await CopyStats.open(ctx.cacheDir);
   state.generation = await store.createGeneration(
     {
       revision: need(state.revision, 'revision'),
@@ -126,7 +128,9 @@ export async function applyChanges(ctx: RunContext, state: RunState): Promise<vo
     },
     files.map(toManagedFile),
     state.previousGeneration,
+    copies,
   );
+  await copies.save().catch((error: unknown) => ctx.log.warn({ err: String(error) }, 'could not write the stored copies\' stats'));
   crashPoint('apply:generation');
   const byPath = new Map(files.map((file) => [file.path, file]));
   const changed = plan.changes.filter((change) => change.action !== 'unchanged');

@@ -16,6 +16,7 @@ import { makeDurable } from '../host/durable.js';
 import { syncDir } from '../host/host.js';
 import { contentHash, sha256, type InventoryEntry, type ManagedFile } from './inventory.js';
 import { acquireLock, type Unlock } from './lock.js';
+import type { CopyStats } from './copy-stats.js';
 import type { HealthCheckSpec } from '../model.js';
 
 /** What became of a generation. */
@@ -195,6 +196,7 @@ export class StateStore {
     meta: Omit<GenerationMeta, 'generation'>,
     files: readonly ManagedFile[],
     reuse?: GenerationMeta,
+    copies?: CopyStats,
   ): Promise<GenerationMeta> {
     const numbers = await this.generationDirs();
     const generation = (numbers.at(-1) ?? 0) + 1;
@@ -202,7 +204,8 @@ export class StateStore {
     const temp = join(this.generationsDir, `${GENERATION_TEMP_PREFIX}${generation}.${randomBytes(4).toString('hex')}`);
     await mkdir(join(temp, 'files'), { recursive: true, mode: 0o700 });
     // Files unchanged since `reuse` are hard links to its copies (a one-file change stores one file), but only
-    // a copy that still matches its hash: a damaged one is written afresh, not carried forward.
+    // a copy that still matches its hash (by its stat, when `copies` vouches for it): a damaged one is written
+    // afresh, not carried forward.
     const unchanged = new Map((reuse?.inventory ?? []).map((entry) => [entry.path, entry.sha256]));
     const dirs = new Set<string>([temp, join(temp, 'files')]);
     const written: string[] = [];
@@ -214,7 +217,7 @@ export class StateStore {
       const hash = contentHash(file);
       if (reuse && unchanged.get(file.path) === hash) {
         const source = join(this.generationsDir, String(reuse.generation), 'files', file.path);
-        if (readIntact(source, hash) && linked(source, path)) continue;
+        if ((copies ? copies.intact(source, hash) : readIntact(source, hash)) && linked(source, path)) continue;
       }
       writeFileSync(path, file.content, { flag: 'wx', mode: 0o600 });
       written.push(path);

@@ -100,6 +100,39 @@ describe('the state dir under faults', function () {
     assert.notEqual((await stat(stored(2))).ino, (await stat(stored(1))).ino);
   });
 
+  it('links an unchanged stored copy by its stat once it matched, and still reads and replaces one damaged since', async function () {
+    await assertStrace();
+    const stored = (n: number, path: string) => join(stateDir, 'generations', String(n), 'files', path);
+    const unit = '/etc/systemd/system/lod.service';
+    // Generation 2 reads each copy of generation 1 once and records its stat.
+    await commitEdit(repo, 'hosts/lod-prod.yaml', (text) => text.replace('workers: 4', 'workers: 6'));
+    assert.equal((await apply()).exitCode, 0);
+    // Damaged in place, same size: only its mtime tells.
+    const size = (await stat(stored(2, unit))).size;
+    await writeFile(stored(2, unit), 'x'.repeat(size));
+    await commitEdit(repo, 'hosts/lod-prod.yaml', (text) => text.replace('workers: 6', 'workers: 8'));
+    const trace = `${stateDir}.strace`;
+    cleanup.push(trace);
+    const args = ['apply', '--repo', repo, '--secrets-dir', secretsDir, ...hostArgs(), ...(await exampleAppArgs())];
+    const traced = await execa('strace', ['-f', '-e', 'trace=openat', '-o', trace, process.execPath, CLI, ...args], { reject: false, timeout: 120_000 });
+    assert.equal(traced.exitCode, 0, String(traced.stderr));
+    const prefix = join(stateDir, 'generations', '2', 'files');
+    const opened = new Set([...(await readFile(trace, 'utf8')).matchAll(/openat\([^"]*"([^"]+)"/g)].map(([, path]) => path ?? '').filter((path) => path.startsWith(prefix)).map((path) => path.slice(prefix.length)));
+    const linked: string[] = [];
+    for (const entry of await readdir(prefix, { recursive: true, withFileTypes: true })) {
+      if (!entry.isFile()) continue;
+      const path = join(entry.parentPath, entry.name).slice(prefix.length);
+      const next = await stat(stored(3, path)).catch(() => undefined);
+      if (next?.ino === (await stat(stored(2, path))).ino) linked.push(path);
+    }
+    assert.ok(linked.length > 5, `most copies are carried forward: ${linked.join(', ')}`);
+    assert.deepEqual(linked.filter((path) => opened.has(path)), [], 'a copy vouched for by its stat is not read');
+    assert.ok(opened.has(unit), 'the damaged copy was read');
+    assert.ok(!linked.includes(unit), 'and stored afresh');
+    const copies = await new StateStore(stateDir).generationFiles(3);
+    assert.ok(copies.some((file) => file.path === unit));
+  });
+
   it('fsyncs every stored file and directory of a new generation before it is renamed into place', async function () {
     await assertStrace();
     await commitEdit(repo, 'hosts/lod-prod.yaml', (text) => text.replace('workers: 4', 'workers: 6'));
