@@ -91,17 +91,15 @@ async function exportInto(given: SourceOptions, dir: string): Promise<ExportedRe
   // A local dir is named by its absolute path, so that it is never mistaken for an option or a URL.
   const options = !given.repo.startsWith('-') && (await isDir(given.repo)) ? { ...given, repo: resolve(given.repo) } : given;
   if (await isDir(options.repo)) {
-    const git = simpleGit(options.repo);
-    const inside = await git.revparse(['--is-inside-work-tree']).catch(() => 'false');
-    const bare = inside.trim() === 'true' ? 'false' : await git.revparse(['--is-bare-repository']).catch(() => 'false');
-    if (inside.trim() === 'true' || bare.trim() !== 'true') {
+    const [inside = 'false', bare = 'false'] = (await simpleGit(options.repo).revparse(['--is-inside-work-tree', '--is-bare-repository']).catch(() => '')).split('\n');
+    if (inside === 'true' || bare !== 'true') {
       if (options.tagPattern !== undefined) {
         throw new EdgeError('FETCH_FAILED', `a tag pattern (${options.tagPattern}) needs a remote or bare repo, and ${options.repo} is a working directory`, {
           stage: 'fetch',
           retry: 'invalid',
         });
       }
-      return inside.trim() === 'true' ? exportCheckout(options, dir) : exportPlainDir(options, dir);
+      return inside === 'true' ? exportCheckout(options, dir) : exportPlainDir(options, dir);
     }
   }
   return exportRemote(options, dir);
@@ -119,19 +117,45 @@ async function checkoutRef(repo: string, asked: string): Promise<string> {
   const problem = asked.startsWith('-') ? 'begins with "-"' : /^[0-9a-f]{4,63}$/.test(asked) ? undefined : refNameProblem(asked);
   if (problem) throw new EdgeError('FETCH_FAILED', `ref ${JSON.stringify(asked)} ${problem}`, { stage: 'fetch', retry: 'invalid' });
   const branch = `refs/heads/${asked}`;
-  const known = await simpleGit(repo).raw(['show-ref', '--verify', '--quiet', branch]).then(() => true, () => false);
+  // Not --quiet: simple-git takes an exit code without a word on stderr for success, and a missing branch as found.
+  const known = (await simpleGit(repo).raw(['show-ref', '--verify', branch]).catch(() => '')).trim() !== '';
   return known ? branch : asked;
 }
 
-async function exportCheckout(options: SourceOptions, dir: string): Promise<ExportedRevision> {
-  const git = simpleGit(options.repo);
-  const asked = await checkoutRef(options.repo, options.ref ?? 'HEAD');
-  const prefix = (await git.revparse(['--show-prefix'])).trim();
+/** Where a checkout's dir sits in its work tree, and what `asked` resolves to there. */
+interface CheckoutPlace {
+  prefix: string;
+  top: string;
+  revision: string;
+  ref: string;
+}
+
+/**
+ * One `git rev-parse` answers it all in the usual case (a process is most of what a no-op of a checkout costs); a
+ * name it cannot answer for at once (unknown, or also a path) is asked again step by step, which names the error.
+ */
+async function checkoutPlace(repo: string, asked: string): Promise<CheckoutPlace> {
+  const git = simpleGit(repo);
+  // raw, not revparse: that trims, and an empty prefix is an empty first line.
+  const lines = (await git.raw(['rev-parse', '--show-prefix', '--show-toplevel', `${asked}^{commit}`, '--symbolic-full-name', asked]).catch(() => '')).split('\n');
+  const [prefix = '', top = '', resolved = '', ref = ''] = lines;
+  if (lines.length >= 3 && top.startsWith('/') && isCommitId(resolved)) return { prefix, top, revision: resolved, ref: ref || asked };
   const revision = (await git.revparse(['--verify', '--quiet', `${asked}^{commit}`]).catch((error) => {
-    throw fetchError(`cannot resolve ${asked} in ${options.repo}`, error, 'refused');
+    throw fetchError(`cannot resolve ${asked} in ${repo}`, error, 'refused');
   })).trim();
-  const ref = (await git.revparse(['--symbolic-full-name', asked]).catch(() => '')).trim() || asked;
-  const top = (await git.revparse(['--show-toplevel'])).trim();
+  // --quiet: an unknown name exits 1 with nothing on stderr, which simple-git takes for an empty answer.
+  if (!isCommitId(revision)) throw fetchError(`cannot resolve ${asked} in ${repo}`, new Error(`${asked} names no commit`), 'refused');
+  return {
+    prefix: (await git.revparse(['--show-prefix'])).trim(),
+    top: (await git.revparse(['--show-toplevel'])).trim(),
+    revision,
+    ref: (await git.revparse(['--symbolic-full-name', asked]).catch(() => '')).trim() || asked,
+  };
+}
+
+async function exportCheckout(options: SourceOptions, dir: string): Promise<ExportedRevision> {
+  const asked = await checkoutRef(options.repo, options.ref ?? 'HEAD');
+  const { prefix, top, revision, ref } = await checkoutPlace(options.repo, asked);
   const folder = [prefix.replace(/\/$/, ''), options.path].filter(Boolean).join('/');
   const treeish = folder ? `${revision}:${folder}` : revision;
   const skip = await resolved(options, { revision, kind: 'checkout', ref, ...tagOf(ref), gitDir: top });

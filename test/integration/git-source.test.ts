@@ -264,6 +264,22 @@ describe('git source (a real git server on 127.0.0.1)', function () {
     await checkout.materialize();
     assert.equal(await readFile(join(checkout.dir, 'edge.yaml'), 'utf8'), 'version: 1\n');
 
+    // A subfolder of the work tree reads that folder; a commit id is its own ref; a name that is also a path, or
+    // that names nothing, is asked again step by step.
+    const sub = await upstream.commit('sub', { 'site/edge.yaml': 'version: 3\n', 'v2/readme': 'a path named like the tag\n' });
+    await upstream.git(['tag', 'v2', committed]);
+    const folder = await exportRevision(options({ repo: join(upstream.work, 'site') }));
+    assert.equal(folder.revision, sub);
+    assert.equal(folder.files?.get('edge.yaml')?.content.toString(), 'version: 3\n');
+    const byId = await exportRevision(options({ repo: upstream.work, ref: committed }));
+    assert.equal(byId.revision, committed);
+    assert.equal(byId.ref, committed);
+    const ambiguous = await exportRevision(options({ repo: upstream.work, ref: 'v2' }));
+    assert.equal(ambiguous.revision, committed);
+    assert.equal(ambiguous.ref, 'refs/tags/v2');
+    const unknown = await rejection(exportRevision(options({ repo: upstream.work, ref: 'no-such-branch' })));
+    assert.match(unknown.message, /cannot resolve no-such-branch in /);
+
     const plain = await mkdtemp(join(state, 'plain-'));
     await writeFile(join(plain, 'edge.yaml'), 'version: 1\n');
     const copied = await exportRevision(options({ repo: plain }));
