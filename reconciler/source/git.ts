@@ -170,9 +170,12 @@ async function exportRemote(options: SourceOptions, dir: string): Promise<Export
     throw fetchError(`cannot create the mirror ${options.mirrorDir}`, error);
   });
   const { ref, tag } = options.tagPattern !== undefined ? await fetchNewestTag(remote, options.tagPattern) : await fetchRef(remote, options.ref ?? 'HEAD');
+  const notCommit = (error: unknown) => fetchError(`${ref} from ${describeRepo(options.repo)} is not a commit`, error, 'refused');
   const revision = (await simpleGit(options.mirrorDir).revparse(['--verify', '--quiet', 'refs/edge/watched^{commit}']).catch((error) => {
-    throw fetchError(`${ref} from ${describeRepo(options.repo)} is not a commit`, error, 'refused');
+    throw notCommit(error);
   })).trim();
+  // --quiet: a ref to a tree or a blob exits 1 with nothing on stderr, which simple-git takes for an empty answer.
+  if (!isCommitId(revision)) throw notCommit(new Error('it peels to no commit'));
   const found: ResolvedRevision = { revision, kind: 'remote', ref, ...(tag ? { tag } : {}), gitDir: options.mirrorDir };
   const skip = await resolved(options, found);
   const treeish = options.path ? `${revision}:${options.path}` : revision;

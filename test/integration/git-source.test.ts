@@ -93,6 +93,16 @@ describe('git source (a real git server on 127.0.0.1)', function () {
     assert.equal(exported.tag, 'v1');
   });
 
+  it('refuses a watched tag that names a tree, not a commit, and names it', async () => {
+    await upstream.commit('tagged');
+    const tree = await upstream.git(['rev-parse', 'HEAD^{tree}']);
+    await upstream.git(['tag', '-a', '-m', 'a tree', 'tree-tag', tree]);
+    await upstream.push('release', 'tree-tag');
+    const error = await rejection(exportRevision(options({ ref: 'refs/tags/tree-tag' })));
+    assert.equal(error.retry, 'refused');
+    assert.match(error.message, /refs\/tags\/tree-tag from .* is not a commit/);
+  });
+
   it('a tag pattern applies the highest version, numerically, and ignores tags that do not match', async () => {
     const v9 = await upstream.commit('1.2.9');
     await upstream.git(['tag', '-a', '-m', 'r', 'prod-1.2.9']);
