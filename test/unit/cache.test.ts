@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { appName, changeOneApp, generateWorkload } from '../../bench/generate.js';
 import { memoryCaches, openCaches, type Caches } from '../../reconciler/cache/caches.js';
-import { CachePack, cacheKey, digestOf } from '../../reconciler/cache/pack.js';
+import { CachePack, cacheKey, digestOf, REWRITE_SHARE } from '../../reconciler/cache/pack.js';
 import { ReadLog, readsHold, tracked } from '../../reconciler/cache/tracked-values.js';
 import { isJsonSafe } from '../../reconciler/cache/yaml-cache.js';
 import { Host } from '../../reconciler/host/host.js';
@@ -111,6 +111,30 @@ describe('content-addressed caches', () => {
     assert.ok(host);
     const renamed = { ...state, hosts: new Map([[HOST, { ...host, address: '100.64.0.77' }]]) };
     assert.deepEqual(plain(render(renamed, HOST, secretsOf({}), caches)), plain(render(renamed, HOST, secretsOf({}))));
+  });
+
+  it('rewrites a big pack once a share of it changed, not for every entry a run added', async () => {
+    const cacheDir = join(dir, 'packs');
+    const first = await CachePack.open(cacheDir, 'test');
+    for (let k = 0; k < 300; k++) first.put(`key-${k}`, k);
+    await first.save();
+    const read = async () => CachePack.open(cacheDir, 'test');
+    // Two changes of 300 (one added, one replaced) are under REWRITE_SHARE: the pack stays as it was.
+    const second = await read();
+    for (let k = 0; k < 300; k++) assert.equal(second.get(`key-${k}`), k);
+    second.put('key-300', 300);
+    second.put('key-0', 'zero');
+    await second.save();
+    const third = await read();
+    assert.equal(third.get('key-300'), undefined, 'the added entry is made again next time');
+    assert.equal(third.get('key-0'), 0);
+    // Enough changes (here: entries no longer used, dropped) and it is rewritten with what this run used.
+    for (let k = 1; k < 290; k++) third.get(`key-${k}`);
+    await third.save();
+    const fourth = await read();
+    assert.equal(fourth.get('key-1'), 1);
+    assert.equal(fourth.get('key-295'), undefined, 'entries the run did not use are dropped');
+    assert.ok(300 * REWRITE_SHARE > 2 && 300 * REWRITE_SHARE <= 10, 'the shares this test counts on');
   });
 
   it('keeps entries on disk, checks each by its hash, and ignores a damaged entry or another engine version', async () => {
