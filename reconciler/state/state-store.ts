@@ -232,8 +232,12 @@ export class StateStore {
 
   /** Updates the result of a generation. */
   async setResult(n: number, result: GenerationResult, reason?: string): Promise<void> {
-    const meta = await this.readGeneration(n);
-    await this.writeJson(join(this.generationsDir, String(n), 'meta.json'), { ...meta, result, ...(reason ? { reason } : {}) });
+    const updated: GenerationMeta = { ...(await this.readGeneration(n)), result, ...(reason ? { reason } : {}) };
+    const path = this.metaPath(n);
+    await this.writeJson(path, updated);
+    // The file is what this process just wrote: the next reader of this run need not parse megabytes back.
+    const stamp = fileStamp(path);
+    if (stamp) this.metas.set(n, { stamp, meta: deepFreeze(updated) });
   }
 
   /** The files of a generation with their content, checked against the inventory's hashes. */
