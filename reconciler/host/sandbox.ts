@@ -289,9 +289,9 @@ function openMountTable(): number {
 
 /**
  * Spawns `argv` as the leader of its own process group and collects the tails of its output; with `mountTable`, an
- * empty file for the sandbox's table of remounts is its fd 3. On timeout or abort
- * the whole group gets SIGKILL (under `unshare --kill-child` that ends the whole PID namespace); when the leader
- * exits, whatever it left in its group is killed too, so nothing outlives the call.
+ * empty file for the sandbox's table of remounts is its fd 3. On timeout or abort the whole group gets SIGKILL
+ * (under `unshare --kill-child` that ends the whole PID namespace); when the leader exits, whatever it left in its
+ * group is killed too, so nothing outlives the call.
  */
 function spawnCollect(
   argv: readonly string[],
