@@ -11,7 +11,6 @@
  */
 import { statSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { execa } from 'execa';
 import { fsyncPath } from './host.js';
 
 export interface DurableOptions {
@@ -28,6 +27,7 @@ export const FSYNC_UP_TO = 64;
 export async function makeDurable(files: readonly string[], dirs: readonly string[] = [], options: DurableOptions = {}): Promise<void> {
   const { binary = 'sync', fsyncUpTo = FSYNC_UP_TO } = options;
   if (files.length + dirs.length <= fsyncUpTo) return fsyncEach(files, dirs);
+  const { execa } = await import('execa');
   const result = await execa(binary, ['-f', '--', ...oneDirPerFilesystem(files, dirs)], {
     reject: false,
     all: true,

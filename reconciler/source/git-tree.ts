@@ -9,7 +9,6 @@ import { closeSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { EdgeError } from '../errors.js';
 import { fetchError } from './git-errors.js';
 
@@ -68,6 +67,7 @@ export type TreeFiles = Map<string, TreeFile>;
 export async function readTree(gitDir: string, treeish: string, limits: TreeLimits = DEFAULT_TREE_LIMITS): Promise<TreeFiles> {
   let entries: { mode: string; sha: string; path: string; size: number }[];
   try {
+    const { execa } = await import('execa');
     const listed = await execa('git', ['-C', gitDir, 'ls-tree', '-r', '-z', '-l', '--full-tree', '--end-of-options', treeish], { encoding: 'utf8' });
     entries = listed.stdout
       .split('\0')
@@ -128,6 +128,7 @@ async function catBlobs(gitDir: string, shas: readonly string[]): Promise<Buffer
 /** Writes the tree of `treeish` into `dir`. */
 export async function archive(gitDir: string, treeish: string, dir: string): Promise<void> {
   try {
+    const { execa } = await import('execa');
     await execa('git', ['-C', gitDir, 'archive', '--format=tar', '--end-of-options', treeish]).pipe('tar', ['-x', '-C', dir]);
   } catch (error) {
     throw fetchError(`cannot export ${treeish}`, error);

@@ -5,7 +5,6 @@
  * fetch never rewinds a host (people roll back by reverting). Checkouts and plain directories are not checked:
  * they are for development and tests (docs/git-source.md).
  */
-import { execa } from 'execa';
 import { access, constants } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EdgeError } from '../errors.js';
@@ -57,6 +56,7 @@ function short(revision: string): string {
 const REFUSED = { stage: 'fetch', retry: 'refused' } as const;
 
 async function git(gitDir: string, args: string[], env?: Record<string, string>) {
+  const { execa } = await import('execa');
   return execa('git', ['-C', gitDir, ...args], { reject: false, timeout: VERIFY_TIMEOUT_MS, env: { LC_ALL: 'C', ...env }, stdin: 'ignore' });
 }
 
