@@ -34,7 +34,12 @@ export class CopyStats {
 
   /** Opens the records in `cacheDir`; without one, records live in memory only. */
   static async open(cacheDir: string | undefined): Promise<CopyStats> {
-    return new CopyStats(cacheDir ? await CachePack.open(cacheDir, 'copy-stats') : CachePack.inMemory());
+    return cacheDir ? new CopyStats(await CachePack.open(cacheDir, 'copy-stats')) : CopyStats.inMemory();
+  }
+
+  /** Records for this process only: every copy is read and hashed the first time it is asked for. */
+  static inMemory(): CopyStats {
+    return new CopyStats(CachePack.inMemory());
   }
 
   /** True when the stored copy at `path` holds content with sha256 `hash`: by its stat when recorded, else read. */

@@ -5,7 +5,7 @@
  * rendered env files, which hold secrets.
  */
 import { access, mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
-import { linkSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { dirname, join } from 'node:path';
@@ -16,7 +16,7 @@ import { makeDurable } from '../host/durable.js';
 import { syncDir } from '../host/host.js';
 import { contentHash, sha256, type InventoryEntry, type ManagedFile } from './inventory.js';
 import { acquireLock, type Unlock } from './lock.js';
-import type { CopyStats } from './copy-stats.js';
+import { CopyStats } from './copy-stats.js';
 import type { HealthCheckSpec } from '../model.js';
 
 /** What became of a generation. */
@@ -196,7 +196,7 @@ export class StateStore {
     meta: Omit<GenerationMeta, 'generation'>,
     files: readonly ManagedFile[],
     reuse?: GenerationMeta,
-    copies?: CopyStats,
+    copies: CopyStats = CopyStats.inMemory(),
   ): Promise<GenerationMeta> {
     const numbers = await this.generationDirs();
     const generation = (numbers.at(-1) ?? 0) + 1;
@@ -204,7 +204,7 @@ export class StateStore {
     const temp = join(this.generationsDir, `${GENERATION_TEMP_PREFIX}${generation}.${randomBytes(4).toString('hex')}`);
     await mkdir(join(temp, 'files'), { recursive: true, mode: 0o700 });
     // Files unchanged since `reuse` are hard links to its copies (a one-file change stores one file), but only
-    // a copy that still matches its hash (by its stat, when `copies` vouches for it): a damaged one is written
+    // a copy that still matches its hash (read, or vouched for by its stat in `copies`): a damaged one is written
     // afresh, not carried forward.
     const unchanged = new Map((reuse?.inventory ?? []).map((entry) => [entry.path, entry.sha256]));
     const dirs = new Set<string>([temp, join(temp, 'files')]);
@@ -217,7 +217,7 @@ export class StateStore {
       const hash = contentHash(file);
       if (reuse && unchanged.get(file.path) === hash) {
         const source = join(this.generationsDir, String(reuse.generation), 'files', file.path);
-        if ((copies ? copies.intact(source, hash) : readIntact(source, hash)) && linked(source, path)) continue;
+        if (copies.intact(source, hash) && linked(source, path)) continue;
       }
       writeFileSync(path, file.content, { flag: 'wx', mode: 0o600 });
       written.push(path);
@@ -330,15 +330,6 @@ export function isAlive(pid: number): boolean {
     return true;
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/** True when the file at `path` holds content with sha256 `hash`; false when it differs or cannot be read. */
-function readIntact(path: string, hash: string): boolean {
-  try {
-    return sha256(readFileSync(path)) === hash;
-  } catch {
-    return false;
   }
 }
 

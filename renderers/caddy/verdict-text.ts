@@ -17,8 +17,10 @@ const NOTHING_TO_READ = /^[ \t\r]*(?:#|$)/;
 /** `content` without its comment lines and blank lines, or whole where that could change a verdict. */
 export function caddyVerdictText(content: string): string {
   if (UNSAFE.test(content)) return content;
-  const lines = content.split('\n');
-  const kept = lines.filter((line) => !NOTHING_TO_READ.test(line));
-  if (lines.some((line) => NOTHING_TO_READ.test(line) && line.includes('import'))) return content;
+  const kept: string[] = [];
+  for (const line of content.split('\n')) {
+    if (!NOTHING_TO_READ.test(line)) kept.push(line);
+    else if (line.includes('import')) return content;
+  }
   return kept.join('\n');
 }
