@@ -34,7 +34,7 @@ import {
   type Stats,
 } from 'node:fs';
 import { promisify } from 'node:util';
-import { basename, dirname, join, posix } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { EdgeError, type Stage } from '../errors.js';
 import { crashPoint } from './crash-points.js';
@@ -71,9 +71,17 @@ type Parents = 'present' | 'missing';
 /** Opens a regular file for reading or fchown/fchmod without following a symlink or blocking on a FIFO. */
 const OPEN_NOFOLLOW = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 
+/**
+ * What `posix.normalize` would change in an absolute path, or what leads out of the root: an empty component
+ * (`//`), a `.` or `..` component, a NUL.
+ */
+const NOT_NORMAL = /\/\/|\/\.\.?(?:\/|$)|\0/;
+
 /** The live host under `root`. */
 export class Host {
   private realRoot: string | undefined;
+  /** An absolute root, normal and without its trailing slash ('' for '/'); null for a relative one. */
+  private base: string | null | undefined;
 
   constructor(
     readonly root: string,
@@ -87,10 +95,12 @@ export class Host {
    * any other spelling: a `..` would lead out of the root.
    */
   resolve(path: string): string {
-    if (!path.startsWith('/') || path.includes('\0') || posix.normalize(path) !== path || path.split('/').includes('..')) {
+    if (!path.startsWith('/') || NOT_NORMAL.test(path)) {
       throw new HostPathError('PATH_TRAVERSAL', path, `host path ${JSON.stringify(path)} is not absolute and normal`);
     }
-    return this.root === '/' ? path : join(this.root, path);
+    // A no-op resolves every managed path: the root's own spelling is normalized once, not per path.
+    this.base ??= this.root.startsWith('/') ? join(this.root, '/').replace(/\/$/, '') : null;
+    return this.base === null ? join(this.root, path) : this.base + path;
   }
 
   /** Reads what stands at `path`, without following a symlink; undefined when nothing is there. */

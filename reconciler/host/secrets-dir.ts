@@ -34,6 +34,7 @@ export async function readSecretsDir(dir: string): Promise<Map<string, string>> 
   const refusal = notPrivate(info, 'secrets dir', dir, '0700');
   if (refusal) throw new SecretsDirError('SECRETS_DIR_PERMISSIONS', dir, refusal);
   const secrets = new Map<string, string>();
+  const self = process.geteuid?.();
   for (const entry of await readdir(dir, { withFileTypes: true })) {
     if (!entry.isFile() || entry.name.startsWith('.')) continue;
     const path = join(dir, entry.name);
@@ -41,7 +42,7 @@ export async function readSecretsDir(dir: string): Promise<Map<string, string>> 
     // every run; four thread-pool trips per secret cost more than the reads themselves.
     const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
     try {
-      const problem = notPrivate(fstatSync(fd), 'secret file', path, '0600');
+      const problem = notPrivate(fstatSync(fd), 'secret file', path, '0600', self);
       if (problem) throw new SecretsDirError('SECRET_PERMISSIONS', path, problem);
       secrets.set(entry.name, readFileSync(fd, 'utf8').replace(/\r?\n$/, ''));
     } finally {
@@ -53,12 +54,12 @@ export async function readSecretsDir(dir: string): Promise<Map<string, string>> 
 
 /**
  * Why `info` is not private to the agent's own user (owned by it, closed to group and others), or undefined when
- * it is: the one rule for the secrets dir (`mode` 0700) and each secret (0600), wherever they are judged.
+ * it is: the one rule for the secrets dir (`mode` 0700) and each secret (0600), wherever they are judged. `self`
+ * is the agent's effective uid (asked once by a caller judging many files).
  */
-export function notPrivate(info: Stats, what: string, path: string, mode: string): string | undefined {
-  const self = process.geteuid?.();
-  const fix = `make it ${mode} and owned by ${self === 0 || self === undefined ? 'root' : `uid ${self}`} (the agent's user)`;
-  if (self !== undefined && info.uid !== self) return `${what} ${path} is owned by uid ${info.uid}: ${fix}`;
-  if ((info.mode & 0o077) !== 0) return `${what} ${path} has mode ${(info.mode & 0o777).toString(8)}: ${fix}`;
+export function notPrivate(info: Stats, what: string, path: string, mode: string, self = process.geteuid?.()): string | undefined {
+  const fix = () => `make it ${mode} and owned by ${self === 0 || self === undefined ? 'root' : `uid ${self}`} (the agent's user)`;
+  if (self !== undefined && info.uid !== self) return `${what} ${path} is owned by uid ${info.uid}: ${fix()}`;
+  if ((info.mode & 0o077) !== 0) return `${what} ${path} has mode ${(info.mode & 0o777).toString(8)}: ${fix()}`;
   return undefined;
 }

@@ -91,6 +91,8 @@ async function exportInto(given: SourceOptions, dir: string): Promise<ExportedRe
   // A local dir is named by its absolute path, so that it is never mistaken for an option or a URL.
   const options = !given.repo.startsWith('-') && (await isDir(given.repo)) ? { ...given, repo: resolve(given.repo) } : given;
   if (await isDir(options.repo)) {
+    const place = options.tagPattern === undefined ? await workTreePlace(options.repo, options.ref ?? 'HEAD') : undefined;
+    if (place) return exportCheckout(options, dir, place);
     const [inside = 'false', bare = 'false'] = (await simpleGit(options.repo).revparse(['--is-inside-work-tree', '--is-bare-repository']).catch(() => '')).split('\n');
     if (inside === 'true' || bare !== 'true') {
       if (options.tagPattern !== undefined) {
@@ -111,9 +113,14 @@ async function resolved(options: SourceOptions, revision: ResolvedRevision): Pro
   return (await options.skipExport?.(revision.revision)) === true;
 }
 
+/** A name rev-parse resolves as given in a checkout (no branch to prefer over a tag of the same name). */
+function unambiguous(asked: string): boolean {
+  return asked === 'HEAD' || isCommitId(asked) || asked.startsWith('refs/');
+}
+
 /** The name a checkout resolves for `ref`: a branch before a tag of the same name, never an option. */
 async function checkoutRef(repo: string, asked: string): Promise<string> {
-  if (asked === 'HEAD' || isCommitId(asked) || asked.startsWith('refs/')) return asked;
+  if (unambiguous(asked)) return asked;
   const problem = asked.startsWith('-') ? 'begins with "-"' : /^[0-9a-f]{4,63}$/.test(asked) ? undefined : refNameProblem(asked);
   if (problem) throw new EdgeError('FETCH_FAILED', `ref ${JSON.stringify(asked)} ${problem}`, { stage: 'fetch', retry: 'invalid' });
   const branch = `refs/heads/${asked}`;
@@ -130,6 +137,25 @@ interface CheckoutPlace {
   ref: string;
 }
 
+/** The answer of `git rev-parse --show-prefix --show-toplevel X^{commit} --symbolic-full-name X`, when it is whole. */
+function placeOf(lines: string[], asked: string): CheckoutPlace | undefined {
+  const [prefix = '', top = '', resolved = '', ref = ''] = lines;
+  return lines.length >= 3 && top.startsWith('/') && isCommitId(resolved) ? { prefix, top, revision: resolved, ref: ref || asked } : undefined;
+}
+
+/**
+ * Where `repo` sits in a work tree and what `asked` (HEAD, a commit id, a full ref name) resolves to there, from
+ * one process: a no-op of a checkout starts no other. Undefined when it is no work tree, or the name needs more
+ * (a short name, which a branch of that name must win; an unknown one): the step-by-step path answers then.
+ */
+async function workTreePlace(repo: string, asked: string): Promise<CheckoutPlace | undefined> {
+  if (!unambiguous(asked)) return undefined;
+  const args = ['rev-parse', '--is-inside-work-tree', '--show-prefix', '--show-toplevel', `${asked}^{commit}`, '--symbolic-full-name', asked];
+  // raw, not revparse: that trims, and an empty prefix is an empty line.
+  const [inside, ...lines] = (await simpleGit(repo).raw(args).catch(() => '')).split('\n');
+  return inside === 'true' ? placeOf(lines, asked) : undefined;
+}
+
 /**
  * One `git rev-parse` answers it all in the usual case (a process is most of what a no-op of a checkout costs); a
  * name it cannot answer for at once (unknown, or also a path) is asked again step by step, which names the error.
@@ -138,8 +164,8 @@ async function checkoutPlace(repo: string, asked: string): Promise<CheckoutPlace
   const git = simpleGit(repo);
   // raw, not revparse: that trims, and an empty prefix is an empty first line.
   const lines = (await git.raw(['rev-parse', '--show-prefix', '--show-toplevel', `${asked}^{commit}`, '--symbolic-full-name', asked]).catch(() => '')).split('\n');
-  const [prefix = '', top = '', resolved = '', ref = ''] = lines;
-  if (lines.length >= 3 && top.startsWith('/') && isCommitId(resolved)) return { prefix, top, revision: resolved, ref: ref || asked };
+  const place = placeOf(lines, asked);
+  if (place) return place;
   const revision = (await git.revparse(['--verify', '--quiet', `${asked}^{commit}`]).catch((error) => {
     throw fetchError(`cannot resolve ${asked} in ${repo}`, error, 'refused');
   })).trim();
@@ -153,9 +179,8 @@ async function checkoutPlace(repo: string, asked: string): Promise<CheckoutPlace
   };
 }
 
-async function exportCheckout(options: SourceOptions, dir: string): Promise<ExportedRevision> {
-  const asked = await checkoutRef(options.repo, options.ref ?? 'HEAD');
-  const { prefix, top, revision, ref } = await checkoutPlace(options.repo, asked);
+async function exportCheckout(options: SourceOptions, dir: string, known?: CheckoutPlace): Promise<ExportedRevision> {
+  const { prefix, top, revision, ref } = known ?? (await checkoutPlace(options.repo, await checkoutRef(options.repo, options.ref ?? 'HEAD')));
   const folder = [prefix.replace(/\/$/, ''), options.path].filter(Boolean).join('/');
   const treeish = folder ? `${revision}:${folder}` : revision;
   const skip = await resolved(options, { revision, kind: 'checkout', ref, ...tagOf(ref), gitDir: top });

@@ -28,11 +28,14 @@ function statText(stat: BigIntStats): string {
 /** The recorded stats of a host's managed files. */
 export class LiveStats {
   private readonly dirs = new Map<string, boolean>();
+  private readonly root: string;
 
   private constructor(
     private readonly pack: CachePack,
     private readonly host: Host,
-  ) {}
+  ) {
+    this.root = resolve(host.root);
+  }
 
   /** Opens the records in `cacheDir` for `host`; without a cache dir, records live in memory only. */
   static async open(host: Host, cacheDir: string | undefined): Promise<LiveStats> {
@@ -92,7 +95,7 @@ export class LiveStats {
 
   /** The root is part of the key: a state dir moved to another root never vouches for its files. */
   private key(path: string): string {
-    return `${resolve(this.host.root)}\0${path}`;
+    return `${this.root}\0${path}`;
   }
 
   private ownedAsListed(stat: BigIntStats, entry: StatEntry): boolean {

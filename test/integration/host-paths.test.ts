@@ -152,10 +152,23 @@ describe('host adapter: no operation goes through a symlinked directory', functi
   });
 
   it('refuses a host path that climbs out of the root', async () => {
-    for (const path of ['/etc/../../outside/lod.env', 'etc/caddy/Caddyfile', '/etc//caddy/Caddyfile']) {
+    const refused = ['/etc/../../outside/lod.env', 'etc/caddy/Caddyfile', '/etc//caddy/Caddyfile', '/..', '/etc/..', '/./etc', '/etc/.', '/etc/\0x', ''];
+    for (const path of refused) {
       await assert.rejects(host.remove(path), { code: 'PATH_TRAVERSAL' });
+      assert.throws(() => host.resolve(path), { code: 'PATH_TRAVERSAL' }, path);
     }
     assert.equal(await readFile(join(outside, 'lod.env'), 'utf8'), 'OUTSIDE=1\n');
+  });
+
+  it('resolves a normal path under any spelling of the root, as join does, and takes names that only start with dots', () => {
+    const paths = ['/etc/caddy/Caddyfile', '/', '/etc/', '/etc/.hidden', '/etc/..hidden', '/etc/a..b/c.', '/srv/app/current'];
+    for (const rootSpelling of ['/', '/srv/root', '/srv/root/', '/srv//root/./', 'relative/root', './relative', '.']) {
+      const spelled = new Host(rootSpelling);
+      for (const path of paths) {
+        const expected = rootSpelling === '/' ? path : join(rootSpelling, path);
+        assert.equal(spelled.resolve(path), expected, `${rootSpelling} + ${path}`);
+      }
+    }
   });
 
   it('reads, writes and removes as before when every directory is real, and a missing one means nothing is there', async () => {
