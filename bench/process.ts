@@ -7,7 +7,7 @@
  *   npm run bench:process            (= npm run build && npm run dist && node dist/bench/process.js)
  *   node dist/bench/process.js --apps 100 --runs 10
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -16,16 +16,12 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BENCH_HOST, generateWorkloadRepo, writeWorkloadSecrets } from './generate.js';
 import { median } from './report.js';
+import { timed, UNIT_ENV, type Timing } from './timed.js';
 
 const PROJECT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const EXECUTABLE = join(PROJECT, 'dist-bin', 'edge-reconciler');
 const NODE_CLI = join(PROJECT, 'dist', 'reconciler', 'cli', 'main.js');
 
-/** One measured command: wall and CPU seconds. */
-interface Timing {
-  wall: number;
-  cpu: number;
-}
 
 /** The figures of one way of running the agent. */
 interface Figures {
@@ -36,13 +32,6 @@ interface Figures {
   idleRssMb: number;
 }
 
-/** Runs argv under bash's `time` and returns wall and user+sys seconds; throws on a non-zero exit. */
-function timed(argv: readonly string[]): Timing {
-  const script = 'TIMEFORMAT="%R %U %S"; { time "$@" >/dev/null 2>&1 ; } 2>&1';
-  const out = execFileSync('bash', ['-c', script, 'timed', ...argv], { encoding: 'utf8' }).trim().split('\n').pop() ?? '';
-  const [wall, user, sys] = out.split(' ').map(Number) as [number, number, number];
-  return { wall, cpu: user + sys };
-}
 
 function medianTiming(samples: Timing[]): Timing {
   return { wall: median(samples.map((s) => s.wall)), cpu: median(samples.map((s) => s.cpu)) };
@@ -62,7 +51,7 @@ async function serveFigures(command: readonly string[], config: string, idleMs: 
   const text = await readFile(config, 'utf8');
   const port = Number(/^listen: 127\.0\.0\.1:(\d+)$/m.exec(text)?.[1]);
   const started = performance.now();
-  const child = spawn(command[0] as string, [...command.slice(1), 'serve', '--config', config, '--dry-activate'], { stdio: 'ignore' });
+  const child = spawn(command[0] as string, [...command.slice(1), 'serve', '--config', config, '--dry-activate'], { stdio: 'ignore', env: { ...UNIT_ENV } });
   try {
     let serving = 0;
     for (let attempt = 0; attempt < 2000 && serving === 0; attempt++) {

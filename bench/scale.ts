@@ -1,6 +1,7 @@
 /**
  * Whole-process scale figures (issue 14): what a reconcile costs as a fresh `node dist/reconciler/cli/main.js`
- * process, start-up and children (git, validators) included, wall and CPU (user + sys from bash's `time`), on
+ * process, start-up and children (git, validators) included, wall and CPU (user + sys from bash's `time`), in
+ * the environment a systemd unit gives it (timed.ts), on
  *
  * - the generated single host with N apps (generate.ts; 100 and 1000 by default): cold (empty root and state dir),
  *   no-op (the same commit again), one change (one app's release bumped and committed);
@@ -26,6 +27,7 @@ import { fileURLToPath } from 'node:url';
 import { appName, BENCH_HOST, changeOneApp, generateWorkloadRepo, writeWorkloadSecrets } from './generate.js';
 import { fleetHostApps, fleetHostName, generateFleetRepo, writeFleetSecrets } from './generate-fleet.js';
 import { median } from './report.js';
+import { timed, type Timing } from './timed.js';
 
 const PROJECT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 /**
@@ -34,11 +36,6 @@ const PROJECT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
  */
 let COMMAND: readonly string[] = [process.execPath, join(PROJECT, 'dist', 'reconciler', 'cli', 'main.js')];
 
-/** One process: wall and CPU seconds (user + sys, children included). */
-export interface Timing {
-  wall: number;
-  cpu: number;
-}
 
 /** One row of the scale table. */
 export interface ScaleRow {
@@ -51,13 +48,6 @@ export interface ScaleRow {
   samples: Timing[];
 }
 
-/** Runs argv under bash's `time`; throws on a non-zero exit unless `allowFail`. */
-export function timed(argv: readonly string[], allowFail = false): Timing {
-  const script = `TIMEFORMAT="%R %U %S"; { time "$@" >/dev/null 2>&1 ${allowFail ? '|| true' : ''}; } 2>&1`;
-  const out = execFileSync('bash', ['-c', script, 'timed', ...argv], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 }).trim().split('\n').pop() ?? '';
-  const [wall, user, sys] = out.split(' ').map(Number) as [number, number, number];
-  return { wall, cpu: user + sys };
-}
 
 function row(workload: string, scenario: string, samples: Timing[]): ScaleRow {
   return { workload, scenario, runs: samples.length, wall: median(samples.map((s) => s.wall)), cpu: median(samples.map((s) => s.cpu)), samples };
