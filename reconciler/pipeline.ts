@@ -3,9 +3,9 @@
  * stops the run; its error's class (not its message) decides what happens next.
  */
 import { performance } from 'node:perf_hooks';
-import { setFlagsFromString } from 'node:v8';
 import { EdgeError } from './errors.js';
 import { HostPathError } from './host/host.js';
+import { preferShortRuns } from './host/short-runs.js';
 import { logAt, need, type RunContext, type RunState, type StageStep } from './run-context.js';
 import { activateChanges } from './stages/activate.js';
 import { applyChanges } from './stages/apply.js';
@@ -16,21 +16,6 @@ import type { Caches } from './cache/caches.js';
 import type { LiveStats } from './state/live-stats.js';
 import { contentHash, type InventoryEntry } from './state/inventory.js';
 import type { RenderedFile } from '../renderers/types.js';
-
-/**
- * V8 hands a function to its optimizing compiler once it has run ~132 KB of bytecode. A reconcile lives a second or
- * two: at 1000 apps that compiler spent ~0.35 s of CPU on background threads in a one-change run (a fifth of the
- * run) and ~0.06 s in a no-op, mostly on code the process then barely used. Eight times the budget leaves only
- * truly hot code to it. Set when the plan stages start, or when a no-op meets a big inventory (reconcile.ts), not at
- * start-up: V8 refuses a code cache made under other flags, and set at start-up it cost every small run ~45 ms
- * (node's own modules loaded after it compiled afresh).
- */
-let shortRuns = false;
-export function preferShortRuns(): void {
-  if (shortRuns) return;
-  shortRuns = true;
-  setFlagsFromString('--interrupt-budget=1048576');
-}
 
 /** fetch: resolve the revision and export its tree. */
 export const FETCH: StageStep = { stage: 'fetch', run: fetchRevision };

@@ -6,7 +6,8 @@
 import { rm } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { EdgeError } from './errors.js';
-import { APPLY_PIPELINE, FETCH, PLAN_PIPELINE, preferShortRuns, runStages } from './pipeline.js';
+import { APPLY_PIPELINE, FETCH, PLAN_PIPELINE, runStages } from './pipeline.js';
+import { MANY, preferShortRuns } from './host/short-runs.js';
 import { need, type RunContext, type RunState } from './run-context.js';
 import { liveGeneration, readStatus, recordRun, setAsideDamagedStatus, type RunRecord, type RunResult, type StatusDocument, type WaveStatus } from './state/status.js';
 import { removeLeftovers } from './state/leftovers.js';
@@ -324,14 +325,11 @@ function newRelease(state: RunState, live: GenerationMeta | undefined): boolean 
   return (state.releases ?? []).some((release) => live?.releases?.find((old) => old.app === release.app)?.sha !== release.sha);
 }
 
-/** A live generation with this many files makes even a no-op long enough to tune V8 for (preferShortRuns). */
-const MANY_FILES = 500;
-
 /** True when `revision` is the live generation's, rendered from the same inputs, and the host still matches it. */
 async function liveIsCurrent(ctx: RunContext, live: GenerationMeta, revision: string): Promise<boolean> {
   if (live.revision !== revision || !live.inputs) return false;
-  // Checking a big inventory is hot enough for V8's optimizing compiler to start on it, for nothing (pipeline.ts).
-  if (live.inventory.length >= MANY_FILES) preferShortRuns();
+  // Checking a big inventory is hot enough for V8's optimizing compiler to start on it, for nothing (host/short-runs.ts).
+  if (live.inventory.length >= MANY) preferShortRuns();
   if (inputsFingerprint(ctx.hostName, live.secretNames ?? [], ctx.secrets) !== live.inputs) return false;
   // Stats first: only files whose stat changed since they last matched are read and hashed.
   const stats = await LiveStats.open(ctx.host, ctx.cacheDir);

@@ -5,6 +5,7 @@
 import { closeSync, constants, fstatSync, openSync, readFileSync, type Stats } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { MANY, preferShortRuns } from './short-runs.js';
 
 /** A problem with the host's secrets dir, before any template asks for a value. */
 export class SecretsDirError extends Error {
@@ -35,7 +36,9 @@ export async function readSecretsDir(dir: string): Promise<Map<string, string>> 
   if (refusal) throw new SecretsDirError('SECRETS_DIR_PERMISSIONS', dir, refusal);
   const secrets = new Map<string, string>();
   const self = process.geteuid?.();
-  for (const entry of await readdir(dir, { withFileTypes: true })) {
+  const entries = await readdir(dir, { withFileTypes: true });
+  if (entries.length >= MANY) preferShortRuns();
+  for (const entry of entries) {
     if (!entry.isFile() || entry.name.startsWith('.')) continue;
     const path = join(dir, entry.name);
     // Checked on the open descriptor: what is judged is what is read. Synchronous: small local files, read at
