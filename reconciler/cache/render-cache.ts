@@ -9,7 +9,7 @@ import type { Renderer, RenderInput, RenderedFile, RenderedText, Templates } fro
 import { RenderProblems } from '../../renderers/types.js';
 import type { SecretSource } from '../../renderers/template.js';
 import { cacheKey, digestOf, type CachePack, type PackCounters } from './pack.js';
-import { decodeRead, encodeRead, ReadLog, readsHold, tracked } from './tracked-values.js';
+import { encodeRead, encodedReadsHold, ReadLog, tracked } from './tracked-values.js';
 
 /** How many renders of one resource are kept (hosts that share a role but render it differently). */
 export const MAX_VARIANTS = 8;
@@ -41,6 +41,8 @@ function secretDigest(secrets: SecretSource, name: string): string {
 export class RenderCache {
   private hits = 0;
   private misses = 0;
+  /** Digests of this run's template texts and secret values: a few texts, asked for by thousands of resources. */
+  private readonly digests = new Map<string, { text: string | undefined; digest: string }>();
 
   constructor(private readonly pack: CachePack) {}
 
@@ -56,9 +58,9 @@ export class RenderCache {
     const roots = { host: input.host, data: input.data };
     for (const variant of variants) {
       if (
-        variant.templates.every(([file, digest]) => digestOf(sources.templates.get(file) ?? '\0none') === digest) &&
-        variant.secrets.every(([name, digest]) => secretDigest(sources.secrets, name) === digest) &&
-        readsHold(variant.reads.map(decodeRead), roots)
+        variant.templates.every(([file, digest]) => this.templateDigest(sources, file) === digest) &&
+        variant.secrets.every(([name, digest]) => this.secretDigest(sources, name) === digest) &&
+        encodedReadsHold(variant.reads, roots)
       ) {
         this.hits++;
         return variant.files;
@@ -69,6 +71,23 @@ export class RenderCache {
     if (!fresh) return renderer.render(input);
     this.pack.put(key, [fresh, ...variants].slice(0, MAX_VARIANTS));
     return fresh.files;
+  }
+
+  /** sha256 of a template's text, once per text (a text that changed under the same name is hashed again). */
+  private templateDigest(sources: RenderSources, file: string): string {
+    return this.memo(`template\0${file}`, sources.templates.get(file), (text) => digestOf(text ?? '\0none'));
+  }
+
+  private secretDigest(sources: RenderSources, name: string): string {
+    return this.memo(`secret\0${name}`, sources.secrets.get(name), () => secretDigest(sources.secrets, name));
+  }
+
+  private memo(key: string, text: string | undefined, digest: (text: string | undefined) => string): string {
+    const known = this.digests.get(key);
+    if (known && known.text === text) return known.digest;
+    const fresh = { text, digest: digest(text) };
+    this.digests.set(key, fresh);
+    return fresh.digest;
   }
 
   /** Renders `input` with every read recorded; undefined when the render could not be tracked. */
@@ -98,8 +117,8 @@ export class RenderCache {
     const templates = new Map<string, string>();
     const secrets = new Map<string, string>();
     for (const text of used) {
-      if (sources.templates.has(text.file)) templates.set(text.file, digestOf(sources.templates.get(text.file) as string));
-      for (const name of text.secrets) secrets.set(name, secretDigest(sources.secrets, name));
+      if (sources.templates.has(text.file)) templates.set(text.file, this.templateDigest(sources, text.file));
+      for (const name of text.secrets) secrets.set(name, this.secretDigest(sources, name));
     }
     return {
       reads: reads.map(encodeRead),

@@ -241,6 +241,35 @@ describe('content-addressed caches', () => {
     assert.equal(readsHold(reads, { data: { ...data, list: [1, 2, 3] } }), false);
   });
 
+  it('answers every kind of read again, through a path that became unreachable and through arrays', () => {
+    const data: Record<string, unknown> = { vars: { a: { port: 1, tags: ['x', 'y'] } }, flag: true };
+    const log = new ReadLog();
+    const seen = tracked(data, log, ['data']) as { vars: { a: { port: number; tags: string[]; absent?: number } }; flag: boolean };
+    assert.equal('port' in seen.vars.a, true);
+    assert.equal(Object.prototype.hasOwnProperty.call(seen.vars.a, 'absent'), false);
+    assert.equal(seen.vars.a.tags[1], 'y');
+    assert.deepEqual(Reflect.ownKeys(seen.vars), ['a']);
+    assert.equal(seen.flag, true);
+    const reads = log.list();
+    assert.deepEqual(new Set(reads.map((read) => read.op)), new Set(['get', 'has', 'own', 'keys']));
+    const changed = (vars: unknown, flag: unknown = true) => readsHold(reads, { data: { vars, flag } });
+    assert.equal(changed({ a: { port: 1, tags: ['x', 'y'] } }), true);
+    assert.equal(changed({ a: { port: 2, tags: ['x', 'y'] } }), true, 'only whether port exists was read');
+    assert.equal(changed({ a: { tags: ['x', 'y'] } }), false, '`in` answers otherwise');
+    assert.equal(changed({ a: { port: 1, tags: ['x', 'z'] } }), false);
+    assert.equal(changed({ a: { port: 1, tags: ['x', 'y'], absent: 3 } }), false, 'own answers otherwise');
+    assert.equal(changed({ a: { port: 1, tags: ['x', 'y'] }, b: {} }), false, 'the keys of vars answer otherwise');
+    assert.equal(changed({ a: 7 }), false, 'the path below a is unreachable');
+    assert.equal(changed(null), false);
+    assert.equal(changed({ a: { port: 1, tags: ['x', 'y'] } }, 'yes'), false);
+    // A read recorded as unreachable holds while the path stays unreachable.
+    const unreachable = [{ op: 'get' as const, path: ['data', 'vars', 'a', 'port'], answer: '\0unreachable' }];
+    assert.equal(readsHold(unreachable, { data: { vars: 3 } }), true);
+    assert.equal(readsHold(unreachable, { data: { vars: { a: { port: 1 } } } }), false);
+    assert.equal(readsHold([{ ...unreachable[0], answer: '1' }], { data: { vars: { a: { port: 1 } } } }), true);
+    assert.equal(readsHold([{ ...unreachable[0], answer: '1' }], { data: { vars: 3 } }), false, 'unreachable half-way');
+  });
+
   it('skips a validator only for the exact file set that passed, and runs it again when a file changes', async () => {
     await generateWorkload(dir, 2);
     const caches = memoryCaches();
