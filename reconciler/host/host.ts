@@ -80,15 +80,20 @@ const NOT_NORMAL = /\/\/|\/\.\.?(?:\/|$)|\0/;
 /** The live host under `root`. */
 export class Host {
   private realRoot: string | undefined;
-  /** An absolute root, normal and without its trailing slash ('' for '/'); null for a relative one. */
-  private base: string | null | undefined;
+  /**
+   * An absolute root, normal and without its trailing slash ('' for '/'), which a normal host path is simply
+   * appended to: a no-op resolves every managed path. Undefined for a relative root (joined each time).
+   */
+  private readonly base: string | undefined;
 
   constructor(
     readonly root: string,
     readonly ids: IdResolver = systemIds(),
     /** The live network, for the firewall guard (nothing is known of it under a sandbox root). */
     readonly network: NetworkFacts = networkFactsFor(root),
-  ) {}
+  ) {
+    this.base = root.startsWith('/') ? join(root, '/').replace(/\/$/, '') : undefined;
+  }
 
   /**
    * The host path `path` (absolute and normal, e.g. `/etc/caddy/Caddyfile`) on this machine's filesystem. Refuses
@@ -98,9 +103,7 @@ export class Host {
     if (!path.startsWith('/') || NOT_NORMAL.test(path)) {
       throw new HostPathError('PATH_TRAVERSAL', path, `host path ${JSON.stringify(path)} is not absolute and normal`);
     }
-    // A no-op resolves every managed path: the root's own spelling is normalized once, not per path.
-    this.base ??= this.root.startsWith('/') ? join(this.root, '/').replace(/\/$/, '') : null;
-    return this.base === null ? join(this.root, path) : this.base + path;
+    return this.base === undefined ? join(this.root, path) : this.base + path;
   }
 
   /** Reads what stands at `path`, without following a symlink; undefined when nothing is there. */

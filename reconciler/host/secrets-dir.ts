@@ -36,10 +36,9 @@ export async function readSecretsDir(dir: string): Promise<Map<string, string>> 
   if (refusal) throw new SecretsDirError('SECRETS_DIR_PERMISSIONS', dir, refusal);
   const secrets = new Map<string, string>();
   const self = process.geteuid?.();
-  const entries = await readdir(dir, { withFileTypes: true });
-  if (entries.length >= MANY) preferShortRuns();
-  for (const entry of entries) {
-    if (!entry.isFile() || entry.name.startsWith('.')) continue;
+  const files = (await readdir(dir, { withFileTypes: true })).filter((entry) => entry.isFile() && !entry.name.startsWith('.'));
+  if (files.length >= MANY) preferShortRuns();
+  for (const entry of files) {
     const path = join(dir, entry.name);
     // Checked on the open descriptor: what is judged is what is read. Synchronous: small local files, read at
     // every run; four thread-pool trips per secret cost more than the reads themselves.

@@ -393,7 +393,7 @@ function deepFreeze<T>(value: T): T {
     if (Array.isArray(value)) {
       for (let i = 0; i < value.length; i++) deepFreeze(value[i]);
     } else {
-      for (const key in value) deepFreeze((value as Record<string, unknown>)[key]);
+      for (const key in value) if (Object.hasOwn(value, key)) deepFreeze((value as Record<string, unknown>)[key]);
     }
   }
   return value;
