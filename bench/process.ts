@@ -22,7 +22,6 @@ const PROJECT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const EXECUTABLE = join(PROJECT, 'dist-bin', 'edge-reconciler');
 const NODE_CLI = join(PROJECT, 'dist', 'reconciler', 'cli', 'main.js');
 
-
 /** The figures of one way of running the agent. */
 interface Figures {
   how: string;
@@ -31,7 +30,6 @@ interface Figures {
   startToServing: number;
   idleRssMb: number;
 }
-
 
 function medianTiming(samples: Timing[]): Timing {
   return { wall: median(samples.map((s) => s.wall)), cpu: median(samples.map((s) => s.cpu)) };

@@ -36,7 +36,6 @@ const PROJECT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
  */
 let COMMAND: readonly string[] = [process.execPath, join(PROJECT, 'dist', 'reconciler', 'cli', 'main.js')];
 
-
 /** One row of the scale table. */
 export interface ScaleRow {
   workload: string;
@@ -47,7 +46,6 @@ export interface ScaleRow {
   /** Every sample, for the JSON. */
   samples: Timing[];
 }
-
 
 function row(workload: string, scenario: string, samples: Timing[]): ScaleRow {
   return { workload, scenario, runs: samples.length, wall: median(samples.map((s) => s.wall)), cpu: median(samples.map((s) => s.cpu)), samples };

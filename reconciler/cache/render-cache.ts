@@ -9,7 +9,7 @@ import type { Renderer, RenderInput, RenderedFile, RenderedText, Templates } fro
 import { RenderProblems } from '../../renderers/types.js';
 import type { SecretSource } from '../../renderers/template.js';
 import { cacheKey, digestOf, type CachePack, type PackCounters } from './pack.js';
-import { encodeRead, encodedReadsHold, ReadLog, tracked } from './tracked-values.js';
+import { encodeRead, encodedReadsHold, ReadLog, SEPARATOR, tracked } from './tracked-values.js';
 
 /** How many renders of one resource are kept (hosts that share a role but render it differently). */
 export const MAX_VARIANTS = 8;
@@ -32,8 +32,7 @@ export interface RenderSources {
 }
 
 /** A secret's value as it enters a cache entry: only a hash. */
-function secretDigest(secrets: SecretSource, name: string): string {
-  const value = secrets.get(name);
+function secretDigest(value: string | undefined): string {
   return value === undefined ? 'missing' : digestOf(`secret\0${value}`);
 }
 
@@ -79,7 +78,7 @@ export class RenderCache {
   }
 
   private secretDigest(sources: RenderSources, name: string): string {
-    return this.memo(`secret\0${name}`, sources.secrets.get(name), () => secretDigest(sources.secrets, name));
+    return this.memo(`secret\0${name}`, sources.secrets.get(name), secretDigest);
   }
 
   private memo(key: string, text: string | undefined, digest: (text: string | undefined) => string): string {
@@ -113,7 +112,7 @@ export class RenderCache {
     }
     const reads = log.list();
     // A key holding the encoding's separator could not be read back exactly: such a render is not stored.
-    if (reads.some((read) => read.path.some((segment) => segment.includes('\u0001')))) return undefined;
+    if (reads.some((read) => read.path.some((segment) => segment.includes(SEPARATOR)))) return undefined;
     const templates = new Map<string, string>();
     const secrets = new Map<string, string>();
     for (const text of used) {

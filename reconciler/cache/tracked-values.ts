@@ -34,9 +34,12 @@ export class ReadLog {
   }
 }
 
+/** What joins a read's op, answer and path segments in its encoded line (a segment holding it is never stored). */
+export const SEPARATOR = '\u0001';
+
 /** A read as one line of text (`op`, path segments and answer joined by U+0001): a third of the JSON objects' size. */
 export function encodeRead(read: ValueRead): string {
-  return [read.op, read.answer, ...read.path].join('\u0001');
+  return [read.op, read.answer, ...read.path].join(SEPARATOR);
 }
 
 /** The answer text of a value: primitives as JSON, objects by type (their members are reads of their own). */
@@ -117,8 +120,6 @@ export function encodedReadsHold(reads: readonly string[], roots: Readonly<Recor
   }
   return true;
 }
-
-const SEPARATOR = '\u0001';
 
 function encodedHolds(text: string, roots: Readonly<Record<string, unknown>>): boolean {
   const opEnd = text.indexOf(SEPARATOR);
